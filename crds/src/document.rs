@@ -1,0 +1,144 @@
+//! Parsing the YAML documents users apply (`weft apply -f`), with errors that name
+//! the document, the field and the fix.
+
+use crate::SERVING_API_VERSION;
+use crate::function::Function;
+use crate::revision::Revision;
+use crate::validate::{ValidationErrors, validate_function};
+use serde::Deserialize;
+use thiserror::Error;
+
+/// One resource from a YAML stream.
+#[derive(Debug, Clone)]
+pub enum Document {
+    Function(Box<Function>),
+    Revision(Box<Revision>),
+}
+
+/// Kinds a user may apply, for messages.
+pub const KNOWN_KINDS: &str = "Function (serving.weft.dev/v1alpha1)";
+
+/// Why a document was refused. `index` counts documents from 1.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    #[error("document {index}: not valid YAML: {source}")]
+    Yaml {
+        index: usize,
+        #[source]
+        source: yaml_serde::Error,
+    },
+    #[error(
+        "document {index}: missing field `{field}` (every resource needs apiVersion, kind and metadata.name)"
+    )]
+    Missing { index: usize, field: &'static str },
+    #[error(
+        "document {index}: unknown kind {kind:?} with apiVersion {api_version:?}; weft can apply {KNOWN_KINDS}"
+    )]
+    UnknownKind {
+        index: usize,
+        api_version: String,
+        kind: String,
+    },
+    #[error("document {index} ({kind}): field {field}: {message}")]
+    Shape {
+        index: usize,
+        kind: &'static str,
+        field: String,
+        message: String,
+    },
+    #[error("document {index} ({kind} {name}): {source}")]
+    Invalid {
+        index: usize,
+        kind: &'static str,
+        name: String,
+        #[source]
+        source: ValidationErrors,
+    },
+    #[error("no resources in the input")]
+    Empty,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypeMeta {
+    api_version: Option<String>,
+    kind: Option<String>,
+}
+
+/// Parses a stream of YAML (or JSON) documents into validated resources.
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, DocumentError> {
+    let mut docs = Vec::new();
+    for (i, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let value = yaml_serde::Value::deserialize(de)
+            .map_err(|source| DocumentError::Yaml { index, source })?;
+        if value.is_null() {
+            continue; // an empty document, e.g. a trailing `---`
+        }
+        docs.push(parse_one(index, value)?);
+    }
+    if docs.is_empty() {
+        return Err(DocumentError::Empty);
+    }
+    Ok(docs)
+}
+
+fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, DocumentError> {
+    let meta: TypeMeta = yaml_serde::from_value(value.clone())
+        .map_err(|source| DocumentError::Yaml { index, source })?;
+    let api_version = meta.api_version.ok_or(DocumentError::Missing {
+        index,
+        field: "apiVersion",
+    })?;
+    let kind = meta.kind.ok_or(DocumentError::Missing {
+        index,
+        field: "kind",
+    })?;
+    match (api_version.as_str(), kind.as_str()) {
+        (SERVING_API_VERSION, "Function") => {
+            let f: Function = typed(index, "Function", value)?;
+            check_name(index, "Function", f.metadata.name.as_deref())?;
+            validate_function(&f).map_err(|source| DocumentError::Invalid {
+                index,
+                kind: "Function",
+                name: f.metadata.name.clone().unwrap_or_default(),
+                source,
+            })?;
+            Ok(Document::Function(Box::new(f)))
+        }
+        (SERVING_API_VERSION, "Revision") => Ok(Document::Revision(Box::new(typed(
+            index, "Revision", value,
+        )?))),
+        _ => Err(DocumentError::UnknownKind {
+            index,
+            api_version,
+            kind,
+        }),
+    }
+}
+
+fn check_name(index: usize, kind: &'static str, name: Option<&str>) -> Result<(), DocumentError> {
+    match name {
+        Some(_) => Ok(()),
+        None => Err(DocumentError::Shape {
+            index,
+            kind,
+            field: "metadata.name".into(),
+            message: "missing".into(),
+        }),
+    }
+}
+
+/// Deserializes with the path of the failing field kept for the message.
+fn typed<T: serde::de::DeserializeOwned>(
+    index: usize,
+    kind: &'static str,
+    value: yaml_serde::Value,
+) -> Result<T, DocumentError> {
+    serde_path_to_error::deserialize(value).map_err(|e| DocumentError::Shape {
+        index,
+        kind,
+        field: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}

@@ -1,0 +1,137 @@
+//! The `Function` resource: a template for revisions, a traffic split, and the RPC
+//! interfaces it serves. Shaped like a Knative Service.
+
+use crate::condition::Condition;
+use crate::revision::RevisionSpec;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a user deploys. Each change of `spec.template` creates a new immutable
+/// Revision; `spec.traffic` splits requests between revisions.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[kube(
+    group = "serving.weft.dev",
+    version = "v1alpha1",
+    kind = "Function",
+    namespaced,
+    status = "FunctionStatus",
+    shortname = "fn",
+    category = "weft",
+    doc = "A weft function: a template for immutable revisions and a traffic split between them",
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(
+        name = "LatestCreated",
+        type_ = "string",
+        json_path = ".status.latestCreatedRevisionName"
+    ),
+    printcolumn(
+        name = "LatestReady",
+        type_ = "string",
+        json_path = ".status.latestReadyRevisionName"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSpec {
+    /// The revision template; changing it creates a new revision.
+    pub template: RevisionTemplate,
+    /// How requests are split between revisions. Empty means 100 % to the latest
+    /// ready revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<TrafficTarget>,
+    /// RPC interfaces (e.g. `com.example.UserService`) this function serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceSpec>,
+}
+
+/// Template metadata (scaling annotations live here, as in Knative) and spec.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionTemplate {
+    #[serde(default, skip_serializing_if = "TemplateMetadata::is_empty")]
+    pub metadata: TemplateMetadata,
+    pub spec: RevisionSpec,
+}
+
+/// The part of object metadata a template may set.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl TemplateMetadata {
+    pub fn is_empty(&self) -> bool {
+        self.annotations.is_empty() && self.labels.is_empty()
+    }
+}
+
+/// One entry of the traffic split, as Knative's `TrafficTarget`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficTarget {
+    /// A fixed revision; exclusive with `latestRevision: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_name: Option<String>,
+    /// Follow the latest ready revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_revision: Option<bool>,
+    /// Share of requests, 0–100; all entries add up to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub percent: Option<u32>,
+    /// Gives the target its own host `<tag>-<function>.<namespace>.<domain>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Set in status: the URL of a tagged target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// An RPC interface a function serves, for interface-name addressing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct InterfaceSpec {
+    /// Interface name, e.g. `com.example.UserService`.
+    pub name: String,
+    /// `dubbo`, `bolt`, `grpc` or `http`.
+    pub protocol: String,
+}
+
+/// What the platform reports about a Function.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_created_revision_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_ready_revision_name: Option<String>,
+    /// The split in force, with `latestRevision` resolved to a revision name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<TrafficTarget>,
+}
