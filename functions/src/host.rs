@@ -1,0 +1,214 @@
+//! One revision's function host: a module linked once into an `InstancePre`, then
+//! a fresh store and instance per request, so requests share nothing.
+
+use crate::cgi::{GuestRequest, GuestResponse, parse_output};
+use crate::engine::EPOCH_TICK;
+use crate::error::HostError;
+use std::time::Duration;
+use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+
+/// Largest response body a guest may write; more is an error, not a truncation.
+pub const MAX_STDOUT: usize = 16 << 20;
+/// Guest stderr kept for the log per request.
+const MAX_STDERR: usize = 64 << 10;
+/// Table elements a guest may grow to (function pointers; generous for real code).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Which function and revision a host runs, for logs and the guest's environment.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub namespace: String,
+    pub function: String,
+    pub revision: String,
+}
+
+/// Per-request limits from the revision spec.
+#[derive(Debug, Clone, Copy)]
+pub struct HostLimits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+}
+
+/// Per-request store data: the WASI context and the memory limiter.
+struct GuestState {
+    wasi: WasiP1Ctx,
+    limiter: MemoryCap,
+}
+
+/// Caps linear memory and remembers whether it refused a growth, so a guest that
+/// aborts after `malloc` failed is reported as out of memory, not as a bare trap.
+struct MemoryCap {
+    limit: usize,
+    refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.limit && max.is_none_or(|m| desired <= m);
+        self.refused |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && max.is_none_or(|m| desired <= m))
+    }
+}
+
+/// Runs one revision's module. Cheap to share across threads (`&self` calls).
+pub struct FunctionHost {
+    engine: Engine,
+    pre: InstancePre<GuestState>,
+    limits: HostLimits,
+    identity: Identity,
+    env: Vec<(String, String)>,
+}
+
+impl FunctionHost {
+    /// Links `module` against WASI preview 1 only; anything else it imports fails
+    /// here, at startup, not on the first request.
+    pub fn new(
+        engine: &Engine,
+        module: &Module,
+        limits: HostLimits,
+        identity: Identity,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, HostError> {
+        let mut linker: Linker<GuestState> = Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)
+            .map_err(HostError::Link)?;
+        let pre = linker.instantiate_pre(module).map_err(HostError::Link)?;
+        Ok(Self {
+            engine: engine.clone(),
+            pre,
+            limits,
+            identity,
+            env,
+        })
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Runs the guest for one request and parses its CGI response. Blocks the
+    /// calling thread for at most the deadline (plus one epoch tick).
+    pub fn handle(&self, req: &GuestRequest) -> Result<GuestResponse, HostError> {
+        let stdout = MemoryOutputPipe::new(MAX_STDOUT);
+        let stderr = MemoryOutputPipe::new(MAX_STDERR);
+        let mut store = self.new_store(req, &stdout, &stderr);
+        let result = self.run(&mut store);
+        self.log_stderr(&stderr);
+        let refused = store.data().limiter.refused;
+        drop(store);
+        match result {
+            Ok(()) => parse_output(&stdout.contents()).map_err(HostError::BadOutput),
+            Err(e) => Err(self.classify(e, refused)),
+        }
+    }
+
+    fn new_store(
+        &self,
+        req: &GuestRequest,
+        stdout: &MemoryOutputPipe,
+        stderr: &MemoryOutputPipe,
+    ) -> Store<GuestState> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdin(MemoryInputPipe::new(req.body.clone()))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .args(&[self.identity.function.as_str()]);
+        // Spec env first, then the request's CGI variables, which win on a clash.
+        wasi.envs(&self.env).envs(&req.cgi_env()).envs(&[
+            ("WEFT_FUNCTION", self.identity.function.as_str()),
+            ("WEFT_REVISION", self.identity.revision.as_str()),
+            ("WEFT_NAMESPACE", self.identity.namespace.as_str()),
+        ]);
+        let limit = usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX);
+        let state = GuestState {
+            wasi: wasi.build_p1(),
+            limiter: MemoryCap {
+                limit,
+                refused: false,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn run(&self, store: &mut Store<GuestState>) -> Result<(), wasmtime::Error> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+        match start.call(&mut *store, ()) {
+            Err(e) if e.downcast_ref::<I32Exit>().is_some_and(|x| x.0 == 0) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn classify(&self, e: wasmtime::Error, memory_refused: bool) -> HostError {
+        let err = if let Some(exit) = e.downcast_ref::<I32Exit>() {
+            if memory_refused {
+                self.memory_error()
+            } else {
+                HostError::Exit(exit.0)
+            }
+        } else if let Some(trap) = e.downcast_ref::<Trap>() {
+            match trap {
+                Trap::Interrupt => HostError::Timeout(self.limits.timeout),
+                _ if memory_refused => self.memory_error(),
+                _ => HostError::Trap(format!("{e:#}")),
+            }
+        } else if memory_refused {
+            self.memory_error()
+        } else {
+            HostError::Instantiate(e)
+        };
+        let id = &self.identity;
+        tracing::warn!(function = %id.function, revision = %id.revision, error = %err, "guest failed");
+        err
+    }
+
+    fn memory_error(&self) -> HostError {
+        HostError::MemoryLimit {
+            limit_mib: self.limits.memory_bytes >> 20,
+        }
+    }
+
+    fn log_stderr(&self, stderr: &MemoryOutputPipe) {
+        let bytes = stderr.contents();
+        let id = &self.identity;
+        for line in String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter(|l| !l.is_empty())
+        {
+            tracing::info!(target: "weft::guest", function = %id.function, revision = %id.revision, "{line}");
+        }
+    }
+}
+
+/// Epoch ticks until the deadline, rounded up, plus one for the tick in progress.
+fn deadline_ticks(timeout: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_micros().max(1);
+    u64::try_from(timeout.as_micros().div_ceil(tick))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
+#[cfg(test)]
+mod tests;
