@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
     kind = "Function",
     namespaced,
     status = "FunctionStatus",
+    derive = "PartialEq",
     shortname = "fn",
     category = "weft",
     doc = "A weft function: a template for immutable revisions and a traffic split between them",

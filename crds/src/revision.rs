@@ -23,6 +23,7 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
     kind = "Revision",
     namespaced,
     status = "RevisionStatus",
+    derive = "PartialEq",
     shortname = "rev",
     category = "weft",
     doc = "An immutable snapshot of a Function's template",

@@ -1,0 +1,311 @@
+//! The embedded resource store: Kubernetes-shaped objects persisted in a redb file
+//! in the state directory, with a watch channel.
+//!
+//! It keeps the API server's bookkeeping that the controllers rely on: `uid`,
+//! `creationTimestamp`, `generation` (bumped only when `spec` changes) and
+//! `resourceVersion` (bumped on every change). Every write is one redb
+//! transaction, durable when the call returns.
+
+use kube::Resource;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::path::Path;
+use thiserror::Error;
+use tokio::sync::broadcast;
+
+const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const RESOURCE_VERSION: &str = "resourceVersion";
+
+/// A resource type the store can hold.
+pub trait Object: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone {}
+impl<K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone> Object for K {}
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("open the resource store {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error("resource store: {0}")]
+    Db(String),
+    #[error("stored {key} does not decode: {source}")]
+    Decode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{0} has no metadata.name")]
+    NoName(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(impl From<$t> for StoreError {
+        fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+    })*};
+}
+db_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// What changed; watchers re-read the object (level-triggered, as kube-rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// Plural resource name, e.g. `functions`.
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Result of [`EmbeddedStore::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+pub struct EmbeddedStore {
+    db: Database,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+fn key_of<K: Object>(namespace: &str, name: &str) -> String {
+    format!("{}/{namespace}/{name}", K::plural(&()))
+}
+
+fn prefix_of<K: Object>(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) => format!("{}/{ns}/", K::plural(&())),
+        None => format!("{}/", K::plural(&())),
+    }
+}
+
+fn decode<K: Object>(key: &str, bytes: &[u8]) -> Result<K, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
+        key: key.into(),
+        source,
+    })
+}
+
+impl EmbeddedStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let (events, _) = broadcast::channel(1024);
+        let store = Self { db, events };
+        store.init_tables()?;
+        Ok(store)
+    }
+
+    fn init_tables(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(OBJECTS)?;
+        tx.open_table(META)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Subscribes to changes. A lagging receiver should re-list everything.
+    pub fn watch(&self) -> broadcast::Receiver<WatchEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn get<K: Object>(&self, namespace: &str, name: &str) -> Result<Option<K>, StoreError> {
+        let key = key_of::<K>(namespace, name);
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(OBJECTS)?;
+        let found = table.get(key.as_str())?;
+        found.map(|v| decode(&key, v.value())).transpose()
+    }
+
+    /// Lists objects of a kind, in one namespace or all, ordered by namespace/name.
+    pub fn list<K: Object>(&self, namespace: Option<&str>) -> Result<Vec<K>, StoreError> {
+        let prefix = prefix_of::<K>(namespace);
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(OBJECTS)?;
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            out.push(decode(k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Creates or updates an object from what a user (or a controller) wrote. The
+    /// stored status and server-set metadata are kept; `generation` is bumped when
+    /// the spec changed.
+    pub fn apply<K: Object>(&self, obj: &K) -> Result<(K, ApplyOutcome), StoreError> {
+        let meta = obj.meta();
+        let name = meta
+            .name
+            .clone()
+            .ok_or_else(|| StoreError::NoName(K::kind(&()).to_string()))?;
+        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let key = key_of::<K>(&ns, &name);
+        let mut incoming = serde_json::to_value(obj).map_err(|source| StoreError::Decode {
+            key: key.clone(),
+            source,
+        })?;
+        incoming["metadata"]["namespace"] = json!(ns);
+        let tx = self.db.begin_write()?;
+        let (stored, outcome) = {
+            let mut table = tx.open_table(OBJECTS)?;
+            let old: Option<Value> = table
+                .get(key.as_str())?
+                .map(|v| serde_json::from_slice(v.value()))
+                .transpose()
+                .map_err(|source| StoreError::Decode {
+                    key: key.clone(),
+                    source,
+                })?;
+            let (merged, outcome) = merge(old, incoming);
+            if outcome == ApplyOutcome::Unchanged {
+                (merged, outcome)
+            } else {
+                let merged = self.stamp(&tx, merged)?;
+                table.insert(
+                    key.as_str(),
+                    serde_json::to_vec(&merged).unwrap_or_default().as_slice(),
+                )?;
+                (merged, outcome)
+            }
+        };
+        tx.commit()?;
+        if outcome != ApplyOutcome::Unchanged {
+            self.notify::<K>(&ns, &name);
+        }
+        let typed =
+            serde_json::from_value(stored).map_err(|source| StoreError::Decode { key, source })?;
+        Ok((typed, outcome))
+    }
+
+    /// Replaces the status of an existing object; returns false if it is gone.
+    /// Writing an equal status is a no-op (no event), so reconcilers converge.
+    pub fn update_status<K: Object>(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &impl Serialize,
+    ) -> Result<bool, StoreError> {
+        let key = key_of::<K>(namespace, name);
+        let status = serde_json::to_value(status).map_err(|source| StoreError::Decode {
+            key: key.clone(),
+            source,
+        })?;
+        let tx = self.db.begin_write()?;
+        let changed = {
+            let mut table = tx.open_table(OBJECTS)?;
+            let Some(mut obj) = table
+                .get(key.as_str())?
+                .map(|v| serde_json::from_slice::<Value>(v.value()))
+                .transpose()
+                .map_err(|source| StoreError::Decode {
+                    key: key.clone(),
+                    source,
+                })?
+            else {
+                return Ok(false);
+            };
+            if obj.get("status") == Some(&status) {
+                false
+            } else {
+                obj["status"] = status;
+                let obj = self.stamp(&tx, obj)?;
+                table.insert(
+                    key.as_str(),
+                    serde_json::to_vec(&obj).unwrap_or_default().as_slice(),
+                )?;
+                true
+            }
+        };
+        tx.commit()?;
+        if changed {
+            self.notify::<K>(namespace, name);
+        }
+        Ok(true)
+    }
+
+    /// Deletes an object; returns whether it existed.
+    pub fn delete<K: Object>(&self, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        let key = key_of::<K>(namespace, name);
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(OBJECTS)?.remove(key.as_str())?.is_some();
+        tx.commit()?;
+        if existed {
+            self.notify::<K>(namespace, name);
+        }
+        Ok(existed)
+    }
+
+    /// Sets the next `resourceVersion` on an object inside a write transaction.
+    fn stamp(&self, tx: &redb::WriteTransaction, mut obj: Value) -> Result<Value, StoreError> {
+        let mut meta = tx.open_table(META)?;
+        let rv = meta.get(RESOURCE_VERSION)?.map(|v| v.value()).unwrap_or(0) + 1;
+        meta.insert(RESOURCE_VERSION, rv)?;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        Ok(obj)
+    }
+
+    fn notify<K: Object>(&self, namespace: &str, name: &str) {
+        // No receiver is fine: nobody is watching yet.
+        let _ = self.events.send(WatchEvent {
+            kind: K::plural(&()).to_string(),
+            namespace: namespace.into(),
+            name: name.into(),
+        });
+    }
+}
+
+/// Merges what was written into what is stored, as the API server does for an
+/// update: server-owned metadata and status stay, user-owned fields are replaced.
+fn merge(old: Option<Value>, mut new: Value) -> (Value, ApplyOutcome) {
+    let Some(old) = old else {
+        let meta = &mut new["metadata"];
+        meta["uid"] = json!(new_uid());
+        meta["generation"] = json!(1);
+        meta["creationTimestamp"] = json!(crate::now_rfc3339());
+        return (new, ApplyOutcome::Created);
+    };
+    for field in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
+        new["metadata"][field] = old["metadata"][field].clone();
+    }
+    if let Some(status) = old.get("status") {
+        new["status"] = status.clone();
+    }
+    if new == old {
+        return (old, ApplyOutcome::Unchanged);
+    }
+    if new.get("spec") != old.get("spec") {
+        let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+        new["metadata"]["generation"] = json!(generation);
+    }
+    (new, ApplyOutcome::Configured)
+}
+
+fn new_uid() -> String {
+    let h = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests;
