@@ -1,0 +1,237 @@
+//! The gateway role: routes each request by host or path to a function, picks a
+//! revision by weight (or by tag), then an instance, and forwards the request.
+//! Bodies stream through in both directions; nothing is buffered.
+
+use crate::endpoints::{Endpoints, revision_key};
+use crate::http_util::{Body, error_reply, full, request_host};
+use crate::metrics::{GatewayMetrics, RequestLabels, encode};
+use crate::routing::{Resolved, RouteTable};
+use crate::trace::ensure_traceparent;
+use arc_swap::ArcSwap;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// Header telling the instance which path prefix the gateway stripped
+/// (it becomes the guest's `SCRIPT_NAME`).
+pub const SCRIPT_NAME_HEADER: &str = "weft-script-name";
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Domain of host routes, `localhost` locally.
+    pub domain: String,
+}
+
+pub struct Gateway {
+    routes: ArcSwap<RouteTable>,
+    endpoints: Arc<Endpoints>,
+    client: Client<HttpConnector, Incoming>,
+    metrics: GatewayMetrics,
+    registry: Arc<Registry>,
+}
+
+impl Gateway {
+    /// `metrics` must be registered in `registry`, which `/metrics` serves.
+    pub fn new(
+        config: GatewayConfig,
+        endpoints: Arc<Endpoints>,
+        metrics: GatewayMetrics,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        let routes = ArcSwap::from_pointee(RouteTable::new(&config.domain, []));
+        Self {
+            routes,
+            endpoints,
+            client,
+            metrics,
+            registry,
+        }
+    }
+
+    /// Replaces the route table (all at once: no request sees half an update).
+    pub fn set_routes(&self, table: RouteTable) {
+        self.routes.store(Arc::new(table));
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let routes = self.routes.load();
+        let Some(resolved) = routes.resolve(request_host(&req), req.uri().path()) else {
+            return self.unrouted(&req, routes.domain());
+        };
+        let (ns, name) = (
+            resolved.route.namespace.clone(),
+            resolved.route.name.clone(),
+        );
+        let Some(revision) = resolved.pick_revision().map(str::to_string) else {
+            return error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("function {ns}/{name} has no routable revision"),
+            );
+        };
+        let (traceparent, trace_id) = ensure_traceparent(
+            req.headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id);
+        let resp = self
+            .forward(req, peer, &resolved, &revision, &traceparent)
+            .instrument(span)
+            .await;
+        let labels = RequestLabels {
+            namespace: ns,
+            function: name,
+            revision,
+            code: resp.status().as_u16(),
+        };
+        self.metrics.record(&labels, start.elapsed());
+        resp
+    }
+
+    async fn forward(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        resolved: &Resolved,
+        revision: &str,
+        traceparent: &str,
+    ) -> Response<Body> {
+        let key = revision_key(&resolved.route.namespace, revision);
+        let Some(addr) = self.endpoints.pick(&key) else {
+            return error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("revision {key} has no ready instance"),
+            );
+        };
+        let req = match rewrite(req, addr, peer, resolved, traceparent) {
+            Ok(r) => r,
+            Err(msg) => return error_reply(StatusCode::BAD_REQUEST, msg),
+        };
+        match self.client.request(req).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, instance = %addr, "forward to instance failed");
+                error_reply(
+                    StatusCode::BAD_GATEWAY,
+                    format!("instance {addr} of {key} did not answer: {e}"),
+                )
+            }
+        }
+    }
+
+    fn unrouted(&self, req: &Request<Incoming>, domain: &str) -> Response<Body> {
+        match req.uri().path() {
+            "/metrics" => Response::new(full(encode(&self.registry))),
+            "/healthz" => Response::new(full("ok\n")),
+            path => {
+                let host = request_host(req).unwrap_or("");
+                error_reply(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no function serves host {host:?} path {path:?}: use http://<function>.<namespace>.{domain}:<port>/ or http://<gateway>/<namespace>/<function>/"
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Points the request at the instance: strips the route prefix, sets forwarding
+/// and trace headers, and speaks HTTP/1.1 to the instance whatever came in.
+fn rewrite(
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    peer: SocketAddr,
+    resolved: &Resolved,
+    traceparent: &str,
+) -> Result<Request<Incoming>, String> {
+    let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+    let rest = &pq[resolved.prefix_len.min(pq.len())..];
+    let rest = if rest.starts_with('/') {
+        rest.to_string()
+    } else {
+        format!("/{rest}")
+    };
+    let script_name = pq[..resolved.prefix_len.min(pq.len())].to_string();
+    let host = request_host(&req).map(str::to_string);
+    *req.uri_mut() = Uri::try_from(format!("http://{addr}{rest}"))
+        .map_err(|e| format!("bad request path: {e}"))?;
+    *req.version_mut() = Version::HTTP_11;
+    let h = req.headers_mut();
+    strip_hop_by_hop(h);
+    h.remove(SCRIPT_NAME_HEADER);
+    if let Some(host) = host.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        h.insert("x-forwarded-host", host.clone());
+        h.insert(header::HOST, host);
+    }
+    h.append(
+        "x-forwarded-for",
+        HeaderValue::from_str(&peer.ip().to_string()).map_err(|e| e.to_string())?,
+    );
+    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !script_name.is_empty() {
+        h.insert(
+            SCRIPT_NAME_HEADER,
+            HeaderValue::from_str(&script_name).map_err(|e| e.to_string())?,
+        );
+    }
+    h.insert(
+        "traceparent",
+        HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?,
+    );
+    Ok(req)
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<String> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        h.remove(name);
+    }
+}

@@ -1,0 +1,189 @@
+//! The instance-proxy role: sits in front of one function instance, like
+//! Knative's queue-proxy. It enforces `containerConcurrency` with a bounded
+//! queue, applies the request deadline, buffers the request body (the function
+//! host takes it whole), and reports metrics the autoscaler will read.
+
+use crate::gateway::SCRIPT_NAME_HEADER;
+use crate::http_util::{Body, error_reply, full};
+use crate::metrics::{InstanceMetrics, RequestLabels, encode};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+/// A request with its body read, as the function sees it.
+pub struct HandlerRequest {
+    pub parts: http::request::Parts,
+    pub body: Bytes,
+    pub peer: SocketAddr,
+    /// The path prefix the gateway stripped (for `SCRIPT_NAME`).
+    pub script_name: String,
+}
+
+/// What runs the function for one request.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, req: HandlerRequest) -> impl Future<Output = Response<Body>> + Send;
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceProxyConfig {
+    pub namespace: String,
+    pub function: String,
+    pub revision: String,
+    /// Hard limit of requests in flight (`containerConcurrency`); 0 = unlimited,
+    /// in which case `max_parallel` (the host's instance pool) bounds execution.
+    pub container_concurrency: u32,
+    pub max_parallel: usize,
+    /// Request deadline, queueing included.
+    pub timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body: usize,
+}
+
+impl InstanceProxyConfig {
+    /// Slots for concurrent execution.
+    pub fn slots(&self) -> usize {
+        match self.container_concurrency {
+            0 => self.max_parallel.max(1),
+            n => n as usize,
+        }
+    }
+}
+
+pub struct InstanceProxy<H> {
+    handler: Arc<H>,
+    config: InstanceProxyConfig,
+    slots: Arc<Semaphore>,
+    /// Requests admitted (queued or running); at most `queue_limit`.
+    admitted: AtomicUsize,
+    queue_limit: usize,
+    metrics: InstanceMetrics,
+    registry: Arc<Registry>,
+}
+
+impl<H: Handler> InstanceProxy<H> {
+    /// The queue holds ten requests per slot, as Knative's queue-proxy breaker.
+    pub fn new(
+        handler: H,
+        config: InstanceProxyConfig,
+        metrics: InstanceMetrics,
+        registry: Arc<Registry>,
+    ) -> Self {
+        let slots = config.slots();
+        Self {
+            handler: Arc::new(handler),
+            slots: Arc::new(Semaphore::new(slots)),
+            admitted: AtomicUsize::new(0),
+            queue_limit: slots * 11,
+            config,
+            metrics,
+            registry,
+        }
+    }
+
+    /// Serves the function's traffic.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let trace = req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let span = tracing::info_span!("instance", function = %self.config.function, revision = %self.config.revision, traceparent = %trace);
+        let resp = self.admit(req, peer).instrument(span).await;
+        let labels = RequestLabels {
+            namespace: self.config.namespace.clone(),
+            function: self.config.function.clone(),
+            revision: self.config.revision.clone(),
+            code: resp.status().as_u16(),
+        };
+        self.metrics.record(&labels, start.elapsed());
+        resp
+    }
+
+    async fn admit(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.queue_limit {
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance queue is full");
+        }
+        let deadline = self.config.timeout;
+        let resp = match tokio::time::timeout(deadline, self.run(req, peer)).await {
+            Ok(r) => r,
+            Err(_) => error_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "function {} did not answer within {deadline:?}",
+                    self.config.function
+                ),
+            ),
+        };
+        self.admitted.fetch_sub(1, Ordering::AcqRel);
+        resp
+    }
+
+    async fn run(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.config.max_body).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return error_reply(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body over {} bytes", self.config.max_body),
+                );
+            }
+        };
+        self.metrics.queued.inc();
+        // On a deadline the future is dropped and the slot freed, while the guest
+        // is stopped by its own epoch deadline a tick later: the limit may be
+        // exceeded by one request for at most that tick.
+        let permit = self.slots.acquire().await;
+        self.metrics.queued.dec();
+        let Ok(_permit) = permit else {
+            return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance is shutting down");
+        };
+        self.metrics.inflight.inc();
+        let script_name = parts
+            .headers
+            .get(SCRIPT_NAME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let resp = self
+            .handler
+            .call(HandlerRequest {
+                parts,
+                body,
+                peer,
+                script_name,
+            })
+            .await;
+        self.metrics.inflight.dec();
+        resp
+    }
+
+    /// The admin port: `/healthz` and `/metrics`.
+    pub async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+        match req.uri().path() {
+            "/healthz" => Response::new(full("ok\n")),
+            "/metrics" => Response::new(full(encode(&self.registry))),
+            _ => error_reply(
+                StatusCode::NOT_FOUND,
+                "admin port serves /healthz and /metrics",
+            ),
+        }
+    }
+}

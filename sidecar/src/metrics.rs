@@ -1,0 +1,117 @@
+//! Prometheus metrics of the HTTP roles, registered into a registry the caller
+//! owns (one per process, a prefix per component). Label values are bounded:
+//! namespaces, functions and revisions that exist, and status codes.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// 0.5 ms to ~16 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub namespace: String,
+    pub function: String,
+    pub revision: String,
+    pub code: u16,
+}
+
+/// `weft_gateway_*`.
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RequestLabels, Histogram>,
+}
+
+impl GatewayMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("weft_gateway");
+        let requests = Family::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        reg.register(
+            "requests",
+            "Requests routed, by function, revision and status code",
+            requests.clone(),
+        );
+        reg.register(
+            "request_duration_seconds",
+            "Time to the response headers, by function, revision and status code",
+            duration.clone(),
+        );
+        Self { requests, duration }
+    }
+
+    pub fn record(&self, labels: &RequestLabels, took: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.duration
+            .get_or_create(labels)
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// `weft_instance_*`.
+#[derive(Clone)]
+pub struct InstanceMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RequestLabels, Histogram>,
+    pub inflight: Gauge,
+    pub queued: Gauge,
+}
+
+impl InstanceMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("weft_instance");
+        let requests = Family::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let (inflight, queued) = (Gauge::default(), Gauge::default());
+        reg.register(
+            "requests",
+            "Requests handled, by status code",
+            requests.clone(),
+        );
+        reg.register(
+            "request_duration_seconds",
+            "Request latency including queueing",
+            duration.clone(),
+        );
+        reg.register(
+            "inflight_requests",
+            "Requests being handled now",
+            inflight.clone(),
+        );
+        reg.register(
+            "queued_requests",
+            "Requests waiting for a concurrency slot",
+            queued.clone(),
+        );
+        Self {
+            requests,
+            duration,
+            inflight,
+            queued,
+        }
+    }
+
+    pub fn record(&self, labels: &RequestLabels, took: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.duration
+            .get_or_create(labels)
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// The registry in Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}

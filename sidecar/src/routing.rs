@@ -1,0 +1,170 @@
+//! The route table: which function (and which revision of it) serves a request.
+//!
+//! Built by the control plane from the Functions' resolved traffic, swapped in
+//! whole (readers never see half an update), and read on every request. A route
+//! names revisions only; the endpoints of a revision live in [`crate::Endpoints`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Revisions of one function with cumulative weights, for a weighted pick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedSplit {
+    /// `(revision, cumulative weight)`, ascending; zero-weight entries dropped.
+    entries: Vec<(String, u32)>,
+}
+
+impl WeightedSplit {
+    /// Builds a split from `(revision, percent)`; the same revision may appear
+    /// more than once (its shares add up).
+    pub fn new<'a>(targets: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
+        let mut total = 0;
+        let entries = targets
+            .into_iter()
+            .filter(|(_, w)| *w > 0)
+            .map(|(r, w)| {
+                total += w;
+                (r.to_string(), total)
+            })
+            .collect();
+        Self { entries }
+    }
+
+    pub fn total(&self) -> u32 {
+        self.entries.last().map_or(0, |e| e.1)
+    }
+
+    /// Picks a revision with probability proportional to its weight. `roll` is a
+    /// uniform number in `0..total()` (injected so tests are deterministic).
+    pub fn pick_with(&self, roll: u32) -> Option<&str> {
+        let i = self.entries.partition_point(|(_, cum)| *cum <= roll);
+        self.entries.get(i).map(|(r, _)| r.as_str())
+    }
+
+    /// Picks with the thread's fast random generator.
+    pub fn pick(&self) -> Option<&str> {
+        match self.total() {
+            0 => None,
+            t => self.pick_with(fastrand::u32(0..t)),
+        }
+    }
+}
+
+/// Everything needed to route to one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionRoute {
+    pub namespace: String,
+    pub name: String,
+    pub split: WeightedSplit,
+    /// `(tag, revision)`.
+    pub tags: Vec<(String, String)>,
+}
+
+/// Outcome of a lookup: the function, a pinned revision for a tag route, and how
+/// much of the path belongs to the route (stripped before the function sees it).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub route: Arc<FunctionRoute>,
+    pub tag_revision: Option<String>,
+    /// Length of the path prefix `/<namespace>/<function>` for path routes.
+    pub prefix_len: usize,
+}
+
+impl Resolved {
+    /// The revision to send this request to.
+    pub fn pick_revision(&self) -> Option<&str> {
+        self.tag_revision
+            .as_deref()
+            .or_else(|| self.route.split.pick())
+    }
+}
+
+#[derive(Debug, Clone)]
+enum HostEntry {
+    Function(Arc<FunctionRoute>),
+    Tag(Arc<FunctionRoute>, String),
+}
+
+/// Host and path routes of all functions.
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    domain: String,
+    hosts: HashMap<String, HostEntry>,
+    paths: HashMap<(String, String), Arc<FunctionRoute>>,
+}
+
+impl RouteTable {
+    /// Builds the table; host routes are `<fn>.<ns>.<domain>` and
+    /// `<tag>-<fn>.<ns>.<domain>`, path routes `/<ns>/<fn>/…`.
+    pub fn new(domain: &str, routes: impl IntoIterator<Item = FunctionRoute>) -> Self {
+        let mut table = Self {
+            domain: domain.to_string(),
+            ..Default::default()
+        };
+        for r in routes.into_iter().map(Arc::new) {
+            let (ns, name) = (&r.namespace, &r.name);
+            table.hosts.insert(
+                format!("{name}.{ns}.{domain}"),
+                HostEntry::Function(r.clone()),
+            );
+            for (tag, rev) in &r.tags {
+                table.hosts.insert(
+                    format!("{tag}-{name}.{ns}.{domain}"),
+                    HostEntry::Tag(r.clone(), rev.clone()),
+                );
+            }
+            table.paths.insert((ns.clone(), name.clone()), r);
+        }
+        table
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Looks up by host first (port and case ignored), then by path.
+    pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<Resolved> {
+        self.resolve_host(host).or_else(|| self.resolve_path(path))
+    }
+
+    fn resolve_host(&self, host: Option<&str>) -> Option<Resolved> {
+        let host = host?.to_ascii_lowercase();
+        let bare = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host.as_str(), |(h, _)| h);
+        let (route, tag_revision) = match self.hosts.get(bare.trim_end_matches('.'))? {
+            HostEntry::Function(r) => (r.clone(), None),
+            HostEntry::Tag(r, rev) => (r.clone(), Some(rev.clone())),
+        };
+        Some(Resolved {
+            route,
+            tag_revision,
+            prefix_len: 0,
+        })
+    }
+
+    fn resolve_path(&self, path: &str) -> Option<Resolved> {
+        let rest = path.strip_prefix('/')?;
+        let (ns, rest) = rest.split_once('/')?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let name = &rest[..end];
+        let route = self.paths.get(&(ns.to_string(), name.to_string()))?.clone();
+        Some(Resolved {
+            route,
+            tag_revision: None,
+            prefix_len: 1 + ns.len() + 1 + name.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

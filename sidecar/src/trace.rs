@@ -1,0 +1,54 @@
+//! W3C Trace Context: pass `traceparent` through, or start a trace when a request
+//! arrives without a valid one, so every hop logs the same trace id.
+
+/// Returns a valid `traceparent` for the request and its trace id.
+pub fn ensure_traceparent(incoming: Option<&str>) -> (String, String) {
+    if let Some(tp) = incoming.filter(|t| is_valid(t)) {
+        return (tp.to_string(), tp[3..35].to_string());
+    }
+    let trace_id = format!("{:016x}{:016x}", fastrand::u64(1..), fastrand::u64(..));
+    let span_id = format!("{:016x}", fastrand::u64(1..));
+    (format!("00-{trace_id}-{span_id}-01"), trace_id)
+}
+
+/// `version-traceid-parentid-flags`, lowercase hex, non-zero ids.
+fn is_valid(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    parts.len() >= 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && nonzero(parts[1])
+        && hex(parts[2], 16)
+        && nonzero(parts[2])
+        && hex(parts[3], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_valid_and_replaces_invalid() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(
+            ensure_traceparent(Some(tp)),
+            (
+                tp.to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736".to_string()
+            )
+        );
+        let (new, id) = ensure_traceparent(Some("00-0000-bad"));
+        assert!(is_valid(&new) && new.contains(&id));
+        assert!(!is_valid(
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+        ));
+        assert!(is_valid(&ensure_traceparent(None).0));
+    }
+}
