@@ -1,1 +1,224 @@
-fn main() {}
+//! `weft`: the command line of the weft serverless runtime.
+
+mod client;
+mod cmd;
+mod instance;
+mod signals;
+mod state;
+mod up;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "weft",
+    version,
+    about = "weft: serverless WebAssembly functions, scaled from zero"
+)]
+struct Cli {
+    /// State directory of the local platform.
+    #[arg(long, global = true, env = "WEFT_STATE", default_value = ".weft")]
+    state: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the local platform in the foreground (Ctrl-C stops it).
+    Up {
+        /// Gateway address (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        gateway: SocketAddr,
+        /// Control API address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        api: SocketAddr,
+        /// Domain of host routes: <function>.<namespace>.<domain>.
+        #[arg(long, default_value = "localhost")]
+        domain: String,
+    },
+    /// Apply resources from a YAML file (`-` reads stdin).
+    Apply {
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Return without waiting for readiness.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for readiness, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// List or show resources: functions (fn), revisions (rev).
+    Get {
+        kind: String,
+        name: Option<String>,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: cmd::get::Output,
+    },
+    /// Delete a resource (a function's revisions and instances go with it).
+    Delete {
+        kind: String,
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Return without waiting for the instances to stop.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Send one request to a function through the gateway and print the reply.
+    Invoke {
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Request body (POST unless --method says otherwise).
+        #[arg(short, long)]
+        data: Option<String>,
+        /// Path below the function.
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[arg(short = 'X', long)]
+        method: Option<String>,
+        /// Extra header, `name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+    },
+    /// Print a function's instance logs.
+    Logs {
+        name: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// Lines per instance log.
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+    },
+    /// Run one function instance (started by `weft up` or a cluster Deployment).
+    Instance {
+        /// Instance configuration as JSON.
+        #[arg(long)]
+        config: String,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Up { .. } | Command::Instance { .. }) {
+        init_tracing();
+    }
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let state = state::StateDir::new(cli.state);
+    match cli.command {
+        Command::Up {
+            gateway,
+            api,
+            domain,
+        } => {
+            up::run(up::UpArgs {
+                state,
+                gateway,
+                api,
+                domain,
+            })
+            .await
+        }
+        Command::Instance { config } => instance::run(&config).await,
+        command => run_client(&state, command).await,
+    }
+}
+
+async fn run_client(state: &state::StateDir, command: Command) -> Result<()> {
+    let c = client::Client::connect(state)?;
+    match command {
+        Command::Apply {
+            file,
+            no_wait,
+            timeout,
+        } => {
+            cmd::apply::run(
+                &c,
+                &cmd::apply::ApplyArgs {
+                    file,
+                    wait: !no_wait,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )
+            .await
+        }
+        Command::Get {
+            kind,
+            name,
+            namespace,
+            all_namespaces,
+            output,
+        } => {
+            cmd::get::run(
+                &c,
+                &cmd::get::GetArgs {
+                    kind,
+                    name,
+                    namespace,
+                    all_namespaces,
+                    output,
+                },
+            )
+            .await
+        }
+        Command::Delete {
+            kind,
+            name,
+            namespace,
+            no_wait,
+        } => cmd::delete::run(&c, &kind, &name, &namespace, !no_wait).await,
+        Command::Invoke {
+            name,
+            namespace,
+            data,
+            path,
+            method,
+            headers,
+        } => {
+            cmd::invoke::run(
+                &c,
+                &cmd::invoke::InvokeArgs {
+                    name,
+                    namespace,
+                    data,
+                    path,
+                    method,
+                    headers,
+                },
+            )
+            .await
+        }
+        Command::Logs {
+            name,
+            namespace,
+            tail,
+        } => cmd::logs::run(&c, &name, &namespace, tail).await,
+        Command::Up { .. } | Command::Instance { .. } => unreachable!("handled above"),
+    }
+}

@@ -35,6 +35,11 @@ impl ModuleStore {
         Ok(Self { dir })
     }
 
+    /// The directory holding the modules.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Stores module bytes, checking they are WebAssembly; returns their digest.
     pub fn put(&self, engine: &Engine, bytes: &[u8]) -> Result<String, HostError> {
         let digest = digest_of(bytes);

@@ -70,11 +70,7 @@ pub fn plan_function(
         .as_ref()
         .or(latest)
         .and_then(|r| r.metadata.name.clone());
-    let latest_ready = revs
-        .iter()
-        .rev()
-        .find(|r| revision_ready(r))
-        .and_then(|r| r.metadata.name.clone());
+    let latest_ready = latest_ready(f, &revs);
 
     let mut status = f.status.clone().unwrap_or_default();
     status.observed_generation = f.metadata.generation;
@@ -110,6 +106,20 @@ pub fn revision_number(r: &Revision) -> u64 {
     name.rsplit_once('-')
         .and_then(|(_, n)| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// The newest revision that is ready, or that was the latest ready one before:
+/// as in Knative, a revision whose instances crash keeps its traffic (and
+/// callers get 503s) instead of losing its route.
+fn latest_ready(f: &Function, revs: &[&Revision]) -> Option<String> {
+    let previous = f
+        .status
+        .as_ref()
+        .and_then(|s| s.latest_ready_revision_name.as_deref());
+    revs.iter()
+        .rev()
+        .find(|r| revision_ready(r) || r.metadata.name.as_deref() == previous)
+        .and_then(|r| r.metadata.name.clone())
 }
 
 fn revision_ready(r: &Revision) -> bool {

@@ -250,3 +250,29 @@ fn min_scale_annotation_sets_the_desired_count() {
     let plan = plan_function(&f, &[], &base(), NOW);
     assert_eq!(plan.desired_scale["hello-00001"], 3);
 }
+
+#[test]
+fn a_crashing_revision_keeps_its_route() {
+    let f = function("Hi", vec![]);
+    let r1 = ready(plan_function(&f, &[], &base(), NOW).new_revision.unwrap());
+    let mut f = f;
+    f.status = Some(plan_function(&f, &[r1.clone()], &base(), NOW).status);
+    let mut r1 = r1;
+    let crash = ReplicaState {
+        desired: 1,
+        actual: 0,
+        ready: 0,
+        failure: Some(("ExitCode".into(), "x".into())),
+    };
+    r1.status = Some(plan_revision_status(&r1, &crash, NOW));
+    let plan = plan_function(&f, &[r1], &base(), NOW);
+    assert_eq!(
+        plan.status.latest_ready_revision_name.as_deref(),
+        Some("hello-00001")
+    );
+    assert_eq!(
+        plan.status.traffic[0].revision_name.as_deref(),
+        Some("hello-00001")
+    );
+    assert!(!is_true(&plan.status.conditions, "Ready"));
+}

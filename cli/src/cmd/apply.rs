@@ -1,0 +1,179 @@
+//! `weft apply -f FILE`: validates resources, uploads wasm modules, applies, and
+//! waits until each Function's latest revision is ready.
+
+use crate::client::Client;
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weft_crds::condition::{ConditionStatus, find};
+use weft_crds::{Document, Function, parse_documents};
+
+#[derive(Deserialize)]
+struct Applied {
+    namespace: String,
+    name: String,
+    outcome: String,
+    generation: Option<i64>,
+}
+
+pub struct ApplyArgs {
+    pub file: PathBuf,
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+pub async fn run(client: &Client, args: &ApplyArgs) -> Result<()> {
+    let (text, base_dir) = read_input(&args.file)?;
+    let shown = args.file.display();
+    let docs = parse_documents(&text).with_context(|| format!("{shown}"))?;
+    let mut objects = Vec::new();
+    for doc in docs {
+        match doc {
+            Document::Function(mut f) => {
+                upload_module(client, &mut f, &base_dir)
+                    .await
+                    .with_context(|| format!("{shown}"))?;
+                objects.push(serde_json::to_value(&*f)?);
+            }
+            Document::Revision(_) => bail!(
+                "{shown}: Revisions are created from a Function's template; apply the Function instead"
+            ),
+        }
+    }
+    let applied: Vec<Applied> = client
+        .post_json("/v1/apply", &objects)
+        .await
+        .with_context(|| format!("apply {shown}"))?;
+    for a in &applied {
+        println!("function.serving.weft.dev/{} {}", a.name, a.outcome);
+    }
+    if args.wait {
+        for a in &applied {
+            wait_ready(client, a, args.timeout).await?;
+        }
+    }
+    Ok(())
+}
+
+fn read_input(file: &Path) -> Result<(String, PathBuf)> {
+    if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("read stdin")?;
+        return Ok((text, std::env::current_dir()?));
+    }
+    let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((text, dir))
+}
+
+/// Uploads the module at `wasm.path` (relative to the YAML file) and records its
+/// digest, so the revision pins these exact bytes and a rebuilt module makes a
+/// new revision.
+async fn upload_module(client: &Client, f: &mut Function, base_dir: &Path) -> Result<()> {
+    let Some(wasm) = f.spec.template.spec.wasm.as_mut() else {
+        return Ok(());
+    };
+    let Some(path) = wasm.path.clone() else {
+        return Ok(());
+    };
+    let full = base_dir.join(&path);
+    let bytes = std::fs::read(&full).map_err(|e| {
+        anyhow::anyhow!(
+            "spec.template.spec.wasm.path: cannot read {} ({e}); build the sample guests with `bash functions/guests/build.sh` or fix the path (relative to the YAML file)",
+            full.display()
+        )
+    })?;
+    #[derive(Deserialize)]
+    struct Uploaded {
+        digest: String,
+    }
+    let up: Uploaded = client
+        .post_bytes("/v1/modules", bytes)
+        .await
+        .with_context(|| format!("upload {}", full.display()))?;
+    wasm.digest = Some(up.digest);
+    Ok(())
+}
+
+/// Polls the Function until its status describes this generation and says Ready,
+/// printing each change of state; fails fast on `Ready=False`.
+async fn wait_ready(client: &Client, a: &Applied, timeout: Duration) -> Result<()> {
+    let path = format!("/v1/functions/{}/{}", a.namespace, a.name);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let f: Function = client.get(&path).await?;
+        let status = f.status.clone().unwrap_or_default();
+        let current = status.observed_generation >= a.generation;
+        let ready = find(&status.conditions, "Ready");
+        let line = match ready {
+            Some(c)
+                if current
+                    && c.status == ConditionStatus::True
+                    && status.latest_ready_revision_name == status.latest_created_revision_name =>
+            {
+                return print_ready(client, &f);
+            }
+            Some(c) if current && c.status == ConditionStatus::False => {
+                bail!(
+                    "{}: not ready: {}: {}",
+                    a.name,
+                    c.reason.as_deref().unwrap_or(""),
+                    c.message.as_deref().unwrap_or("")
+                );
+            }
+            _ if !current => format!(
+                "{}: waiting for the controller to see generation {}",
+                a.name,
+                a.generation.unwrap_or(0)
+            ),
+            Some(c) => format!(
+                "{}: waiting for revision {} ({})",
+                a.name,
+                status
+                    .latest_created_revision_name
+                    .as_deref()
+                    .unwrap_or("?"),
+                c.message
+                    .as_deref()
+                    .or(c.reason.as_deref())
+                    .unwrap_or("deploying")
+            ),
+            None => format!("{}: waiting for the controller", a.name),
+        };
+        if line != last {
+            eprintln!("{line}");
+            last = line;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "{}: not ready after {timeout:?} (see `weft get revisions` and `weft logs {}`)",
+                a.name,
+                a.name
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn print_ready(client: &Client, f: &Function) -> Result<()> {
+    let status = f.status.clone().unwrap_or_default();
+    let name = f.metadata.name.as_deref().unwrap_or("");
+    let ns = f.metadata.namespace.as_deref().unwrap_or("default");
+    eprintln!(
+        "{name}: revision {} is ready",
+        status.latest_ready_revision_name.as_deref().unwrap_or("?")
+    );
+    println!("{}", status.url.as_deref().unwrap_or(""));
+    println!("http://{}/{ns}/{name}/", client.runtime.gateway);
+    for t in status.traffic.iter().filter(|t| t.tag.is_some()) {
+        println!(
+            "{} (tag {} -> {})",
+            t.url.as_deref().unwrap_or(""),
+            t.tag.as_deref().unwrap_or(""),
+            t.revision_name.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

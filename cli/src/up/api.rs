@@ -1,0 +1,272 @@
+//! The control API of `weft up` (127.0.0.1:8081 by default): what the CLI talks
+//! to. Every call needs `Authorization: Bearer <token>` from the state dir.
+//!
+//! ```text
+//! POST   /v1/modules                 upload a .wasm module -> {"digest"}
+//! POST   /v1/apply                   JSON array of resources -> outcomes
+//! GET    /v1/{kind}[?namespace=ns]   list (kind: functions, revisions)
+//! GET    /v1/{kind}/{ns}/{name}      one resource
+//! DELETE /v1/{kind}/{ns}/{name}      delete
+//! GET    /v1/logs/{ns}/{function}    instance logs (?tail=N lines per file)
+//! ```
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use weft_controller::{ApplyOutcome, EmbeddedStore, StoreError};
+use weft_crds::{Document, Function, Revision, parse_documents};
+use weft_functions::ModuleStore;
+
+/// Largest module upload.
+const MAX_MODULE: usize = 64 << 20;
+
+pub struct ApiState {
+    pub store: Arc<EmbeddedStore>,
+    pub modules: ModuleStore,
+    pub engine: wasmtime::Engine,
+    pub token: String,
+    pub logs: std::path::PathBuf,
+}
+
+type Shared = Arc<ApiState>;
+
+/// An error reply: status and a message naming what is wrong.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store");
+        ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, msg.into())
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route(
+            "/v1/modules",
+            post(upload_module).layer(DefaultBodyLimit::max(MAX_MODULE)),
+        )
+        .route("/v1/apply", post(apply))
+        .route("/v1/logs/{ns}/{function}", get(logs))
+        .route("/v1/{kind}", get(list))
+        .route("/v1/{kind}/{ns}/{name}", get(get_one).delete(delete_one))
+        .layer(middleware::from_fn_with_state(state.clone(), auth))
+        .with_state(state)
+}
+
+async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given != Some(s.token.as_str()) {
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (see <state>/token)".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn upload_module(State(s): State<Shared>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let digest = tokio::task::spawn_blocking(move || s.modules.put(&s.engine, &body))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("not a valid WebAssembly module: {e}"),
+            )
+        })?;
+    Ok(Json(json!({ "digest": digest })))
+}
+
+#[derive(Serialize)]
+struct Applied {
+    kind: String,
+    namespace: String,
+    name: String,
+    outcome: &'static str,
+    generation: Option<i64>,
+}
+
+async fn apply(
+    State(s): State<Shared>,
+    Json(objects): Json<Vec<Value>>,
+) -> Result<Json<Vec<Applied>>, ApiError> {
+    // Validate everything before storing anything: an apply is all or nothing.
+    let mut functions = Vec::new();
+    for obj in &objects {
+        for doc in parse_documents(&obj.to_string()).map_err(|e| bad(e.to_string()))? {
+            match doc {
+                Document::Function(f) => functions.push(check_function(&s, *f)?),
+                Document::Revision(_) => {
+                    return Err(bad(
+                        "Revisions are created by weft from a Function's template; apply the Function",
+                    ));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for f in functions {
+        let (stored, outcome) = s.store.apply(&f)?;
+        out.push(Applied {
+            kind: "Function".into(),
+            namespace: stored.metadata.namespace.clone().unwrap_or_default(),
+            name: stored.metadata.name.clone().unwrap_or_default(),
+            outcome: match outcome {
+                ApplyOutcome::Created => "created",
+                ApplyOutcome::Configured => "configured",
+                ApplyOutcome::Unchanged => "unchanged",
+            },
+            generation: stored.metadata.generation,
+        });
+    }
+    Ok(Json(out))
+}
+
+fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
+    f.metadata.namespace.get_or_insert_with(|| "default".into());
+    let name = f.metadata.name.clone().unwrap_or_default();
+    let spec = &f.spec.template.spec;
+    if spec.process.is_some() || spec.image.is_some() {
+        return Err(bad(format!(
+            "Function {name}: spec.template.spec: weft up runs wasm functions for now (process and image functions are not supported yet)"
+        )));
+    }
+    match spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {
+        Some(d) if s.modules.contains(d) => Ok(f),
+        Some(d) => Err(bad(format!(
+            "Function {name}: spec.template.spec.wasm.digest: module {d} was not uploaded (POST it to /v1/modules, or use `weft apply`)"
+        ))),
+        None => Err(bad(format!(
+            "Function {name}: spec.template.spec.wasm.digest: missing; `weft apply` uploads the module at wasm.path and sets it"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    namespace: Option<String>,
+}
+
+async fn list(
+    State(s): State<Shared>,
+    Path(kind): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ns = q.namespace.as_deref();
+    let items = match kind.as_str() {
+        "functions" => serde_json::to_value(s.store.list::<Function>(ns)?),
+        "revisions" => serde_json::to_value(s.store.list::<Revision>(ns)?),
+        other => return Err(unknown_kind(other)),
+    };
+    Ok(Json(items.unwrap_or_default()))
+}
+
+async fn get_one(
+    State(s): State<Shared>,
+    Path((kind, ns, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let item = match kind.as_str() {
+        "functions" => s
+            .store
+            .get::<Function>(&ns, &name)?
+            .map(serde_json::to_value),
+        "revisions" => s
+            .store
+            .get::<Revision>(&ns, &name)?
+            .map(serde_json::to_value),
+        other => return Err(unknown_kind(other)),
+    };
+    match item {
+        Some(Ok(v)) => Ok(Json(v)),
+        _ => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{kind} {ns}/{name} not found"),
+        )),
+    }
+}
+
+async fn delete_one(
+    State(s): State<Shared>,
+    Path((kind, ns, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let existed = match kind.as_str() {
+        "functions" => s.store.delete::<Function>(&ns, &name)?,
+        "revisions" => return Err(bad("revisions are deleted with their Function")),
+        other => return Err(unknown_kind(other)),
+    };
+    if !existed {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("{kind} {ns}/{name} not found"),
+        ));
+    }
+    Ok(Json(json!({ "deleted": format!("{ns}/{name}") })))
+}
+
+fn unknown_kind(kind: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("unknown kind {kind:?}: use functions or revisions"),
+    )
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    tail: Option<usize>,
+}
+
+/// The last lines of each instance log of a function, oldest file first.
+async fn logs(
+    State(s): State<Shared>,
+    Path((ns, function)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> Result<String, ApiError> {
+    let dir = s.logs.join(&ns).join(&function);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|_| {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no logs for function {ns}/{function}"),
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let tail = q.tail.unwrap_or(200);
+    let mut out = String::new();
+    for path in files {
+        let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        for line in &lines[lines.len().saturating_sub(tail)..] {
+            out.push_str(&format!("[{stem}] {line}\n"));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,280 @@
+//! The local controller: applies the pure plans of `weft-controller` to the
+//! embedded store, the supervisor and the gateway. Level-triggered: every event
+//! only names a function, which is then reconciled from what is stored now, so a
+//! missed or repeated event does no harm. A periodic resync catches the rest.
+
+use super::routes;
+use super::supervisor::{FunctionKey, Supervisor};
+use crate::instance::InstanceConfig;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use weft_controller::{
+    EmbeddedStore, ReplicaState, RouteBase, StoreError, WatchEvent, now_rfc3339, plan_function,
+    plan_revision_status,
+};
+use weft_crds::quantity::parse_memory;
+use weft_crds::{FUNCTION_LABEL, Function, Revision, RevisionSpec};
+use weft_functions::ModuleStore;
+use weft_sidecar::Gateway;
+
+const RESYNC: Duration = Duration::from_secs(10);
+
+pub struct Controller {
+    pub store: Arc<EmbeddedStore>,
+    pub supervisor: Arc<Supervisor>,
+    pub gateway: Arc<Gateway>,
+    pub modules: ModuleStore,
+    pub engine: wasmtime::Engine,
+    pub base: RouteBase,
+    /// Revisions that cannot run (e.g. their module does not compile), by
+    /// `namespace/revision`: reported in status instead of starting instances.
+    pub broken: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl Controller {
+    pub async fn run(
+        self: Arc<Self>,
+        mut watch: broadcast::Receiver<WatchEvent>,
+        mut changes: mpsc::UnboundedReceiver<FunctionKey>,
+        shutdown: CancellationToken,
+    ) {
+        self.reconcile_all().await;
+        let mut resync = tokio::time::interval(RESYNC);
+        loop {
+            let mut due = BTreeSet::new();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = resync.tick() => { self.reconcile_all().await; continue; }
+                ev = watch.recv() => match ev {
+                    Ok(ev) => { due.insert(function_of(&ev)); }
+                    // Missed events: reconcile everything.
+                    Err(_) => { self.reconcile_all().await; continue; }
+                },
+                Some(key) = changes.recv() => { due.insert(key); }
+            }
+            // Coalesce whatever else is already queued.
+            while let Ok(ev) = watch.try_recv() {
+                due.insert(function_of(&ev));
+            }
+            while let Ok(key) = changes.try_recv() {
+                due.insert(key);
+            }
+            for (ns, name) in due {
+                self.reconcile_logged(&ns, &name).await;
+            }
+        }
+    }
+
+    async fn reconcile_all(&self) {
+        let mut keys = BTreeSet::new();
+        for f in self.store.list::<Function>(None).unwrap_or_default() {
+            keys.insert((
+                f.metadata.namespace.clone().unwrap_or_default(),
+                f.metadata.name.clone().unwrap_or_default(),
+            ));
+        }
+        // Revisions whose function is gone still need cleaning up.
+        for r in self.store.list::<Revision>(None).unwrap_or_default() {
+            if let Some(f) = r
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(FUNCTION_LABEL))
+            {
+                keys.insert((r.metadata.namespace.clone().unwrap_or_default(), f.clone()));
+            }
+        }
+        for (ns, name) in keys {
+            self.reconcile_logged(&ns, &name).await;
+        }
+        self.publish_routes();
+    }
+
+    async fn reconcile_logged(&self, ns: &str, name: &str) {
+        let span = tracing::info_span!("reconcile", namespace = %ns, function = %name);
+        let _enter = span.enter();
+        if let Err(e) = self.reconcile(ns, name) {
+            tracing::error!(error = %e, "reconcile failed; will retry on the next resync");
+        }
+    }
+
+    fn reconcile(&self, ns: &str, name: &str) -> Result<(), StoreError> {
+        let revisions = self.revisions_of(ns, name)?;
+        let Some(function) = self.store.get::<Function>(ns, name)? else {
+            return self.remove(ns, name, revisions);
+        };
+        let now = now_rfc3339();
+        let plan = plan_function(&function, &revisions, &self.base, &now);
+        let mut revisions = revisions;
+        if let Some(new) = plan.new_revision {
+            self.prepare(&new);
+            let (stored, _) = self.store.apply(&new)?;
+            tracing::info!(
+                revision = stored.metadata.name.as_deref().unwrap_or(""),
+                "revision created"
+            );
+            revisions.push(stored);
+        }
+        let plan = plan_function(&function, &revisions, &self.base, &now);
+        for rev in &mut revisions {
+            let rname = rev.metadata.name.clone().unwrap_or_default();
+            let desired = plan.desired_scale.get(&rname).copied().unwrap_or(0);
+            let state = self.scale(ns, name, rev, desired);
+            let status = plan_revision_status(rev, &state, &now);
+            self.store.update_status::<Revision>(ns, &rname, &status)?;
+            rev.status = Some(status);
+        }
+        // Plan again with the revisions' fresh status for the function's status.
+        let plan = plan_function(&function, &revisions, &self.base, &now);
+        self.store
+            .update_status::<Function>(ns, name, &plan.status)?;
+        self.publish_routes();
+        Ok(())
+    }
+
+    /// Compiles a new revision's module once, ahead of its instances.
+    fn prepare(&self, rev: &Revision) {
+        let key = rev_key(rev);
+        let result = match rev.spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {
+            Some(digest) => self
+                .modules
+                .compiled(&self.engine, digest)
+                .map(|_| ())
+                .map_err(|e| ("ModuleInvalid", e.to_string())),
+            None if rev.spec.wasm.is_some() => Err((
+                "ModuleMissing",
+                "spec.wasm.digest is not set; apply with `weft apply`".into(),
+            )),
+            None => Err((
+                "Unsupported",
+                "weft up runs wasm functions; process and image functions come later".into(),
+            )),
+        };
+        if let Err((reason, message)) = result {
+            tracing::warn!(revision = %key, %reason, %message, "revision cannot run");
+            self.broken_map().insert(key, (reason.into(), message));
+        }
+    }
+
+    fn scale(&self, ns: &str, function: &str, rev: &Revision, desired: i32) -> ReplicaState {
+        let key = rev_key(rev);
+        if let Some(failure) = self.broken_map().get(&key).cloned() {
+            return ReplicaState {
+                desired,
+                failure: Some(failure),
+                ..Default::default()
+            };
+        }
+        match instance_config(ns, function, rev, &self.modules) {
+            Ok(cfg) => {
+                self.supervisor
+                    .scale(&cfg, usize::try_from(desired).unwrap_or(0));
+                self.supervisor.state(ns, &cfg.revision)
+            }
+            Err(message) => ReplicaState {
+                desired,
+                failure: Some(("InvalidSpec".into(), message)),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The function is gone: stop and delete its revisions (owner references).
+    fn remove(&self, ns: &str, name: &str, revisions: Vec<Revision>) -> Result<(), StoreError> {
+        for rev in revisions {
+            let rname = rev.metadata.name.clone().unwrap_or_default();
+            if let Ok(cfg) = instance_config(ns, name, &rev, &self.modules) {
+                self.supervisor.scale(&cfg, 0);
+            }
+            self.broken_map().remove(&rev_key(&rev));
+            self.store.delete::<Revision>(ns, &rname)?;
+            tracing::info!(revision = %rname, "revision deleted");
+        }
+        self.publish_routes();
+        Ok(())
+    }
+
+    fn revisions_of(&self, ns: &str, name: &str) -> Result<Vec<Revision>, StoreError> {
+        let all = self.store.list::<Revision>(Some(ns))?;
+        Ok(all
+            .into_iter()
+            .filter(|r| {
+                r.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(FUNCTION_LABEL))
+                    .is_some_and(|f| f == name)
+            })
+            .collect())
+    }
+
+    fn publish_routes(&self) {
+        match self.store.list::<Function>(None) {
+            Ok(fns) => self
+                .gateway
+                .set_routes(routes::table(&self.base.domain, &fns)),
+            Err(e) => tracing::error!(error = %e, "list functions for routes"),
+        }
+    }
+
+    fn broken_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.broken.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn rev_key(rev: &Revision) -> String {
+    format!(
+        "{}/{}",
+        rev.metadata.namespace.as_deref().unwrap_or(""),
+        rev.metadata.name.as_deref().unwrap_or("")
+    )
+}
+
+/// The function a store event is about.
+fn function_of(ev: &WatchEvent) -> FunctionKey {
+    let name = if ev.kind == "revisions" {
+        ev.name
+            .rsplit_once('-')
+            .map_or(ev.name.as_str(), |(f, _)| f)
+            .to_string()
+    } else {
+        ev.name.clone()
+    };
+    (ev.namespace.clone(), name)
+}
+
+/// What an instance of this revision runs with.
+pub fn instance_config(
+    ns: &str,
+    function: &str,
+    rev: &Revision,
+    modules: &ModuleStore,
+) -> Result<InstanceConfig, String> {
+    let spec: &RevisionSpec = &rev.spec;
+    let digest = spec
+        .wasm
+        .as_ref()
+        .and_then(|w| w.digest.clone())
+        .ok_or("no module digest")?;
+    let memory_bytes = parse_memory(spec.memory()).map_err(|e| e.to_string())?;
+    Ok(InstanceConfig {
+        namespace: ns.to_string(),
+        function: function.to_string(),
+        revision: rev.metadata.name.clone().unwrap_or_default(),
+        module_dir: modules.dir().display().to_string(),
+        digest,
+        env: spec
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone()))
+            .collect(),
+        timeout_ms: u64::from(spec.timeout_seconds()) * 1000,
+        memory_bytes,
+        container_concurrency: spec.container_concurrency.unwrap_or(0),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        exit_with_parent: true,
+    })
+}

@@ -1,0 +1,130 @@
+//! `weft up`: the whole local platform in one foreground process — control API,
+//! controller, process supervisor and gateway — on embedded defaults.
+
+pub mod api;
+pub mod controller;
+pub mod routes;
+pub mod supervisor;
+
+use crate::state::{RuntimeInfo, StateDir};
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use weft_controller::{EmbeddedStore, RouteBase};
+use weft_functions::{EngineOptions, ModuleStore, new_engine};
+use weft_sidecar::metrics::GatewayMetrics;
+use weft_sidecar::{Endpoints, Gateway, GatewayConfig};
+
+pub struct UpArgs {
+    pub state: StateDir,
+    pub gateway: SocketAddr,
+    pub api: SocketAddr,
+    pub domain: String,
+}
+
+pub async fn run(args: UpArgs) -> Result<()> {
+    let token = args.state.init()?;
+    let _lock = args.state.lock()?;
+    let store = Arc::new(EmbeddedStore::open(&args.state.store())?);
+    // Compiles modules ahead of instances; instances load the cached code.
+    let engine = new_engine(EngineOptions::default())?;
+    let modules = ModuleStore::open(args.state.modules())?;
+
+    let gw_listener = TcpListener::bind(args.gateway)
+        .await
+        .with_context(|| format!("bind gateway on {}", args.gateway))?;
+    let api_listener = TcpListener::bind(args.api)
+        .await
+        .with_context(|| format!("bind control API on {}", args.api))?;
+    let gateway_addr = gw_listener.local_addr()?;
+    let api_addr = api_listener.local_addr()?;
+
+    let endpoints = Arc::new(Endpoints::new());
+    let mut registry = Registry::default();
+    let metrics = GatewayMetrics::register(&mut registry);
+    let gateway = Arc::new(Gateway::new(
+        GatewayConfig {
+            domain: args.domain.clone(),
+        },
+        endpoints.clone(),
+        metrics,
+        Arc::new(registry),
+    ));
+
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let exe = std::env::current_exe().context("find the weft executable")?;
+    let supervisor = Arc::new(supervisor::Supervisor::new(
+        exe,
+        args.state.logs(),
+        endpoints,
+        changes_tx,
+    ));
+    let controller = Arc::new(controller::Controller {
+        store: store.clone(),
+        supervisor: supervisor.clone(),
+        gateway: gateway.clone(),
+        modules: modules.clone(),
+        engine: engine.clone(),
+        base: RouteBase {
+            domain: args.domain.clone(),
+            port: gateway_addr.port(),
+        },
+        broken: Default::default(),
+    });
+    let api_state = Arc::new(api::ApiState {
+        store: store.clone(),
+        modules,
+        engine,
+        token,
+        logs: args.state.logs(),
+    });
+
+    let shutdown = CancellationToken::new();
+    let watch = store.watch();
+    let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
+    let gw = gateway.clone();
+    let gw_task = tokio::spawn(weft_sidecar::serve::serve(
+        gw_listener,
+        move |req, peer| gw.clone().handle(req, peer),
+        shutdown.clone(),
+    ));
+    let api_task = tokio::spawn(serve_api(
+        api_listener,
+        api::router(api_state),
+        shutdown.clone(),
+    ));
+
+    args.state.write_runtime(&RuntimeInfo {
+        api: api_addr,
+        gateway: gateway_addr,
+        domain: args.domain.clone(),
+        pid: std::process::id(),
+    })?;
+    tracing::info!(gateway = %gateway_addr, api = %api_addr, state = %args.state.root.display(), "weft is up");
+    eprintln!(
+        "weft is up: gateway http://{gateway_addr}  control API http://{api_addr}  state {}",
+        args.state.root.display()
+    );
+    eprintln!("deploy with: weft apply -f examples/hello/function.yaml   (Ctrl-C stops)");
+
+    crate::signals::wait_for_shutdown().await;
+    eprintln!("shutting down: stopping instances");
+    shutdown.cancel();
+    supervisor.shutdown().await;
+    let _ = tokio::join!(ctl, gw_task, api_task);
+    let _ = std::fs::remove_file(args.state.runtime());
+    eprintln!("weft stopped");
+    Ok(())
+}
+
+async fn serve_api(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "control API stopped");
+    }
+}

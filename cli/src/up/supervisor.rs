@@ -1,0 +1,337 @@
+//! The local process supervisor: runs each revision's replicas as `weft instance`
+//! child processes on loopback, restarts them with backoff when they crash,
+//! publishes ready addresses to the gateway's endpoints, and drains them on stop.
+//!
+//! Each replica is a *slot* with its own task. A slot owns its child process, so
+//! a crash, a restart or a stop of one replica never touches another. Changes are
+//! reported to the controller as the key of the function, which then re-reads the
+//! state (level-triggered, like a watch).
+//!
+//! This is the local backend of the scaler seam; the autoscaler issue moves it
+//! behind the `Scaler` trait next to the Kubernetes backend.
+
+use crate::instance::{InstanceConfig, ReadyLine};
+use anyhow::{Context, Result, bail};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_controller::ReplicaState;
+use weft_sidecar::Endpoints;
+use weft_sidecar::endpoints::revision_key;
+
+/// Time an instance has to print its ready line.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a stopping instance has to drain before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A replica that ran this long is healthy again: its next crash restarts fast.
+const HEALTHY_RUN: Duration = Duration::from_secs(10);
+
+/// `(namespace, function)`, what the controller reconciles.
+pub type FunctionKey = (String, String);
+
+#[derive(Default)]
+struct SlotShared {
+    running: bool,
+    ready: Option<SocketAddr>,
+}
+
+type SharedSlots = Arc<Mutex<Vec<Arc<Mutex<SlotShared>>>>>;
+type Failure = Arc<Mutex<Option<(String, String)>>>;
+
+struct Slot {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct RevisionSet {
+    slots: Vec<Slot>,
+    shared: SharedSlots,
+    failure: Failure,
+}
+
+pub struct Supervisor {
+    exe: PathBuf,
+    logs: PathBuf,
+    endpoints: Arc<Endpoints>,
+    notify: mpsc::UnboundedSender<FunctionKey>,
+    revisions: Mutex<HashMap<String, RevisionSet>>,
+}
+
+/// What one slot task needs.
+#[derive(Clone)]
+struct SlotCtx {
+    exe: PathBuf,
+    log: PathBuf,
+    config: InstanceConfig,
+    me: Arc<Mutex<SlotShared>>,
+    siblings: SharedSlots,
+    failure: Failure,
+    endpoints: Arc<Endpoints>,
+    notify: mpsc::UnboundedSender<FunctionKey>,
+    stop: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks leaves plain data behind; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Supervisor {
+    pub fn new(
+        exe: PathBuf,
+        logs: PathBuf,
+        endpoints: Arc<Endpoints>,
+        notify: mpsc::UnboundedSender<FunctionKey>,
+    ) -> Self {
+        Self {
+            exe,
+            logs,
+            endpoints,
+            notify,
+            revisions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs exactly `n` replicas of the revision described by `config`.
+    pub fn scale(&self, config: &InstanceConfig, n: usize) {
+        let key = revision_key(&config.namespace, &config.revision);
+        let mut revs = lock(&self.revisions);
+        let set = revs.entry(key.clone()).or_insert_with(|| RevisionSet {
+            slots: Vec::new(),
+            shared: Arc::default(),
+            failure: Arc::default(),
+        });
+        while set.slots.len() < n {
+            let slot = self.start_slot(config, set, set.slots.len());
+            set.slots.push(slot);
+        }
+        while set.slots.len() > n {
+            if let Some(slot) = set.slots.pop() {
+                slot.stop.cancel();
+            }
+        }
+        if n == 0 && lock(&set.shared).is_empty() {
+            revs.remove(&key);
+        }
+    }
+
+    fn start_slot(&self, config: &InstanceConfig, set: &RevisionSet, index: usize) -> Slot {
+        let me: Arc<Mutex<SlotShared>> = Arc::default();
+        lock(&set.shared).push(me.clone());
+        let stop = CancellationToken::new();
+        let log = self
+            .logs
+            .join(&config.namespace)
+            .join(&config.function)
+            .join(format!("{}-{index}.log", config.revision));
+        let ctx = SlotCtx {
+            exe: self.exe.clone(),
+            log,
+            config: config.clone(),
+            me,
+            siblings: set.shared.clone(),
+            failure: set.failure.clone(),
+            endpoints: self.endpoints.clone(),
+            notify: self.notify.clone(),
+            stop: stop.clone(),
+        };
+        Slot {
+            stop,
+            task: tokio::spawn(run_slot(ctx)),
+        }
+    }
+
+    /// Replica counts of a revision, for its status.
+    pub fn state(&self, namespace: &str, revision: &str) -> ReplicaState {
+        let revs = lock(&self.revisions);
+        let Some(set) = revs.get(&revision_key(namespace, revision)) else {
+            return ReplicaState::default();
+        };
+        let shared = lock(&set.shared);
+        let count =
+            |f: fn(&SlotShared) -> bool| shared.iter().filter(|s| f(&lock(s))).count() as i32;
+        ReplicaState {
+            desired: set.slots.len() as i32,
+            actual: count(|s| s.running),
+            ready: count(|s| s.ready.is_some()),
+            failure: lock(&set.failure).clone(),
+        }
+    }
+
+    /// Stops every replica and waits for them (Ctrl-C of `weft up`).
+    pub async fn shutdown(&self) {
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut revs = lock(&self.revisions);
+            revs.drain()
+                .flat_map(|(_, set)| set.slots)
+                .map(|s| {
+                    s.stop.cancel();
+                    s.task
+                })
+                .collect()
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn run_slot(ctx: SlotCtx) {
+    let mut backoff = BACKOFF_MIN;
+    while !ctx.stop.is_cancelled() {
+        match start_instance(&ctx).await {
+            Ok((child, ready)) => {
+                let started = Instant::now();
+                ctx.set(|s| {
+                    *s = SlotShared {
+                        running: true,
+                        ready: Some(ready.serving),
+                    }
+                });
+                *lock(&ctx.failure) = None;
+                ctx.changed();
+                if supervise(&ctx, child).await == Exit::Stopped {
+                    break;
+                }
+                if started.elapsed() > HEALTHY_RUN {
+                    backoff = BACKOFF_MIN;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(revision = %ctx.config.revision, error = %format!("{e:#}"), "instance failed to start");
+                *lock(&ctx.failure) = Some(("StartFailed".into(), format!("{e:#}")));
+                ctx.changed();
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = ctx.stop.cancelled() => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    // This slot is gone: drop it from the revision's list.
+    lock(&ctx.siblings).retain(|s| !Arc::ptr_eq(s, &ctx.me));
+    ctx.changed();
+}
+
+#[derive(PartialEq, Eq)]
+enum Exit {
+    Crashed,
+    Stopped,
+}
+
+/// Waits for the child to exit or for the slot to be stopped.
+async fn supervise(ctx: &SlotCtx, mut child: Child) -> Exit {
+    tokio::select! {
+        status = child.wait() => {
+            let what = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            tracing::warn!(revision = %ctx.config.revision, status = %what, "instance exited; restarting with backoff");
+            *lock(&ctx.failure) = Some(("ExitCode".into(), format!("instance exited ({what}); see `weft logs {}`", ctx.config.function)));
+            ctx.set(|s| *s = SlotShared::default());
+            ctx.changed();
+            Exit::Crashed
+        }
+        _ = ctx.stop.cancelled() => {
+            // Take it out of the endpoints first, so no new request reaches it.
+            ctx.set(|s| s.ready = None);
+            ctx.changed();
+            terminate(&mut child).await;
+            ctx.set(|s| s.running = false);
+            Exit::Stopped
+        }
+    }
+}
+
+async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
+    if let Some(dir) = ctx.log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&ctx.log)
+        .with_context(|| format!("open {}", ctx.log.display()))?;
+    let mut child = Command::new(&ctx.exe)
+        .arg("instance")
+        .arg("--config")
+        .arg(serde_json::to_string(&ctx.config)?)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("spawn {} instance", ctx.exe.display()))?;
+    let stdout = child.stdout.take().context("instance stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => line,
+        Ok(_) => {
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            bail!(
+                "instance exited before it was ready ({status}); see {}",
+                ctx.log.display()
+            );
+        }
+        Err(_) => bail!("instance was not ready within {START_TIMEOUT:?}"),
+    };
+    let ready: ReadyLine =
+        serde_json::from_str(&line).with_context(|| format!("instance ready line {line:?}"))?;
+    Ok((child, ready))
+}
+
+/// SIGTERM, then SIGKILL after the grace period.
+async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(STOP_GRACE, child.wait())
+        .await
+        .is_err()
+    {
+        let _ = child.kill().await;
+    }
+}
+
+impl SlotCtx {
+    fn set(&self, f: impl FnOnce(&mut SlotShared)) {
+        f(&mut lock(&self.me));
+        self.publish();
+    }
+
+    /// Publishes the revision's ready addresses to the gateway.
+    fn publish(&self) {
+        let addrs: Vec<SocketAddr> = lock(&self.siblings)
+            .iter()
+            .filter_map(|s| lock(s).ready)
+            .collect();
+        self.endpoints.set(
+            &revision_key(&self.config.namespace, &self.config.revision),
+            addrs,
+        );
+    }
+
+    fn changed(&self) {
+        self.publish();
+        let _ = self
+            .notify
+            .send((self.config.namespace.clone(), self.config.function.clone()));
+    }
+}
