@@ -56,13 +56,21 @@ pub struct ReadyLine {
 
 struct WasmHandler {
     host: Arc<FunctionHost>,
+    /// Each guest call holds the ticker, so a guest still running while the
+    /// process drains keeps its deadline (dropping the ticker would let it spin).
+    ticker: Arc<EpochTicker>,
 }
 
 impl Handler for WasmHandler {
     async fn call(&self, req: HandlerRequest) -> Response<Body> {
         let guest = to_guest_request(req);
-        let host = self.host.clone();
-        match tokio::task::spawn_blocking(move || host.handle(&guest)).await {
+        let (host, ticker) = (self.host.clone(), self.ticker.clone());
+        let call = move || {
+            let r = host.handle(&guest);
+            drop(ticker);
+            r
+        };
+        match tokio::task::spawn_blocking(call).await {
             Ok(Ok(r)) => guest_response(r),
             Ok(Err(e)) => {
                 let status = StatusCode::from_u16(e.http_status())
@@ -150,7 +158,7 @@ fn build_host(cfg: &InstanceConfig) -> Result<(FunctionHost, EpochTicker, u32)> 
 
 pub async fn run(config_json: &str) -> Result<()> {
     let cfg: InstanceConfig = serde_json::from_str(config_json).context("parse --config")?;
-    let (host, _ticker, pool) = build_host(&cfg)?;
+    let (host, ticker, pool) = build_host(&cfg)?;
     let mut registry = Registry::default();
     let metrics = InstanceMetrics::register(&mut registry);
     let proxy_cfg = InstanceProxyConfig {
@@ -165,6 +173,7 @@ pub async fn run(config_json: &str) -> Result<()> {
     let proxy = Arc::new(InstanceProxy::new(
         WasmHandler {
             host: Arc::new(host),
+            ticker: Arc::new(ticker),
         },
         proxy_cfg,
         metrics,

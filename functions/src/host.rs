@@ -2,10 +2,13 @@
 //! a fresh store and instance per request, so requests share nothing.
 
 use crate::cgi::{GuestRequest, GuestResponse, parse_output};
-use crate::engine::EPOCH_TICK;
 use crate::error::HostError;
 use std::time::Duration;
-use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap};
+// The deadline is wall-clock time on a plain (non-tokio) thread, checked from the
+// epoch callback; tokio's clock has no meaning here.
+#[allow(clippy::disallowed_types)]
+use std::time::Instant;
+use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -33,10 +36,11 @@ pub struct HostLimits {
     pub memory_bytes: u64,
 }
 
-/// Per-request store data: the WASI context and the memory limiter.
+/// Per-request store data: the WASI context, the memory limiter and the deadline.
 struct GuestState {
     wasi: WasiP1Ctx,
     limiter: MemoryCap,
+    deadline: Instant,
 }
 
 /// Caps linear memory and remembers whether it refused a growth, so a guest that
@@ -144,11 +148,20 @@ impl FunctionHost {
                 limit,
                 refused: false,
             },
+            deadline: Instant::now() + self.limits.timeout,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
-        store.epoch_deadline_trap();
+        // Every epoch tick, compare the clock with the deadline: exact to one tick
+        // however much the ticker thread drifts.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
         store
     }
 
@@ -200,14 +213,6 @@ impl FunctionHost {
             tracing::info!(target: "weft::guest", function = %id.function, revision = %id.revision, "{line}");
         }
     }
-}
-
-/// Epoch ticks until the deadline, rounded up, plus one for the tick in progress.
-fn deadline_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros().max(1);
-    u64::try_from(timeout.as_micros().div_ceil(tick))
-        .unwrap_or(u64::MAX)
-        .saturating_add(1)
 }
 
 #[cfg(test)]

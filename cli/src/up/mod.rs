@@ -112,9 +112,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     crate::signals::wait_for_shutdown().await;
     eprintln!("shutting down: stopping instances");
+    // Order matters: the controller must be stopped before the supervisor, or a
+    // reconcile in progress could start an instance after the drain.
     shutdown.cancel();
+    let _ = ctl.await;
     supervisor.shutdown().await;
-    let _ = tokio::join!(ctl, gw_task, api_task);
+    let _ = tokio::join!(gw_task, api_task);
     let _ = std::fs::remove_file(args.state.runtime());
     eprintln!("weft stopped");
     Ok(())

@@ -66,6 +66,8 @@ pub struct Supervisor {
     endpoints: Arc<Endpoints>,
     notify: mpsc::UnboundedSender<FunctionKey>,
     revisions: Mutex<HashMap<String, RevisionSet>>,
+    /// Set by `shutdown`: no replica starts after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// What one slot task needs.
@@ -100,11 +102,15 @@ impl Supervisor {
             endpoints,
             notify,
             revisions: Mutex::new(HashMap::new()),
+            closed: Default::default(),
         }
     }
 
     /// Runs exactly `n` replicas of the revision described by `config`.
     pub fn scale(&self, config: &InstanceConfig, n: usize) {
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let key = revision_key(&config.namespace, &config.revision);
         let mut revs = lock(&self.revisions);
         let set = revs.entry(key.clone()).or_insert_with(|| RevisionSet {
@@ -173,6 +179,8 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let tasks: Vec<JoinHandle<()>> = {
             let mut revs = lock(&self.revisions);
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Release);
             revs.drain()
                 .flat_map(|(_, set)| set.slots)
                 .map(|s| {

@@ -1,0 +1,10 @@
+//! End-to-end tests of the local platform: a real `weft up` on free loopback
+//! ports in a temporary state directory, real `weft instance` processes, the
+//! sample guests built from source, driven through the `weft` CLI and HTTP.
+//! One test binary (link time), one module per area.
+
+mod errors;
+mod lifecycle;
+mod limits;
+mod platform;
+mod routing;
