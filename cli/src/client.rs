@@ -58,10 +58,7 @@ impl Client {
 
     async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> Result<T> {
         let resp = self.request(req).await?;
-        Ok(resp
-            .json()
-            .await
-            .context("decode the control API's reply")?)
+        resp.json().await.context("decode the control API's reply")
     }
 
     async fn request(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {

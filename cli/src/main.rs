@@ -110,9 +110,12 @@ enum Command {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Instance logs go to files: colour only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }
@@ -131,6 +134,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
+    let connect = || client::Client::connect(&state);
     match cli.command {
         Command::Up {
             gateway,
@@ -138,7 +142,7 @@ async fn run(cli: Cli) -> Result<()> {
             domain,
         } => {
             up::run(up::UpArgs {
-                state,
+                state: state.clone(),
                 gateway,
                 api,
                 domain,
@@ -146,27 +150,17 @@ async fn run(cli: Cli) -> Result<()> {
             .await
         }
         Command::Instance { config } => instance::run(&config).await,
-        command => run_client(&state, command).await,
-    }
-}
-
-async fn run_client(state: &state::StateDir, command: Command) -> Result<()> {
-    let c = client::Client::connect(state)?;
-    match command {
         Command::Apply {
             file,
             no_wait,
             timeout,
         } => {
-            cmd::apply::run(
-                &c,
-                &cmd::apply::ApplyArgs {
-                    file,
-                    wait: !no_wait,
-                    timeout: Duration::from_secs(timeout),
-                },
-            )
-            .await
+            let args = cmd::apply::ApplyArgs {
+                file,
+                wait: !no_wait,
+                timeout: Duration::from_secs(timeout),
+            };
+            cmd::apply::run(&connect()?, &args).await
         }
         Command::Get {
             kind,
@@ -175,24 +169,21 @@ async fn run_client(state: &state::StateDir, command: Command) -> Result<()> {
             all_namespaces,
             output,
         } => {
-            cmd::get::run(
-                &c,
-                &cmd::get::GetArgs {
-                    kind,
-                    name,
-                    namespace,
-                    all_namespaces,
-                    output,
-                },
-            )
-            .await
+            let args = cmd::get::GetArgs {
+                kind,
+                name,
+                namespace,
+                all_namespaces,
+                output,
+            };
+            cmd::get::run(&connect()?, &args).await
         }
         Command::Delete {
             kind,
             name,
             namespace,
             no_wait,
-        } => cmd::delete::run(&c, &kind, &name, &namespace, !no_wait).await,
+        } => cmd::delete::run(&connect()?, &kind, &name, &namespace, !no_wait).await,
         Command::Invoke {
             name,
             namespace,
@@ -201,24 +192,20 @@ async fn run_client(state: &state::StateDir, command: Command) -> Result<()> {
             method,
             headers,
         } => {
-            cmd::invoke::run(
-                &c,
-                &cmd::invoke::InvokeArgs {
-                    name,
-                    namespace,
-                    data,
-                    path,
-                    method,
-                    headers,
-                },
-            )
-            .await
+            let args = cmd::invoke::InvokeArgs {
+                name,
+                namespace,
+                data,
+                path,
+                method,
+                headers,
+            };
+            cmd::invoke::run(&connect()?, &args).await
         }
         Command::Logs {
             name,
             namespace,
             tail,
-        } => cmd::logs::run(&c, &name, &namespace, tail).await,
-        Command::Up { .. } | Command::Instance { .. } => unreachable!("handled above"),
+        } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
     }
 }

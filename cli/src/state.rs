@@ -82,10 +82,10 @@ impl StateDir {
             .with_context(|| format!("create state dir {}", self.root.display()))?;
         set_mode(&self.root, 0o700)?;
         let path = self.token_path();
-        if let Ok(t) = std::fs::read_to_string(&path) {
-            if !t.trim().is_empty() {
-                return Ok(t.trim().to_string());
-            }
+        if let Ok(t) = std::fs::read_to_string(&path)
+            && !t.trim().is_empty()
+        {
+            return Ok(t.trim().to_string());
         }
         let token = format!(
             "{:016x}{:016x}{:016x}{:016x}",

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 
 /// What a user deploys. Each change of `spec.template` creates a new immutable
 /// Revision; `spec.traffic` splits requests between revisions.
+// kube's printcolumn(...) lists repeat `type_ = ...`, which clippy mistakes for
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
     group = "serving.weft.dev",

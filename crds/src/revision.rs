@@ -16,6 +16,9 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
 
 /// The template spec of a Function, and the spec of each Revision made from it.
 /// Exactly one of `wasm`, `process` or `image` says what runs.
+// kube's printcolumn(...) lists repeat `type_ = ...`, which clippy mistakes for
+// duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[kube(
     group = "serving.weft.dev",

@@ -59,10 +59,10 @@ pub fn validate_function(f: &Function) -> Result<(), ValidationErrors> {
     if let Err(m) = check_dns_label(name, MAX_FUNCTION_NAME) {
         errs.add("metadata.name", m);
     }
-    if let Some(ns) = f.metadata.namespace.as_deref() {
-        if let Err(m) = check_dns_label(ns, 63) {
-            errs.add("metadata.namespace", m);
-        }
+    if let Some(ns) = f.metadata.namespace.as_deref()
+        && let Err(m) = check_dns_label(ns, 63)
+    {
+        errs.add("metadata.namespace", m);
     }
     check_function_spec(&f.spec, &mut errs);
     errs.into_result()
@@ -135,19 +135,19 @@ fn check_source(spec: &RevisionSpec, at: &str, errs: &mut ValidationErrors) {
         if w.path.is_none() && w.url.is_none() && w.digest.is_none() {
             errs.add(format!("{at}.wasm"), "set path (a local .wasm file) or url");
         }
-        if let Some(d) = &w.digest {
-            if !is_sha256_digest(d) {
-                errs.add(
-                    format!("{at}.wasm.digest"),
-                    "must be sha256:<64 hex digits>",
-                );
-            }
+        if let Some(d) = &w.digest
+            && !is_sha256_digest(d)
+        {
+            errs.add(
+                format!("{at}.wasm.digest"),
+                "must be sha256:<64 hex digits>",
+            );
         }
     }
-    if let Some(p) = &spec.process {
-        if p.command.first().is_none_or(|c| c.is_empty()) {
-            errs.add(format!("{at}.process.command"), "must name a program");
-        }
+    if let Some(p) = &spec.process
+        && p.command.first().is_none_or(|c| c.is_empty())
+    {
+        errs.add(format!("{at}.process.command"), "must name a program");
     }
 }
 
@@ -165,13 +165,14 @@ fn check_template_metadata(meta: &TemplateMetadata, errs: &mut ValidationErrors)
             }
         }
     }
-    if let [Some(min), Some(max)] = parsed {
-        if max > 0 && min > max {
-            errs.add(
-                format!("spec.template.metadata.annotations[{AUTOSCALING_PREFIX}min-scale]"),
-                format!("min-scale {min} is above max-scale {max}"),
-            );
-        }
+    if let [Some(min), Some(max)] = parsed
+        && max > 0
+        && min > max
+    {
+        errs.add(
+            format!("spec.template.metadata.annotations[{AUTOSCALING_PREFIX}min-scale]"),
+            format!("min-scale {min} is above max-scale {max}"),
+        );
     }
 }
 

@@ -147,3 +147,20 @@ fn logs_show_instance_output() {
         "{logs}"
     );
 }
+
+#[test]
+fn the_hello_example_deploys_as_documented() {
+    let p = Platform::start();
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/function.yaml");
+    let out = p.weft_ok(&["apply", "-f", example.to_str().unwrap()]);
+    assert!(
+        out.contains("function.serving.weft.dev/hello created"),
+        "{out}"
+    );
+    assert_eq!(
+        p.get(Some("hello.default.localhost"), "/").1,
+        "Hello from weft! (GET /, 0 bytes)\n"
+    );
+    assert_eq!(p.get(None, "/default/hello/").0, 200);
+}

@@ -114,7 +114,7 @@ fn template_change_creates_the_next_revision_and_keeps_old_routes_until_ready() 
     );
     let mut f2 = function("Hej", vec![]);
     f2.metadata.generation = Some(2);
-    let plan = plan_function(&f2, &[r1.clone()], &base(), NOW);
+    let plan = plan_function(&f2, std::slice::from_ref(&r1), &base(), NOW);
     let r2 = plan.new_revision.clone().unwrap();
     assert_eq!(r2.metadata.name.as_deref(), Some("hello-00002"));
     assert_eq!(r2.metadata.labels.as_ref().unwrap()[GENERATION_LABEL], "2");
@@ -256,7 +256,7 @@ fn a_crashing_revision_keeps_its_route() {
     let f = function("Hi", vec![]);
     let r1 = ready(plan_function(&f, &[], &base(), NOW).new_revision.unwrap());
     let mut f = f;
-    f.status = Some(plan_function(&f, &[r1.clone()], &base(), NOW).status);
+    f.status = Some(plan_function(&f, std::slice::from_ref(&r1), &base(), NOW).status);
     let mut r1 = r1;
     let crash = ReplicaState {
         desired: 1,

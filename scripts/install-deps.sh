@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what building and testing weft needs on a fresh Debian 12 machine:
+# the WASI guest toolchains (no rustup wasm target can be downloaded here, so Rust
+# guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc),
+# and wrk for the benchmarks. Skips what is already installed.
+set -euo pipefail
+
+packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14 wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_=""
+  [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The main job: builds weft and the sample guests, starts the local platform
+# (`weft up`) on its embedded defaults, deploys the hello function, calls it, and
+# stays in the foreground until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
+
+bash scripts/install-deps.sh
+bash functions/guests/build.sh >/dev/null
+cargo build --release --quiet -p weft-cli
+weft="$CARGO_TARGET_DIR/release/weft"
+state="${WEFT_STATE:-.weft}"
+
+"$weft" up --state "$state" &
+up_pid=$!
+trap 'kill -INT $up_pid 2>/dev/null; wait $up_pid' INT TERM
+for _ in $(seq 100); do [ -f "$state/runtime.json" ] && break; sleep 0.1; done
+
+"$weft" --state "$state" apply -f examples/hello/function.yaml
+echo
+echo "\$ curl http://hello.default.localhost:8080/"
+curl -s http://hello.default.localhost:8080/ || true
+echo "\$ curl http://127.0.0.1:8080/default/hello/"
+curl -s http://127.0.0.1:8080/default/hello/ || true
+echo "\$ weft invoke hello --data '{\"name\":\"weft\"}'"
+"$weft" --state "$state" invoke hello --data '{"name":"weft"}' || true
+echo
+echo "weft is running (binary: $weft). Ctrl-C stops it."
+wait $up_pid
