@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut resp = hyper::Response::new(Full::new(Bytes::from_static(BODY)));
                 resp.headers_mut().insert(
                     "content-type",
-                    "text/plain; charset=utf-8".parse().expect("static header"),
+                    hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
                 );
                 Ok::<_, Infallible>(resp)
             });

@@ -6,6 +6,9 @@
 //! guests with `bash functions/guests/build.sh`). Criterion prints the medians;
 //! the last line prints the pooled/on-demand ratio measured in this run.
 
+// A benchmark fails by panicking on setup errors.
+#![allow(clippy::expect_used)]
+
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use std::path::Path;
 use std::time::Duration;
