@@ -164,3 +164,38 @@ fn the_hello_example_deploys_as_documented() {
     );
     assert_eq!(p.get(None, "/default/hello/").0, 200);
 }
+
+/// PIDs of this platform's instance processes (their config names the state dir).
+fn instance_pids(p: &Platform) -> Vec<i32> {
+    let pattern = format!("weft instance.*{}", p.state().display());
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &pattern])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_crashed_instance_is_restarted() {
+    let p = Platform::start();
+    p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
+    let before = instance_pids(&p);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // SIGKILL, as an out-of-memory kill would.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let after = wait_for(std::time::Duration::from_secs(10), || {
+        let pids = instance_pids(&p);
+        (pids.len() == 1 && pids[0] != before[0] && p.get(None, "/default/hello/").0 == 200)
+            .then_some(pids)
+    });
+    assert_ne!(after, before);
+    let logs = p.weft_ok(&["logs", "hello"]);
+    assert_eq!(logs.matches("instance ready").count(), 2, "{logs}");
+}

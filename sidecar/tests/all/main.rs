@@ -1,0 +1,9 @@
+//! The sidecar's HTTP roles over real loopback sockets, with a small test handler
+//! or a plain hyper upstream standing in for the function.
+
+// Tests fail by panicking.
+#![allow(clippy::unwrap_used)]
+
+mod gateway;
+mod instance_proxy;
+mod support;
