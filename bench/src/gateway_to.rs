@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 use weft_sidecar::metrics::GatewayMetrics;
 use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
 
+// The same allocator as the weft binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let upstream = std::env::args()

@@ -10,11 +10,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. A runaway guest is stopped at most one tick
 /// after its deadline; a tick costs one atomic increment.
 pub const EPOCH_TICK: Duration = Duration::from_millis(2);
+
+/// Linear memory kept mapped per pool slot between requests. A Rust guest
+/// touches about 1.1 MiB (1 MiB stack, data, a little heap).
+const KEEP_RESIDENT: usize = 4 << 20;
+/// Table bytes kept mapped per slot.
+const KEEP_RESIDENT_TABLE: usize = 64 << 10;
 
 /// Pool sizing for instance processes.
 #[derive(Debug, Clone, Copy)]
@@ -44,7 +50,15 @@ pub fn new_engine(opts: EngineOptions) -> Result<Engine, HostError> {
         pool.total_core_instances(n)
             .total_memories(n)
             .total_tables(n)
-            .max_memory_size(usize::try_from(opts.max_memory_bytes).unwrap_or(usize::MAX));
+            .max_memory_size(usize::try_from(opts.max_memory_bytes).unwrap_or(usize::MAX))
+            // Reset a slot by rewriting only the pages the last request dirtied
+            // (found with PAGEMAP_SCAN, Linux ≥ 6.7), instead of madvise: madvise
+            // unmaps pages, which costs a TLB-shootdown IPI to every core and a
+            // page fault per page on the next request. Measured on the hello
+            // guest: the kernel took 70 % of an instance's CPU without this.
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT_TABLE)
+            .pagemap_scan(Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config).map_err(HostError::Engine)
