@@ -44,12 +44,19 @@ pub struct GatewayConfig {
     pub domain: String,
 }
 
+/// State shared by all gateway workers: routes, endpoints and metrics.
 pub struct Gateway {
     routes: ArcSwap<RouteTable>,
     endpoints: Arc<Endpoints>,
-    client: Client<HttpConnector, Incoming>,
     metrics: GatewayMetrics,
     registry: Arc<Registry>,
+}
+
+/// One worker's view of the gateway: the shared state plus a connection pool of
+/// its own, so upstream connections live on the worker's thread.
+pub struct GatewayWorker {
+    gateway: Arc<Gateway>,
+    client: Client<HttpConnector, Incoming>,
 }
 
 impl Gateway {
@@ -60,17 +67,10 @@ impl Gateway {
         metrics: GatewayMetrics,
         registry: Arc<Registry>,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         let routes = ArcSwap::from_pointee(RouteTable::new(&config.domain, []));
         Self {
             routes,
             endpoints,
-            client,
             metrics,
             registry,
         }
@@ -81,13 +81,29 @@ impl Gateway {
         self.routes.store(Arc::new(table));
     }
 
+    /// A worker with its own upstream connection pool.
+    pub fn worker(self: &Arc<Self>) -> Arc<GatewayWorker> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Arc::new(GatewayWorker {
+            gateway: self.clone(),
+            client,
+        })
+    }
+}
+
+impl GatewayWorker {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<Body> {
         let start = Instant::now();
-        let routes = self.routes.load();
+        let routes = self.gateway.routes.load();
         let Some(resolved) = routes.resolve(request_host(&req), req.uri().path()) else {
             return self.unrouted(&req, routes.domain());
         };
@@ -117,7 +133,7 @@ impl Gateway {
             revision,
             code: resp.status().as_u16(),
         };
-        self.metrics.record(&labels, start.elapsed());
+        self.gateway.metrics.record(&labels, start.elapsed());
         resp
     }
 
@@ -130,7 +146,7 @@ impl Gateway {
         traceparent: &str,
     ) -> Response<Body> {
         let key = revision_key(&resolved.route.namespace, revision);
-        let Some(addr) = self.endpoints.pick(&key) else {
+        let Some(addr) = self.gateway.endpoints.pick(&key) else {
             return error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("revision {key} has no ready instance"),
@@ -158,7 +174,7 @@ impl Gateway {
 
     fn unrouted(&self, req: &Request<Incoming>, domain: &str) -> Response<Body> {
         match req.uri().path() {
-            "/metrics" => Response::new(full(encode(&self.registry))),
+            "/metrics" => Response::new(full(encode(&self.gateway.registry))),
             "/healthz" => Response::new(full("ok\n")),
             path => {
                 let host = request_host(req).unwrap_or("");

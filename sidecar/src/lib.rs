@@ -21,6 +21,6 @@ pub mod serve;
 pub mod trace;
 
 pub use endpoints::Endpoints;
-pub use gateway::{Gateway, GatewayConfig};
+pub use gateway::{Gateway, GatewayConfig, GatewayWorker};
 pub use instance_proxy::{Handler, HandlerRequest, InstanceProxy, InstanceProxyConfig};
 pub use routing::{FunctionRoute, Resolved, RouteTable, WeightedSplit};

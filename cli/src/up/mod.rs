@@ -33,13 +33,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let engine = new_engine(EngineOptions::default())?;
     let modules = ModuleStore::open(args.state.modules())?;
 
-    let gw_listener = TcpListener::bind(args.gateway)
-        .await
-        .with_context(|| format!("bind gateway on {}", args.gateway))?;
+    let gw_listeners =
+        weft_sidecar::serve::bind_workers(args.gateway, weft_sidecar::serve::default_workers())
+            .with_context(|| format!("bind gateway on {}", args.gateway))?;
     let api_listener = TcpListener::bind(args.api)
         .await
         .with_context(|| format!("bind control API on {}", args.api))?;
-    let gateway_addr = gw_listener.local_addr()?;
+    let gateway_addr = gw_listeners[0].local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
     let endpoints = Arc::new(Endpoints::new());
@@ -86,9 +86,14 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let watch = store.watch();
     let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
     let gw = gateway.clone();
-    let gw_task = tokio::spawn(weft_sidecar::serve::serve(
-        gw_listener,
-        move |req, peer| gw.clone().handle(req, peer),
+    // The gateway runs thread-per-core, each worker with its own connection pool.
+    let make_worker = move || {
+        let w = gw.worker();
+        move |req, peer| w.clone().handle(req, peer)
+    };
+    let gw_task = tokio::spawn(weft_sidecar::serve::serve_workers(
+        gw_listeners,
+        make_worker,
         shutdown.clone(),
     ));
     let api_task = tokio::spawn(serve_api(

@@ -59,7 +59,8 @@ async fn gateway() -> (SocketAddr, Arc<Endpoints>) {
             tags: vec![("canary".into(), "f-00002".into())],
         }],
     ));
-    let (addr, _) = serve(move |req, peer| gw.clone().handle(req, peer)).await;
+    let worker = gw.worker();
+    let (addr, _) = serve(move |req, peer| worker.clone().handle(req, peer)).await;
     (addr, endpoints)
 }
 
