@@ -6,6 +6,7 @@
 use crate::gateway::SCRIPT_NAME_HEADER;
 use crate::http_util::{Body, error_reply, full};
 use crate::metrics::{InstanceMetrics, RequestLabels, encode};
+use crate::stats::Stats;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
@@ -68,10 +69,13 @@ pub struct InstanceProxy<H> {
     queue_limit: usize,
     metrics: InstanceMetrics,
     registry: Arc<Registry>,
+    /// Load reported to the autoscaler (`/stats` on the admin port).
+    stats: Stats,
 }
 
 impl<H: Handler> InstanceProxy<H> {
-    /// The queue holds ten requests per slot, as Knative's queue-proxy breaker.
+    /// With a `containerConcurrency`, the queue holds ten requests per slot, as
+    /// Knative's queue-proxy breaker.
     pub fn new(
         handler: H,
         config: InstanceProxyConfig,
@@ -83,10 +87,17 @@ impl<H: Handler> InstanceProxy<H> {
             handler: Arc::new(handler),
             slots: Arc::new(Semaphore::new(slots)),
             admitted: AtomicUsize::new(0),
-            queue_limit: slots * 11,
+            // Unlimited concurrency queues without bound, as Knative's
+            // queue-proxy does without a breaker; the pool still bounds execution.
+            queue_limit: if config.container_concurrency == 0 {
+                usize::MAX
+            } else {
+                slots * 11
+            },
             config,
             metrics,
             registry,
+            stats: Stats::new(Instant::now()),
         }
     }
 
@@ -120,6 +131,7 @@ impl<H: Handler> InstanceProxy<H> {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance queue is full");
         }
+        self.stats.start(Instant::now());
         let deadline = self.config.timeout;
         let resp = match tokio::time::timeout(deadline, self.run(req, peer)).await {
             Ok(r) => r,
@@ -131,6 +143,7 @@ impl<H: Handler> InstanceProxy<H> {
                 ),
             ),
         };
+        self.stats.finish(Instant::now());
         self.admitted.fetch_sub(1, Ordering::AcqRel);
         resp
     }
@@ -175,14 +188,15 @@ impl<H: Handler> InstanceProxy<H> {
         resp
     }
 
-    /// The admin port: `/healthz` and `/metrics`.
+    /// The admin port: `/healthz`, `/metrics`, and `/stats` for the autoscaler.
     pub async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         match req.uri().path() {
             "/healthz" => Response::new(full("ok\n")),
             "/metrics" => Response::new(full(encode(&self.registry))),
+            "/stats" => Response::new(full(self.stats.report(Instant::now()).to_json())),
             _ => error_reply(
                 StatusCode::NOT_FOUND,
-                "admin port serves /healthz and /metrics",
+                "admin port serves /healthz, /metrics and /stats",
             ),
         }
     }

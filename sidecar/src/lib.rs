@@ -18,6 +18,7 @@ pub mod instance_proxy;
 pub mod metrics;
 pub mod routing;
 pub mod serve;
+pub mod stats;
 pub mod trace;
 
 pub use endpoints::Endpoints;

@@ -162,3 +162,28 @@ async fn script_name_reaches_the_handler_and_metrics_count() {
         200
     );
 }
+
+#[tokio::test]
+async fn stats_report_load_since_the_last_read() {
+    let (_slow, addr, admin) = start(0, 5_000).await;
+    let c = client(false);
+    let _ = get(&c, &format!("http://{admin}/stats"), None).await; // reset
+    let url = format!("http://{addr}/?ms=300");
+    futures::future::join_all((0..4).map(|_| get(&c, &url, None))).await;
+    let (_, _, text) = get(&c, &format!("http://{admin}/stats"), None).await;
+    let v: Vec<&str> = text.trim_matches(['{', '}']).split(',').collect();
+    let field = |name: &str| -> f64 {
+        v.iter()
+            .find(|f| f.starts_with(&format!("\"{name}\"")))
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(field("requests"), 4.0, "{text}");
+    // Four requests of 0.3 s each over the period: about 1.2 request-seconds.
+    let area = field("concurrency") * field("seconds");
+    assert!((1.1..1.6).contains(&area), "{text}");
+}
