@@ -12,14 +12,17 @@
 //! - [`window`]: per-second metric buckets and window averages.
 //! - [`decider`]: stable/panic modes, rate limits, scale-down delay, burst capacity.
 //! - [`revision`]: one revision's state: bounds, initial scale, scale to zero.
+//! - [`scaler`]: the `Scaler` seam the decisions drive.
 
 pub mod decider;
 pub mod delay;
 pub mod revision;
+pub mod scaler;
 pub mod spec;
 pub mod window;
 
 pub use decider::{Decider, ScaleResult};
 pub use revision::{Decision, RevisionAutoscaler};
+pub use scaler::{Replicas, ScaleTarget, Scaler, ScalerError};
 
 pub use spec::{Defaults, Metric, ScalingSpec, SpecError};

@@ -9,6 +9,8 @@
 //!    goes to zero. Idle-to-zero therefore takes stable window + grace (90 s by
 //!    default), as in Knative.
 //!
+//! A revision no route reaches goes to zero as soon as nothing is in flight.
+//!
 //! A request to a revision at zero is held by the activator, which records it as
 //! load here ([`RevisionAutoscaler::record`]) and asks for a tick at once.
 
@@ -94,7 +96,14 @@ impl RevisionAutoscaler {
         if ready > 0 && self.active_since.is_none() && self.inactive_since.is_none() {
             self.active_since = Some(now);
         }
-        desired = self.scale_to_zero(desired, now);
+        desired = if reachable || desired > 0 {
+            self.scale_to_zero(desired, now)
+        } else {
+            // No route reaches it and nothing is in flight: no request can come
+            // that the activator would need to hold, so no grace is needed.
+            (self.active_since, self.inactive_since) = (None, Some(now));
+            0
+        };
         desired = self.bounds(desired, ready, reachable);
         self.last = desired;
         let activator_in_path = ready == 0 || desired == 0 || ebc.is_none_or(|e| e < 0.0);

@@ -32,6 +32,45 @@ struct Cli {
     command: Command,
 }
 
+/// Platform-wide autoscaling defaults; Knative's values unless set. Functions
+/// override them with `autoscaling.weft.dev/*` annotations.
+#[derive(clap::Args, Clone)]
+struct ScalingFlags {
+    /// Target requests in flight per instance.
+    #[arg(long, default_value_t = 100.0)]
+    target_concurrency: f64,
+    /// Share of the target to aim for, in percent.
+    #[arg(long, default_value_t = 70.0)]
+    target_utilization: f64,
+    /// Stable window (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    stable_window: Duration,
+    /// Time a revision stays at one instance, activator in front, before zero.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    scale_to_zero_grace: Duration,
+    /// How often the autoscaler decides.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    tick: Duration,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    weft_autoscaler::spec::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 1m, 500ms)"))
+}
+
+impl ScalingFlags {
+    fn defaults(&self) -> weft_autoscaler::Defaults {
+        weft_autoscaler::Defaults {
+            target_concurrency: self.target_concurrency,
+            target_utilization: self.target_utilization / 100.0,
+            stable_window: self.stable_window,
+            scale_to_zero_grace: self.scale_to_zero_grace,
+            tick: self.tick,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the local platform in the foreground (Ctrl-C stops it).
@@ -45,6 +84,8 @@ enum Command {
         /// Domain of host routes: <function>.<namespace>.<domain>.
         #[arg(long, default_value = "localhost")]
         domain: String,
+        #[command(flatten)]
+        scaling: ScalingFlags,
     },
     /// Apply resources from a YAML file (`-` reads stdin).
     Apply {
@@ -145,12 +186,15 @@ async fn run(cli: Cli) -> Result<()> {
             gateway,
             api,
             domain,
+            scaling,
         } => {
+            let scaling = scaling.defaults();
             up::run(up::UpArgs {
                 state: state.clone(),
                 gateway,
                 api,
                 domain,
+                scaling,
             })
             .await
         }

@@ -9,9 +9,7 @@
 pub mod plan;
 pub mod store;
 
-pub use plan::{
-    FunctionPlan, ReplicaState, RouteBase, min_scale, plan_function, plan_revision_status,
-};
+pub use plan::{FunctionPlan, ReplicaState, RouteBase, plan_function, plan_revision_status};
 pub use store::{ApplyOutcome, EmbeddedStore, StoreError, WatchEvent};
 
 /// Current time as Kubernetes writes it (RFC 3339, whole seconds, UTC).

@@ -12,15 +12,31 @@ pub fn revision_key(namespace: &str, revision: &str) -> String {
     format!("{namespace}/{revision}")
 }
 
-#[derive(Default)]
 pub struct Endpoints {
     by_revision: ArcSwap<HashMap<String, Arc<[SocketAddr]>>>,
     next: AtomicUsize,
+    /// Bumped on every change, so the activator can wait for an instance.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            by_revision: ArcSwap::default(),
+            next: AtomicUsize::new(0),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Endpoints {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A receiver that wakes on every change of any revision's endpoints.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Replaces the ready addresses of one revision (empty removes it).
@@ -34,6 +50,7 @@ impl Endpoints {
             }
             map
         });
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<[SocketAddr]>> {

@@ -2,9 +2,10 @@
 //! revision by weight (or by tag), then an instance, and forwards the request.
 //! Bodies stream through in both directions; nothing is buffered.
 
+use crate::activator::{Activation, Activator, HoldError};
 use crate::endpoints::{Endpoints, revision_key};
 use crate::http_util::{Body, error_reply, full, request_host};
-use crate::metrics::{GatewayMetrics, RequestLabels, encode};
+use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
 use crate::routing::{Resolved, RouteTable};
 use crate::trace::ensure_traceparent;
 use arc_swap::ArcSwap;
@@ -17,7 +18,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -50,6 +51,9 @@ pub struct Gateway {
     endpoints: Arc<Endpoints>,
     metrics: GatewayMetrics,
     registry: Arc<Registry>,
+    activator: Activator,
+    /// Set once by the platform; without it a revision with no instance is a 503.
+    activation: OnceLock<Arc<dyn Activation>>,
 }
 
 /// One worker's view of the gateway: the shared state plus a connection pool of
@@ -73,7 +77,14 @@ impl Gateway {
             endpoints,
             metrics,
             registry,
+            activator: Activator::default(),
+            activation: OnceLock::new(),
         }
+    }
+
+    /// Holds requests for revisions without a ready instance and tells `hook`.
+    pub fn set_activation(&self, hook: Arc<dyn Activation>) {
+        let _ = self.activation.set(hook);
     }
 
     /// Replaces the route table (all at once: no request sees half an update).
@@ -146,11 +157,15 @@ impl GatewayWorker {
         traceparent: &str,
     ) -> Response<Body> {
         let key = revision_key(&resolved.route.namespace, revision);
-        let Some(addr) = self.gateway.endpoints.pick(&key) else {
-            return error_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("revision {key} has no ready instance"),
-            );
+        let addr = match self.gateway.endpoints.pick(&key) {
+            Some(a) => a,
+            None => match self
+                .activate(&resolved.route.namespace, revision, &key)
+                .await
+            {
+                Ok(a) => a,
+                Err(resp) => return resp,
+            },
         };
         let req = match rewrite(req, addr, peer, resolved, traceparent) {
             Ok(r) => r,
@@ -169,6 +184,57 @@ impl GatewayWorker {
                     format!("instance {addr} of {key} did not answer: {e}"),
                 )
             }
+        }
+    }
+
+    /// Holds the request until the revision has a ready instance.
+    async fn activate(
+        &self,
+        ns: &str,
+        revision: &str,
+        key: &str,
+    ) -> Result<SocketAddr, Response<Body>> {
+        let Some(hook) = self.gateway.activation.get() else {
+            return Err(error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("revision {key} has no ready instance"),
+            ));
+        };
+        let labels = RevisionLabels {
+            namespace: ns.to_string(),
+            revision: revision.to_string(),
+        };
+        let m = &self.gateway.metrics;
+        m.held.get_or_create(&labels).inc();
+        let held = self
+            .gateway
+            .activator
+            .hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key)
+            .await;
+        m.held.get_or_create(&labels).dec();
+        match held {
+            Ok((addr, waited)) => {
+                m.held_wait
+                    .get_or_create(&labels)
+                    .observe(waited.as_secs_f64());
+                Ok(addr)
+            }
+            Err(HoldError::Full) => {
+                let mut r = error_reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("too many requests waiting for {key} to start"),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(r)
+            }
+            Err(HoldError::Timeout) => Err(error_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "no instance of {key} became ready within {:?}",
+                    crate::activator::HOLD_TIMEOUT
+                ),
+            )),
         }
     }
 

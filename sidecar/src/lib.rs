@@ -11,6 +11,7 @@
 //!
 //! The decision code (routing, split) must not depend on sockets or the runtime.
 
+pub mod activator;
 pub mod endpoints;
 pub mod gateway;
 pub mod http_util;
@@ -21,6 +22,7 @@ pub mod serve;
 pub mod stats;
 pub mod trace;
 
+pub use activator::{Activation, Activator};
 pub use endpoints::Endpoints;
 pub use gateway::{Gateway, GatewayConfig, GatewayWorker};
 pub use instance_proxy::{Handler, HandlerRequest, InstanceProxy, InstanceProxyConfig};

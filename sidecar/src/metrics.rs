@@ -23,11 +23,22 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
-/// `weft_gateway_*`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RevisionLabels {
+    pub namespace: String,
+    pub revision: String,
+}
+
+/// `weft_gateway_*` and the activator's `weft_activator_*`.
 #[derive(Clone)]
 pub struct GatewayMetrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RequestLabels, Histogram>,
+    /// Requests held now, by revision.
+    pub held: Family<RevisionLabels, Gauge>,
+    /// Time requests were held until an instance was ready (the cold start as a
+    /// caller sees it), by revision.
+    pub held_wait: Family<RevisionLabels, Histogram>,
 }
 
 impl GatewayMetrics {
@@ -45,7 +56,25 @@ impl GatewayMetrics {
             "Time to the response headers, by function, revision and status code",
             duration.clone(),
         );
-        Self { requests, duration }
+        let act = registry.sub_registry_with_prefix("weft_activator");
+        let held = Family::default();
+        let held_wait = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        act.register(
+            "held_requests",
+            "Requests held for a revision with no ready instance",
+            held.clone(),
+        );
+        act.register(
+            "wait_seconds",
+            "Time held until an instance was ready (cold start seen by the caller)",
+            held_wait.clone(),
+        );
+        Self {
+            requests,
+            duration,
+            held,
+            held_wait,
+        }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {

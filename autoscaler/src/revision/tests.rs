@@ -197,3 +197,24 @@ fn no_metrics_keeps_the_current_scale() {
     // Nothing reported for longer than the stable window: hold, do not guess.
     assert_eq!(a.tick(t0 + Duration::from_secs(100), 2, true).desired, 2);
 }
+
+#[test]
+fn an_unrouted_revision_goes_to_zero_once_idle() {
+    let t0 = Instant::now();
+    let mut a = autoscaler(&[("min-scale", "2")], t0);
+    a.record(t0, 30.0, 0.0);
+    assert_eq!(a.tick(t0, 1, false).desired, 1, "load in flight keeps it");
+    let later = t0 + Duration::from_secs(10);
+    for s in 1..=10 {
+        a.record(t0 + Duration::from_secs(s), 0.0, 0.0);
+    }
+    // The stable average still remembers the load of t0: ceil(3/70) = 1.
+    assert_eq!(a.tick(later, 1, false).desired, 1);
+    let much_later = t0 + Duration::from_secs(70);
+    a.record(much_later, 0.0, 0.0);
+    assert_eq!(
+        a.tick(much_later, 1, false).desired,
+        0,
+        "min-scale does not apply without a route"
+    );
+}

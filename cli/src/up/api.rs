@@ -33,6 +33,8 @@ pub struct ApiState {
     pub engine: wasmtime::Engine,
     pub token: String,
     pub logs: std::path::PathBuf,
+    /// To validate scaling annotations at apply time.
+    pub scaling: weft_autoscaler::Defaults,
 }
 
 type Shared = Arc<ApiState>;
@@ -152,6 +154,13 @@ fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
     if spec.process.is_some() || spec.image.is_some() {
         return Err(bad(format!(
             "Function {name}: spec.template.spec: weft up runs wasm functions for now (process and image functions are not supported yet)"
+        )));
+    }
+    let annotations = &f.spec.template.metadata.annotations;
+    let cc = spec.container_concurrency.unwrap_or(0);
+    if let Err(e) = weft_autoscaler::ScalingSpec::from_annotations(annotations, &s.scaling, cc) {
+        return Err(bad(format!(
+            "Function {name}: spec.template.metadata.annotations: {e}"
         )));
     }
     match spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {

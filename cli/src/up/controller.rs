@@ -3,6 +3,7 @@
 //! only names a function, which is then reconciled from what is stored now, so a
 //! missed or repeated event does no harm. A periodic resync catches the rest.
 
+use super::autoscale::Autoscale;
 use super::routes;
 use super::supervisor::{FunctionKey, Supervisor};
 use crate::instance::InstanceConfig;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use weft_autoscaler::ScaleTarget;
 use weft_controller::{
     EmbeddedStore, ReplicaState, RouteBase, StoreError, WatchEvent, now_rfc3339, plan_function,
     plan_revision_status,
@@ -25,6 +27,7 @@ const RESYNC: Duration = Duration::from_secs(10);
 pub struct Controller {
     pub store: Arc<EmbeddedStore>,
     pub supervisor: Arc<Supervisor>,
+    pub autoscale: Arc<Autoscale>,
     pub gateway: Arc<Gateway>,
     pub modules: ModuleStore,
     pub engine: wasmtime::Engine,
@@ -104,7 +107,7 @@ impl Controller {
     fn reconcile(&self, ns: &str, name: &str) -> Result<(), StoreError> {
         let revisions = self.revisions_of(ns, name)?;
         let Some(function) = self.store.get::<Function>(ns, name)? else {
-            return self.remove(ns, name, revisions);
+            return self.remove(ns, revisions);
         };
         let now = now_rfc3339();
         let plan = plan_function(&function, &revisions, &self.base, &now);
@@ -121,8 +124,7 @@ impl Controller {
         let plan = plan_function(&function, &revisions, &self.base, &now);
         for rev in &mut revisions {
             let rname = rev.metadata.name.clone().unwrap_or_default();
-            let desired = plan.desired_scale.get(&rname).copied().unwrap_or(0);
-            let state = self.scale(ns, name, rev, desired);
+            let state = self.scale(ns, name, rev, plan.routed.contains(&rname));
             let status = plan_revision_status(rev, &state, &now);
             self.store.update_status::<Revision>(ns, &rname, &status)?;
             rev.status = Some(status);
@@ -159,36 +161,49 @@ impl Controller {
         }
     }
 
-    fn scale(&self, ns: &str, function: &str, rev: &Revision, desired: i32) -> ReplicaState {
+    /// Defines the revision's instances for the supervisor and hands its count
+    /// to the autoscaler; returns where its instances are.
+    fn scale(&self, ns: &str, function: &str, rev: &Revision, routed: bool) -> ReplicaState {
         let key = rev_key(rev);
         if let Some(failure) = self.broken_map().get(&key).cloned() {
             return ReplicaState {
-                desired,
                 failure: Some(failure),
                 ..Default::default()
             };
         }
-        match instance_config(ns, function, rev, &self.modules) {
-            Ok(cfg) => {
-                self.supervisor
-                    .scale(&cfg, usize::try_from(desired).unwrap_or(0));
-                self.supervisor.state(ns, &cfg.revision)
+        let cfg = match instance_config(ns, function, rev, &self.modules) {
+            Ok(cfg) => cfg,
+            Err(message) => {
+                return ReplicaState {
+                    failure: Some(("InvalidSpec".into(), message)),
+                    ..Default::default()
+                };
             }
-            Err(message) => ReplicaState {
-                desired,
-                failure: Some(("InvalidSpec".into(), message)),
+        };
+        self.supervisor.define(&cfg);
+        let target = ScaleTarget {
+            namespace: ns.to_string(),
+            revision: cfg.revision.clone(),
+        };
+        let annotations = rev.metadata.annotations.clone().unwrap_or_default();
+        if let Err(e) =
+            self.autoscale
+                .upsert(target, &annotations, cfg.container_concurrency, routed)
+        {
+            return ReplicaState {
+                failure: Some(("InvalidScaling".into(), e.to_string())),
                 ..Default::default()
-            },
+            };
         }
+        self.supervisor.state(ns, &cfg.revision)
     }
 
     /// The function is gone: stop and delete its revisions (owner references).
-    fn remove(&self, ns: &str, name: &str, revisions: Vec<Revision>) -> Result<(), StoreError> {
+    fn remove(&self, ns: &str, revisions: Vec<Revision>) -> Result<(), StoreError> {
         for rev in revisions {
             let rname = rev.metadata.name.clone().unwrap_or_default();
-            if let Ok(cfg) = instance_config(ns, name, &rev, &self.modules) {
-                self.supervisor.scale(&cfg, 0);
-            }
+            self.autoscale.remove(&rev_key(&rev));
+            self.supervisor.forget(ns, &rname);
             self.broken_map().remove(&rev_key(&rev));
             self.store.delete::<Revision>(ns, &rname)?;
             tracing::info!(revision = %rname, "revision deleted");

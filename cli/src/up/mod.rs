@@ -2,6 +2,7 @@
 //! controller, process supervisor and gateway — on embedded defaults.
 
 pub mod api;
+pub mod autoscale;
 pub mod controller;
 pub mod routes;
 pub mod supervisor;
@@ -23,6 +24,8 @@ pub struct UpArgs {
     pub gateway: SocketAddr,
     pub api: SocketAddr,
     pub domain: String,
+    /// Platform-wide scaling defaults (Knative's unless overridden by flags).
+    pub scaling: weft_autoscaler::Defaults,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -62,7 +65,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
         endpoints,
         changes_tx,
     ));
+    let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone());
+    gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
+        autoscale: autoscale.clone(),
         store: store.clone(),
         supervisor: supervisor.clone(),
         gateway: gateway.clone(),
@@ -80,11 +86,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         engine,
         token,
         logs: args.state.logs(),
+        scaling: args.scaling.clone(),
     });
 
     let shutdown = CancellationToken::new();
     let watch = store.watch();
     let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
+    let scaler = tokio::spawn(autoscale.run(pokes, shutdown.clone()));
     let gw = gateway.clone();
     // The gateway runs thread-per-core, each worker with its own connection pool.
     let make_worker = move || {
@@ -120,7 +128,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Order matters: the controller must be stopped before the supervisor, or a
     // reconcile in progress could start an instance after the drain.
     shutdown.cancel();
-    let _ = ctl.await;
+    let _ = tokio::join!(ctl, scaler);
     supervisor.shutdown().await;
     let _ = tokio::join!(gw_task, api_task);
     let _ = std::fs::remove_file(args.state.runtime());

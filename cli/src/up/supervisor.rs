@@ -7,8 +7,8 @@
 //! reported to the controller as the key of the function, which then re-reads the
 //! state (level-triggered, like a watch).
 //!
-//! This is the local backend of the scaler seam; the autoscaler issue moves it
-//! behind the `Scaler` trait next to the Kubernetes backend.
+//! This is the local backend of the `Scaler` seam (weft-autoscaler): the
+//! controller defines a revision, the autoscaler sets its replica count.
 
 use crate::instance::{InstanceConfig, ReadyLine};
 use anyhow::{Context, Result, bail};
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use weft_autoscaler::{Replicas, ScaleTarget, Scaler, ScalerError};
 use weft_controller::ReplicaState;
 use weft_sidecar::Endpoints;
 use weft_sidecar::endpoints::revision_key;
@@ -44,6 +45,7 @@ pub type FunctionKey = (String, String);
 struct SlotShared {
     running: bool,
     ready: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
 }
 
 type SharedSlots = Arc<Mutex<Vec<Arc<Mutex<SlotShared>>>>>;
@@ -55,6 +57,7 @@ struct Slot {
 }
 
 struct RevisionSet {
+    config: InstanceConfig,
     slots: Vec<Slot>,
     shared: SharedSlots,
     failure: Failure,
@@ -106,20 +109,45 @@ impl Supervisor {
         }
     }
 
-    /// Runs exactly `n` replicas of the revision described by `config`.
-    pub fn scale(&self, config: &InstanceConfig, n: usize) {
+    /// Makes a revision known (like creating its Deployment) at its current
+    /// replica count, zero for a new one. Revisions are immutable: a second
+    /// definition of the same revision changes nothing.
+    pub fn define(&self, config: &InstanceConfig) {
+        let key = revision_key(&config.namespace, &config.revision);
+        lock(&self.revisions)
+            .entry(key)
+            .or_insert_with(|| RevisionSet {
+                config: config.clone(),
+                slots: Vec::new(),
+                shared: Arc::default(),
+                failure: Arc::default(),
+            });
+    }
+
+    /// Stops a revision's replicas and forgets it (its function was deleted).
+    pub fn forget(&self, namespace: &str, revision: &str) {
+        if let Some(set) = lock(&self.revisions).remove(&revision_key(namespace, revision)) {
+            set.slots.iter().for_each(|s| s.stop.cancel());
+        }
+    }
+
+    /// Ready admin addresses of a revision's replicas (for `/stats`).
+    pub fn admin_addrs(&self, key: &str) -> Vec<SocketAddr> {
+        let revs = lock(&self.revisions);
+        let Some(set) = revs.get(key) else {
+            return Vec::new();
+        };
+        let shared = lock(&set.shared);
+        shared.iter().filter_map(|s| lock(s).admin).collect()
+    }
+
+    /// Runs exactly `n` replicas of a defined revision.
+    fn scale_set(&self, set: &mut RevisionSet, n: usize) {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return;
         }
-        let key = revision_key(&config.namespace, &config.revision);
-        let mut revs = lock(&self.revisions);
-        let set = revs.entry(key.clone()).or_insert_with(|| RevisionSet {
-            slots: Vec::new(),
-            shared: Arc::default(),
-            failure: Arc::default(),
-        });
         while set.slots.len() < n {
-            let slot = self.start_slot(config, set, set.slots.len());
+            let slot = self.start_slot(set, set.slots.len());
             set.slots.push(slot);
         }
         while set.slots.len() > n {
@@ -127,12 +155,10 @@ impl Supervisor {
                 slot.stop.cancel();
             }
         }
-        if n == 0 && lock(&set.shared).is_empty() {
-            revs.remove(&key);
-        }
     }
 
-    fn start_slot(&self, config: &InstanceConfig, set: &RevisionSet, index: usize) -> Slot {
+    fn start_slot(&self, set: &RevisionSet, index: usize) -> Slot {
+        let config = &set.config;
         let me: Arc<Mutex<SlotShared>> = Arc::default();
         lock(&set.shared).push(me.clone());
         let stop = CancellationToken::new();
@@ -205,6 +231,7 @@ async fn run_slot(ctx: SlotCtx) {
                     *s = SlotShared {
                         running: true,
                         ready: Some(ready.serving),
+                        admin: Some(ready.admin),
                     }
                 });
                 *lock(&ctx.failure) = None;
@@ -252,7 +279,7 @@ async fn supervise(ctx: &SlotCtx, mut child: Child) -> Exit {
         }
         _ = ctx.stop.cancelled() => {
             // Take it out of the endpoints first, so no new request reaches it.
-            ctx.set(|s| s.ready = None);
+            ctx.set(|s| (s.ready, s.admin) = (None, None));
             ctx.changed();
             terminate(&mut child).await;
             ctx.set(|s| s.running = false);
@@ -341,5 +368,27 @@ impl SlotCtx {
         let _ = self
             .notify
             .send((self.config.namespace.clone(), self.config.function.clone()));
+    }
+}
+
+// === impl Scaler ===
+
+impl Scaler for Supervisor {
+    fn set_replicas(&self, target: &ScaleTarget, replicas: u32) -> Result<(), ScalerError> {
+        let key = target.key();
+        let mut revs = lock(&self.revisions);
+        let set = revs.get_mut(&key).ok_or(ScalerError::UnknownTarget(key))?;
+        self.scale_set(set, replicas as usize);
+        Ok(())
+    }
+
+    fn replicas(&self, target: &ScaleTarget) -> Result<Replicas, ScalerError> {
+        let state = self.state(&target.namespace, &target.revision);
+        let n = |v: i32| u32::try_from(v).unwrap_or(0);
+        Ok(Replicas {
+            desired: n(state.desired),
+            actual: n(state.actual),
+            ready: n(state.ready),
+        })
     }
 }

@@ -3,17 +3,13 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use weft_crds::condition::{ConditionStatus, is_true, set_condition};
 use weft_crds::names::{function_host, revision_name, tag_host};
 use weft_crds::{
-    AUTOSCALING_PREFIX, Condition, FUNCTION_LABEL, Function, FunctionStatus, GENERATION_LABEL,
-    Revision, RevisionStatus, TrafficTarget,
+    Condition, FUNCTION_LABEL, Function, FunctionStatus, GENERATION_LABEL, Revision,
+    RevisionStatus, TrafficTarget,
 };
-
-/// Until the autoscaler lands, every routable revision runs `min-scale` instances,
-/// and `min-scale` defaults to one.
-pub const DEFAULT_MIN_SCALE: i32 = 1;
 
 /// Where functions are reachable: `http://<fn>.<ns>.<domain>[:port]`.
 #[derive(Debug, Clone)]
@@ -39,8 +35,9 @@ pub struct FunctionPlan {
     pub new_revision: Option<Revision>,
     /// The Function's status as it should be.
     pub status: FunctionStatus,
-    /// Instances each revision should run, by revision name.
-    pub desired_scale: BTreeMap<String, i32>,
+    /// Revisions that receive traffic (or are the latest created): the
+    /// autoscaler may keep them at `min-scale`; the others scale to zero.
+    pub routed: BTreeSet<String>,
 }
 
 /// Plans one Function given its revisions (any order).
@@ -87,7 +84,7 @@ pub fn plan_function(
     status.traffic = traffic.unwrap_or_default();
     set_ready(&mut status.conditions, now);
 
-    let desired_scale = desired_scale(
+    let routed = routed(
         &revs,
         new_revision.as_ref(),
         latest_created.as_deref(),
@@ -96,7 +93,7 @@ pub fn plan_function(
     FunctionPlan {
         new_revision,
         status,
-        desired_scale,
+        routed,
     }
 }
 
@@ -285,41 +282,25 @@ fn set_ready(conds: &mut Vec<Condition>, now: &str) {
     set_condition(conds, ready, now);
 }
 
-/// Routed revisions and the latest created one run `min-scale` instances; the rest
-/// none (Knative scales revisions without traffic to zero).
-fn desired_scale(
+/// Revisions in the resolved traffic (with a share or a tag) and the latest
+/// created one; the rest have no route (Knative scales those to zero).
+fn routed(
     revs: &[&Revision],
     new: Option<&Revision>,
     latest: Option<&str>,
     traffic: &[TrafficTarget],
-) -> BTreeMap<String, i32> {
-    let routed = |n: &str| {
-        latest == Some(n)
-            || traffic.iter().any(|t| {
-                t.revision_name.as_deref() == Some(n)
-                    && (t.percent.unwrap_or(0) > 0 || t.tag.is_some())
-            })
+) -> BTreeSet<String> {
+    let in_traffic = |n: &str| {
+        traffic.iter().any(|t| {
+            t.revision_name.as_deref() == Some(n) && (t.percent.unwrap_or(0) > 0 || t.tag.is_some())
+        })
     };
     revs.iter()
         .copied()
         .chain(new)
-        .filter_map(|r| {
-            let name = r.metadata.name.clone()?;
-            let n = if routed(&name) { min_scale(r) } else { 0 };
-            Some((name, n))
-        })
+        .filter_map(|r| r.metadata.name.clone())
+        .filter(|n| latest == Some(n.as_str()) || in_traffic(n))
         .collect()
-}
-
-/// `autoscaling.weft.dev/min-scale` of a revision (validated at apply time).
-pub fn min_scale(r: &Revision) -> i32 {
-    let key = format!("{AUTOSCALING_PREFIX}min-scale");
-    r.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(&key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MIN_SCALE)
 }
 
 /// What the process supervisor reports about one revision's instances.

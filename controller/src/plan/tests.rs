@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeSet;
 use weft_crds::{EnvVar, FunctionSpec, WasmSource};
 
 const NOW: &str = "2026-01-01T00:00:00Z";
@@ -77,10 +78,7 @@ fn first_reconcile_creates_revision_one_and_waits_for_it() {
     );
     let ready_cond = weft_crds::condition::find(&plan.status.conditions, "Ready").unwrap();
     assert_eq!(ready_cond.status, ConditionStatus::Unknown);
-    assert_eq!(
-        plan.desired_scale,
-        BTreeMap::from([("hello-00001".to_string(), 1)])
-    );
+    assert_eq!(plan.routed, BTreeSet::from(["hello-00001".to_string()]));
 }
 
 #[test]
@@ -123,18 +121,14 @@ fn template_change_creates_the_next_revision_and_keeps_old_routes_until_ready() 
         plan.status.traffic[0].revision_name.as_deref(),
         Some("hello-00001")
     );
-    assert_eq!(
-        plan.desired_scale.values().copied().collect::<Vec<_>>(),
-        vec![1, 1]
-    );
+    assert_eq!(plan.routed.len(), 2, "both run until 00002 is ready");
     // Once it is ready, it takes the traffic and 00001 scales to zero.
     let plan = plan_function(&f2, &[r1, ready(r2)], &base(), NOW);
     assert_eq!(
         plan.status.traffic[0].revision_name.as_deref(),
         Some("hello-00002")
     );
-    assert_eq!(plan.desired_scale["hello-00001"], 0);
-    assert_eq!(plan.desired_scale["hello-00002"], 1);
+    assert_eq!(plan.routed, BTreeSet::from(["hello-00002".to_string()]));
 }
 
 #[test]
@@ -237,18 +231,6 @@ fn revision_status_counts_and_conditions() {
             .as_deref(),
         Some("NoTraffic")
     );
-}
-
-#[test]
-fn min_scale_annotation_sets_the_desired_count() {
-    let mut f = function("Hi", vec![]);
-    f.spec
-        .template
-        .metadata
-        .annotations
-        .insert(format!("{AUTOSCALING_PREFIX}min-scale"), "3".into());
-    let plan = plan_function(&f, &[], &base(), NOW);
-    assert_eq!(plan.desired_scale["hello-00001"], 3);
 }
 
 #[test]

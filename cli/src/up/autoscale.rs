@@ -1,0 +1,211 @@
+//! The local autoscaler loop: collects load from every ready instance's `/stats`
+//! once a second (scrape, as Knative's collector does), records requests held by
+//! the activator, decides each revision's instance count with
+//! `weft_autoscaler::RevisionAutoscaler` every tick (2 s) — or at once when the
+//! activator holds a request for a revision at zero — and applies it through the
+//! `Scaler` seam.
+
+use super::supervisor::Supervisor;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_autoscaler::{Defaults, RevisionAutoscaler, ScaleTarget, Scaler, ScalingSpec, SpecError};
+use weft_sidecar::Activation;
+
+const SCRAPE_EVERY: Duration = Duration::from_secs(1);
+const SCRAPE_TIMEOUT: Duration = Duration::from_millis(800);
+
+struct Entry {
+    target: ScaleTarget,
+    auto: RevisionAutoscaler,
+    reachable: bool,
+    /// Most requests the activator held at once since the last scrape: load the
+    /// instances cannot report because it has not reached them yet.
+    held_peak: usize,
+}
+
+pub struct Autoscale {
+    defaults: Defaults,
+    supervisor: Arc<Supervisor>,
+    entries: Mutex<HashMap<String, Entry>>,
+    pokes: mpsc::UnboundedSender<String>,
+    http: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+struct Stats {
+    concurrency: f64,
+    requests: f64,
+}
+
+impl Autoscale {
+    pub fn new(
+        defaults: Defaults,
+        supervisor: Arc<Supervisor>,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+        let (pokes, rx) = mpsc::unbounded_channel();
+        let http = reqwest::Client::builder()
+            .timeout(SCRAPE_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        (
+            Arc::new(Self {
+                defaults,
+                supervisor,
+                entries: Mutex::new(HashMap::new()),
+                pokes,
+                http,
+            }),
+            rx,
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts autoscaling a revision (or updates whether it is routed).
+    pub fn upsert(
+        &self,
+        target: ScaleTarget,
+        annotations: &BTreeMap<String, String>,
+        container_concurrency: u32,
+        reachable: bool,
+    ) -> Result<(), SpecError> {
+        let key = target.key();
+        let mut entries = self.lock();
+        if let Some(e) = entries.get_mut(&key) {
+            e.reachable = reachable;
+            return Ok(());
+        }
+        let spec =
+            ScalingSpec::from_annotations(annotations, &self.defaults, container_concurrency)?;
+        entries.insert(
+            key.clone(),
+            Entry {
+                target,
+                auto: RevisionAutoscaler::new(spec, Instant::now()),
+                reachable,
+                held_peak: 0,
+            },
+        );
+        drop(entries);
+        let _ = self.pokes.send(key);
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    pub async fn run(
+        self: Arc<Self>,
+        mut pokes: mpsc::UnboundedReceiver<String>,
+        shutdown: CancellationToken,
+    ) {
+        let mut scrape = tokio::time::interval(SCRAPE_EVERY);
+        let mut tick = tokio::time::interval(self.defaults.tick);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = scrape.tick() => self.scrape_all().await,
+                _ = tick.tick() => self.decide_all(),
+                Some(key) = pokes.recv() => self.decide(&key, Instant::now()),
+            }
+        }
+    }
+
+    async fn scrape_all(&self) {
+        let keys: Vec<String> = self.lock().keys().cloned().collect();
+        let scrapes = keys.into_iter().flat_map(|key| {
+            self.supervisor
+                .admin_addrs(&key)
+                .into_iter()
+                .map(move |addr| (key.clone(), addr))
+        });
+        let results = futures::future::join_all(
+            scrapes.map(|(key, addr)| async move { (key, self.stats(addr).await) }),
+        )
+        .await;
+        let now = Instant::now();
+        let mut entries = self.lock();
+        for (key, stats) in results {
+            if let (Some(e), Some(s)) = (entries.get_mut(&key), stats) {
+                e.auto.record(now, s.concurrency, s.requests);
+            }
+        }
+        for e in entries.values_mut().filter(|e| e.held_peak > 0) {
+            e.auto.record(now, e.held_peak as f64, 0.0);
+            e.held_peak = 0;
+        }
+    }
+
+    async fn stats(&self, admin: SocketAddr) -> Option<Stats> {
+        let resp = self
+            .http
+            .get(format!("http://{admin}/stats"))
+            .send()
+            .await
+            .ok()?;
+        resp.json().await.ok()
+    }
+
+    fn decide_all(&self) {
+        let now = Instant::now();
+        let keys: Vec<String> = self.lock().keys().cloned().collect();
+        for key in keys {
+            self.decide(&key, now);
+        }
+    }
+
+    fn decide(&self, key: &str, now: Instant) {
+        let mut entries = self.lock();
+        let Some(e) = entries.get_mut(key) else {
+            return;
+        };
+        let ready = self
+            .supervisor
+            .replicas(&e.target)
+            .map(|r| r.ready)
+            .unwrap_or(0);
+        let d = e.auto.tick(now, ready, e.reachable);
+        let span = tracing::debug_span!("autoscale", revision = %key);
+        let _g = span.enter();
+        tracing::debug!(
+            desired = d.desired,
+            ready,
+            stable = d.stable,
+            panic = d.panic,
+            panicking = d.panicking,
+            "decision"
+        );
+        if let Err(err) = self.supervisor.set_replicas(&e.target, d.desired) {
+            tracing::warn!(%err, "scale");
+        }
+    }
+}
+
+// === impl Activation ===
+
+impl Activation for Autoscale {
+    /// Held requests are load the instances cannot report yet: record them and
+    /// decide now rather than at the next tick.
+    fn activate(&self, namespace: &str, revision: &str, held: usize) {
+        let key = format!("{namespace}/{revision}");
+        let first = held == 1;
+        if let Some(e) = self.lock().get_mut(&key) {
+            e.held_peak = e.held_peak.max(held);
+            if first {
+                e.auto.record(Instant::now(), 1.0, 1.0);
+            }
+        }
+        if first {
+            let _ = self.pokes.send(key);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! The activator, inside the gateway: a request for a revision with no ready
+//! instance is held, not refused. The first held request pokes the autoscaler
+//! at once (no waiting for its next tick); the request is released to the first
+//! instance that becomes ready. Per revision the number held is bounded (503
+//! with `Retry-After` beyond it) and each hold has a deadline (504).
+//!
+//! Still to come (scale-from-zero issue): staying in the path while a revision
+//! lacks burst capacity, and capacity-aware forwarding.
+
+use crate::endpoints::Endpoints;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Requests held per revision before new ones are refused.
+pub const MAX_HELD: usize = 10_000;
+/// How long a request waits for an instance.
+pub const HOLD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Told when requests are held for a revision (the autoscaler listens).
+pub trait Activation: Send + Sync {
+    /// `held` requests are now waiting for `namespace/revision`.
+    fn activate(&self, namespace: &str, revision: &str, held: usize);
+}
+
+/// Why a held request was not released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldError {
+    /// Too many requests held for this revision already.
+    Full,
+    /// No instance became ready in time.
+    Timeout,
+}
+
+#[derive(Default)]
+pub struct Activator {
+    held: Mutex<HashMap<String, usize>>,
+}
+
+impl Activator {
+    fn change(&self, key: &str, up: bool) -> usize {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key.to_string()).or_insert(0);
+        *n = if up { *n + 1 } else { n.saturating_sub(1) };
+        let now = *n;
+        if now == 0 {
+            held.remove(key);
+        }
+        now
+    }
+
+    /// Requests held now for `key`.
+    pub fn held(&self, key: &str) -> usize {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Holds until `key` has a ready instance; returns it and how long it waited.
+    pub async fn hold(
+        &self,
+        endpoints: &Endpoints,
+        hook: &dyn Activation,
+        ns: &str,
+        rev: &str,
+        key: &str,
+    ) -> Result<(SocketAddr, Duration), HoldError> {
+        let start = Instant::now();
+        let mut changes = endpoints.subscribe();
+        if self.change(key, true) > MAX_HELD {
+            self.change(key, false);
+            return Err(HoldError::Full);
+        }
+        hook.activate(ns, rev, self.held(key));
+        let wait = async {
+            loop {
+                if let Some(addr) = endpoints.pick(key) {
+                    return addr;
+                }
+                if changes.changed().await.is_err() {
+                    // The endpoints are gone with the platform; the deadline ends this.
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let result = tokio::time::timeout(HOLD_TIMEOUT, wait)
+            .await
+            .map_err(|_| HoldError::Timeout);
+        self.change(key, false);
+        result.map(|addr| (addr, start.elapsed()))
+    }
+}
