@@ -34,13 +34,8 @@ pub struct Decider {
 
 impl Decider {
     pub fn new(spec: &ScalingSpec) -> Self {
-        let delay =
-            (!spec.scale_down_delay.is_zero()).then(|| MaxWindow::new(spec.scale_down_delay));
-        Self {
-            panic_since: None,
-            max_panic: 0,
-            delay,
-        }
+        let delay = (!spec.scale_down_delay.is_zero()).then(|| MaxWindow::new(spec.scale_down_delay));
+        Self { panic_since: None, max_panic: 0, delay }
     }
 
     /// Decides from the stable and panic window values (per second) and the
@@ -57,11 +52,7 @@ impl Decider {
         // With no ready instance, reason as if there were one.
         let pods = f64::from(ready.max(1));
         let max_up = (spec.max_scale_up_rate * pods).ceil();
-        let max_down = if reachable {
-            (pods / spec.max_scale_down_rate).floor()
-        } else {
-            0.0
-        };
+        let max_down = if reachable { (pods / spec.max_scale_down_rate).floor() } else { 0.0 };
         let dspc = (stable / spec.target_value).ceil();
         let dppc = (panic / spec.target_value).ceil();
         let clamp = |d: f64| d.max(max_down).min(max_up) as u32;

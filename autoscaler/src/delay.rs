@@ -14,19 +14,12 @@ pub struct MaxWindow {
 
 impl MaxWindow {
     pub fn new(delay: Duration) -> Self {
-        Self {
-            delay,
-            entries: VecDeque::new(),
-        }
+        Self { delay, entries: VecDeque::new() }
     }
 
     /// Records `value` at `now` and returns the maximum over the last `delay`.
     pub fn record(&mut self, now: Instant, value: u32) -> u32 {
-        while self
-            .entries
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= self.delay)
-        {
+        while self.entries.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) >= self.delay) {
             self.entries.pop_front();
         }
         while self.entries.back().is_some_and(|(_, v)| *v <= value) {
@@ -49,11 +42,7 @@ mod tests {
         assert_eq!(w.record(s(0), 10), 10);
         assert_eq!(w.record(s(10), 3), 10);
         assert_eq!(w.record(s(29), 4), 10);
-        assert_eq!(
-            w.record(s(30), 2),
-            4,
-            "10 is 30 s old: the max of what is left"
-        );
+        assert_eq!(w.record(s(30), 2), 4, "10 is 30 s old: the max of what is left");
         assert_eq!(w.record(s(31), 12), 12, "scale-up is never delayed");
     }
 }

@@ -77,18 +77,13 @@ impl RevisionAutoscaler {
             Metric::Concurrency => &self.concurrency,
             Metric::Rps => &self.rps,
         };
-        let observed = metric.average(now, self.spec.stable_window).map(|stable| {
-            (
-                stable,
-                metric.average(now, self.spec.panic_window).unwrap_or(0.0),
-            )
-        });
+        let observed = metric
+            .average(now, self.spec.stable_window)
+            .map(|stable| (stable, metric.average(now, self.spec.panic_window).unwrap_or(0.0)));
         let (mut desired, mut panicking, mut ebc) = (self.last, false, Some(0.0));
         let (stable, panic) = observed.unwrap_or((0.0, 0.0));
         if observed.is_some() {
-            let r = self
-                .decider
-                .scale(&self.spec, stable, panic, ready, reachable, now);
+            let r = self.decider.scale(&self.spec, stable, panic, ready, reachable, now);
             (desired, panicking, ebc) = (r.desired, r.panicking, r.excess_burst_capacity);
         }
         // A revision counts as active from its first ready instance, so even one
@@ -107,13 +102,7 @@ impl RevisionAutoscaler {
         desired = self.bounds(desired, ready, reachable);
         self.last = desired;
         let activator_in_path = ready == 0 || desired == 0 || ebc.is_none_or(|e| e < 0.0);
-        Decision {
-            desired,
-            panicking,
-            stable,
-            panic,
-            activator_in_path,
-        }
+        Decision { desired, panicking, stable, panic, activator_in_path }
     }
 
     fn scale_to_zero(&mut self, desired: u32, now: Instant) -> u32 {
@@ -134,11 +123,7 @@ impl RevisionAutoscaler {
             }
             (Some(_), _) => 1,
             (None, Some(since))
-                if idle_for(since)
-                    >= self
-                        .spec
-                        .scale_to_zero_grace
-                        .max(self.spec.scale_to_zero_retention) =>
+                if idle_for(since) >= self.spec.scale_to_zero_grace.max(self.spec.scale_to_zero_retention) =>
             {
                 0
             }

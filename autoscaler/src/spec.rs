@@ -100,10 +100,7 @@ impl Annotations<'_> {
     }
 
     fn err(key: &str, message: impl Into<String>) -> SpecError {
-        SpecError {
-            key: key.into(),
-            message: message.into(),
-        }
+        SpecError { key: key.into(), message: message.into() }
     }
 
     fn number(&self, key: &str, min: f64, max: f64) -> Result<Option<f64>, SpecError> {
@@ -112,10 +109,7 @@ impl Annotations<'_> {
         };
         match v.trim().parse::<f64>() {
             Ok(n) if n.is_finite() && (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(Self::err(
-                key,
-                format!("{v:?} must be a number from {min} to {max}"),
-            )),
+            _ => Err(Self::err(key, format!("{v:?} must be a number from {min} to {max}"))),
         }
     }
 
@@ -123,10 +117,7 @@ impl Annotations<'_> {
         let Some(v) = self.raw(key) else {
             return Ok(None);
         };
-        v.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Self::err(key, format!("{v:?} must be a non-negative integer")))
+        v.trim().parse().map(Some).map_err(|_| Self::err(key, format!("{v:?} must be a non-negative integer")))
     }
 
     /// Go-style durations as Knative writes them: `60s`, `1m30s`, `500ms`, `2h`.
@@ -137,10 +128,7 @@ impl Annotations<'_> {
         match parse_duration(v.trim()) {
             Some(d) if d <= max => Ok(Some(d)),
             Some(_) => Err(Self::err(key, format!("{v:?} is longer than {max:?}"))),
-            None => Err(Self::err(
-                key,
-                format!("{v:?} is not a duration (e.g. 60s, 1m30s, 500ms)"),
-            )),
+            None => Err(Self::err(key, format!("{v:?} is not a duration (e.g. 60s, 1m30s, 500ms)"))),
         }
     }
 }
@@ -156,9 +144,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let n: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let unit = match &rest[..unit_len] {
             "ms" => Duration::from_millis(n),
             "s" => Duration::from_secs(n),
@@ -185,42 +171,29 @@ impl ScalingSpec {
             None | Some("concurrency") => Metric::Concurrency,
             Some("rps") => Metric::Rps,
             Some(other) => {
-                return Err(Annotations::err(
-                    "metric",
-                    format!("{other:?} must be concurrency or rps"),
-                ));
+                return Err(Annotations::err("metric", format!("{other:?} must be concurrency or rps")));
             }
         };
         let default_target = match metric {
             Metric::Concurrency => d.target_concurrency,
             Metric::Rps => d.target_rps,
         };
-        let mut target = a
-            .number("target", 0.01, f64::MAX)?
-            .unwrap_or(default_target);
+        let mut target = a.number("target", 0.01, f64::MAX)?.unwrap_or(default_target);
         if metric == Metric::Concurrency && container_concurrency > 0 {
             // A soft target above the hard limit could never be reached.
             target = target.min(f64::from(container_concurrency));
         }
-        let utilization = a
-            .number("target-utilization-percentage", 1.0, 100.0)?
-            .map_or(d.target_utilization, |p| p / 100.0);
-        let stable_window = a
-            .duration("window", Duration::from_secs(3600))?
-            .unwrap_or(d.stable_window);
+        let utilization =
+            a.number("target-utilization-percentage", 1.0, 100.0)?.map_or(d.target_utilization, |p| p / 100.0);
+        let stable_window = a.duration("window", Duration::from_secs(3600))?.unwrap_or(d.stable_window);
         if stable_window < Duration::from_secs(6) {
             return Err(Annotations::err("window", "must be at least 6s"));
         }
-        let panic_pct = a
-            .number("panic-window-percentage", 1.0, 100.0)?
-            .unwrap_or(d.panic_window_percentage);
+        let panic_pct = a.number("panic-window-percentage", 1.0, 100.0)?.unwrap_or(d.panic_window_percentage);
         let min_scale = a.count("min-scale")?.unwrap_or(0);
         let max_scale = a.count("max-scale")?.unwrap_or(0);
         if max_scale > 0 && min_scale > max_scale {
-            return Err(Annotations::err(
-                "min-scale",
-                format!("{min_scale} is above max-scale {max_scale}"),
-            ));
+            return Err(Annotations::err("min-scale", format!("{min_scale} is above max-scale {max_scale}")));
         }
         let initial_scale = a.count("initial-scale")?.unwrap_or(d.initial_scale);
         if initial_scale == 0 && !d.allow_zero_initial_scale && a.raw("initial-scale").is_some() {
@@ -238,9 +211,7 @@ impl ScalingSpec {
                 target
             },
             stable_window,
-            panic_window: stable_window
-                .mul_f64(panic_pct / 100.0)
-                .max(Duration::from_secs(1)),
+            panic_window: stable_window.mul_f64(panic_pct / 100.0).max(Duration::from_secs(1)),
             panic_threshold: a
                 .number("panic-threshold-percentage", 110.0, 1000.0)?
                 .unwrap_or(d.panic_threshold_percentage)
@@ -250,15 +221,10 @@ impl ScalingSpec {
             min_scale,
             max_scale,
             initial_scale,
-            scale_down_delay: a
-                .duration("scale-down-delay", Duration::from_secs(3600))?
-                .unwrap_or(Duration::ZERO),
+            scale_down_delay: a.duration("scale-down-delay", Duration::from_secs(3600))?.unwrap_or(Duration::ZERO),
             scale_to_zero_grace: d.scale_to_zero_grace,
             scale_to_zero_retention: a
-                .duration(
-                    "scale-to-zero-pod-retention-period",
-                    Duration::from_secs(3600),
-                )?
+                .duration("scale-to-zero-pod-retention-period", Duration::from_secs(3600))?
                 .unwrap_or(Duration::ZERO),
             target_burst_capacity: a
                 .number("target-burst-capacity", -1.0, f64::MAX)?
@@ -273,10 +239,7 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string())).collect()
     }
 
     #[test]
@@ -309,12 +272,8 @@ mod tests {
         assert_eq!(s.panic_window, Duration::from_secs(24));
         assert_eq!((s.min_scale, s.max_scale), (2, 9));
         assert_eq!(s.scale_down_delay, Duration::from_secs(90));
-        let s = ScalingSpec::from_annotations(
-            &ann(&[("metric", "rps"), ("target", "150")]),
-            &Defaults::default(),
-            0,
-        )
-        .unwrap();
+        let s = ScalingSpec::from_annotations(&ann(&[("metric", "rps"), ("target", "150")]), &Defaults::default(), 0)
+            .unwrap();
         assert_eq!(s.metric, Metric::Rps);
         assert!((s.target_value - 105.0).abs() < 1e-9);
     }
@@ -326,21 +285,12 @@ mod tests {
         assert_eq!(e.key, "metric");
         let e = ScalingSpec::from_annotations(&ann(&[("window", "5s")]), &d, 0).unwrap_err();
         assert_eq!(e.key, "window");
-        let e = ScalingSpec::from_annotations(&ann(&[("scale-down-delay", "soon")]), &d, 0)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("autoscaling.weft.dev/scale-down-delay"),
-            "{e}"
-        );
-        let e =
-            ScalingSpec::from_annotations(&ann(&[("min-scale", "3"), ("max-scale", "2")]), &d, 0)
-                .unwrap_err();
+        let e = ScalingSpec::from_annotations(&ann(&[("scale-down-delay", "soon")]), &d, 0).unwrap_err();
+        assert!(e.to_string().contains("autoscaling.weft.dev/scale-down-delay"), "{e}");
+        let e = ScalingSpec::from_annotations(&ann(&[("min-scale", "3"), ("max-scale", "2")]), &d, 0).unwrap_err();
         assert_eq!(e.key, "min-scale");
         assert!(ScalingSpec::from_annotations(&ann(&[("initial-scale", "0")]), &d, 0).is_err());
-        assert!(
-            ScalingSpec::from_annotations(&ann(&[("target-burst-capacity", "-2")]), &d, 0).is_err()
-        );
+        assert!(ScalingSpec::from_annotations(&ann(&[("target-burst-capacity", "-2")]), &d, 0).is_err());
     }
 
     #[test]

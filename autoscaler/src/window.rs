@@ -20,12 +20,7 @@ pub struct Buckets {
 impl Buckets {
     /// Keeps reports for `retain` (the longest window asked for).
     pub fn new(origin: Instant, retain: Duration) -> Self {
-        Self {
-            origin,
-            buckets: VecDeque::new(),
-            first: None,
-            retain,
-        }
+        Self { origin, buckets: VecDeque::new(), first: None, retain }
     }
 
     fn second(&self, t: Instant) -> u64 {
@@ -51,10 +46,7 @@ impl Buckets {
         let end = self.second(now);
         let span = window.as_secs().max(1);
         let start = (end + 1).saturating_sub(span).max(self.first?);
-        let in_window = self
-            .buckets
-            .iter()
-            .filter(|(b, _)| (start..=end).contains(b));
+        let in_window = self.buckets.iter().filter(|(b, _)| (start..=end).contains(b));
         let (mut seen, mut sum) = (false, 0.0);
         for (_, v) in in_window {
             seen = true;
@@ -91,10 +83,7 @@ mod tests {
         let mut b = Buckets::new(t0, Duration::from_secs(60));
         assert_eq!(b.average(t0, Duration::from_secs(60)), None);
         b.record(t0, 4.0);
-        assert_eq!(
-            b.average(t0 + Duration::from_secs(100), Duration::from_secs(60)),
-            None
-        );
+        assert_eq!(b.average(t0 + Duration::from_secs(100), Duration::from_secs(60)), None);
         assert!(b.buckets.len() == 1);
         b.record(t0 + Duration::from_secs(200), 1.0);
         assert_eq!(b.buckets.len(), 1, "old buckets are dropped");

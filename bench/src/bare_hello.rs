@@ -16,9 +16,7 @@ const BODY: &[u8] = b"Hello from weft! (GET /, 0 bytes)\n";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:0".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:0".into());
     let listener = TcpListener::bind(&addr).await?;
     println!("{}", listener.local_addr()?);
     loop {
@@ -27,15 +25,11 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let svc = service_fn(|_req| async {
                 let mut resp = hyper::Response::new(Full::new(Bytes::from_static(BODY)));
-                resp.headers_mut().insert(
-                    "content-type",
-                    hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
+                resp.headers_mut()
+                    .insert("content-type", hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
                 Ok::<_, Infallible>(resp)
             });
-            let _ = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

@@ -16,15 +16,8 @@ impl Client {
     /// Finds the running platform through the state directory.
     pub fn connect(state: &StateDir) -> Result<Self> {
         let (runtime, token) = state.read_runtime()?;
-        let http = reqwest::Client::builder()
-            .build()
-            .context("build HTTP client")?;
-        Ok(Self {
-            http,
-            base: format!("http://{}", runtime.api),
-            token,
-            runtime,
-        })
+        let http = reqwest::Client::builder().build().context("build HTTP client")?;
+        Ok(Self { http, base: format!("http://{}", runtime.api), token, runtime })
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -35,11 +28,7 @@ impl Client {
         self.send(self.http.delete(self.url(path))).await
     }
 
-    pub async fn post_json<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &impl serde::Serialize,
-    ) -> Result<T> {
+    pub async fn post_json<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T> {
         self.send(self.http.post(self.url(path)).json(body)).await
     }
 
@@ -62,21 +51,17 @@ impl Client {
     }
 
     async fn request(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let resp = req.bearer_auth(&self.token).send().await.with_context(|| {
-            format!(
-                "reach the control API at {} (is `weft up` running?)",
-                self.base
-            )
-        })?;
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("reach the control API at {} (is `weft up` running?)", self.base))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
         let body: Value = resp.json().await.unwrap_or_default();
-        let msg = body
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no details");
+        let msg = body.get("error").and_then(Value::as_str).unwrap_or("no details");
         bail!("{msg} ({status})")
     }
 }

@@ -16,8 +16,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weft_functions::{
-    EngineOptions, EpochTicker, FunctionHost, GuestRequest, HostLimits, Identity, ModuleStore,
-    new_engine,
+    EngineOptions, EpochTicker, FunctionHost, GuestRequest, HostLimits, Identity, ModuleStore, new_engine,
 };
 use weft_sidecar::http_util::{Body, error_reply, full};
 use weft_sidecar::metrics::InstanceMetrics;
@@ -73,34 +72,20 @@ impl Handler for WasmHandler {
         match tokio::task::spawn_blocking(call).await {
             Ok(Ok(r)) => guest_response(r),
             Ok(Err(e)) => {
-                let status = StatusCode::from_u16(e.http_status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let id = self.host.identity();
-                error_reply(
-                    status,
-                    format!("function {} ({}): {e}", id.function, id.revision),
-                )
+                error_reply(status, format!("function {} ({}): {e}", id.function, id.revision))
             }
-            Err(e) => error_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("function host task failed: {e}"),
-            ),
+            Err(e) => error_reply(StatusCode::INTERNAL_SERVER_ERROR, format!("function host task failed: {e}")),
         }
     }
 }
 
 fn to_guest_request(req: HandlerRequest) -> GuestRequest {
     let p = &req.parts;
-    let headers = p
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
-    let host = p
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    let headers =
+        p.headers.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
+    let host = p.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let (server_name, server_port) = match host.rsplit_once(':') {
         Some((h, port)) => (h.to_string(), port.parse().unwrap_or(80)),
         None => (host.to_string(), 80),
@@ -122,10 +107,7 @@ fn guest_response(r: weft_functions::GuestResponse) -> Response<Body> {
     let mut resp = Response::new(full(r.body));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     for (name, value) in r.headers {
-        if let (Ok(n), Ok(v)) = (
-            http::HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
+        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), HeaderValue::try_from(value)) {
             resp.headers_mut().append(n, v);
         }
     }
@@ -137,21 +119,12 @@ fn build_host(cfg: &InstanceConfig) -> Result<(FunctionHost, EpochTicker, u32)> 
         0 => DEFAULT_POOL,
         n => n,
     };
-    let engine = new_engine(EngineOptions {
-        pool_instances: Some(pool),
-        max_memory_bytes: cfg.memory_bytes,
-    })?;
+    let engine = new_engine(EngineOptions { pool_instances: Some(pool), max_memory_bytes: cfg.memory_bytes })?;
     let store = ModuleStore::open(&cfg.module_dir)?;
     let module = store.load(&engine, &cfg.digest).context("load module")?;
-    let limits = HostLimits {
-        timeout: Duration::from_millis(cfg.timeout_ms),
-        memory_bytes: cfg.memory_bytes,
-    };
-    let id = Identity {
-        namespace: cfg.namespace.clone(),
-        function: cfg.function.clone(),
-        revision: cfg.revision.clone(),
-    };
+    let limits = HostLimits { timeout: Duration::from_millis(cfg.timeout_ms), memory_bytes: cfg.memory_bytes };
+    let id =
+        Identity { namespace: cfg.namespace.clone(), function: cfg.function.clone(), revision: cfg.revision.clone() };
     let host = FunctionHost::new(&engine, &module, limits, id, cfg.env.clone())?;
     Ok((host, EpochTicker::start(&engine), pool))
 }
@@ -171,24 +144,14 @@ pub async fn run(config_json: &str) -> Result<()> {
         max_body: MAX_BODY,
     };
     let proxy = Arc::new(InstanceProxy::new(
-        WasmHandler {
-            host: Arc::new(host),
-            ticker: Arc::new(ticker),
-        },
+        WasmHandler { host: Arc::new(host), ticker: Arc::new(ticker) },
         proxy_cfg,
         metrics,
         Arc::new(registry),
     ));
-    let serving = TcpListener::bind(cfg.listen)
-        .await
-        .context("bind serving port")?;
-    let admin = TcpListener::bind((cfg.listen.ip(), 0))
-        .await
-        .context("bind admin port")?;
-    let ready = ReadyLine {
-        serving: serving.local_addr()?,
-        admin: admin.local_addr()?,
-    };
+    let serving = TcpListener::bind(cfg.listen).await.context("bind serving port")?;
+    let admin = TcpListener::bind((cfg.listen.ip(), 0)).await.context("bind admin port")?;
+    let ready = ReadyLine { serving: serving.local_addr()?, admin: admin.local_addr()? };
     println!("{}", serde_json::to_string(&ready)?);
     tracing::info!(function = %cfg.function, revision = %cfg.revision, serving = %ready.serving, admin = %ready.admin, "instance ready");
     serve_until_signal(proxy, serving, admin, cfg.exit_with_parent).await
@@ -207,11 +170,7 @@ async fn serve_until_signal(
         move |req, peer| p.clone().handle(req, peer),
         shutdown.clone(),
     ));
-    let adm = tokio::spawn(weft_sidecar::serve::serve(
-        admin,
-        move |req, _| proxy.clone().admin(req),
-        shutdown.clone(),
-    ));
+    let adm = tokio::spawn(weft_sidecar::serve::serve(admin, move |req, _| proxy.clone().admin(req), shutdown.clone()));
     tokio::select! {
         _ = crate::signals::wait_for_shutdown() => {}
         _ = parent_gone(), if exit_with_parent => tracing::warn!("parent exited"),

@@ -19,11 +19,7 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(
-    name = "weft",
-    version,
-    about = "weft: serverless WebAssembly functions, scaled from zero"
-)]
+#[command(name = "weft", version, about = "weft: serverless WebAssembly functions, scaled from zero")]
 struct Cli {
     /// State directory of the local platform.
     #[arg(long, global = true, env = "WEFT_STATE", default_value = ".weft")]
@@ -54,8 +50,7 @@ struct ScalingFlags {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    weft_autoscaler::spec::parse_duration(s)
-        .ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 1m, 500ms)"))
+    weft_autoscaler::spec::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration (e.g. 30s, 1m, 500ms)"))
 }
 
 impl ScalingFlags {
@@ -182,79 +177,26 @@ async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
     let connect = || client::Client::connect(&state);
     match cli.command {
-        Command::Up {
-            gateway,
-            api,
-            domain,
-            scaling,
-        } => {
+        Command::Up { gateway, api, domain, scaling } => {
             let scaling = scaling.defaults();
-            up::run(up::UpArgs {
-                state: state.clone(),
-                gateway,
-                api,
-                domain,
-                scaling,
-            })
-            .await
+            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling }).await
         }
         Command::Instance { config } => instance::run(&config).await,
-        Command::Apply {
-            file,
-            no_wait,
-            timeout,
-        } => {
-            let args = cmd::apply::ApplyArgs {
-                file,
-                wait: !no_wait,
-                timeout: Duration::from_secs(timeout),
-            };
+        Command::Apply { file, no_wait, timeout } => {
+            let args = cmd::apply::ApplyArgs { file, wait: !no_wait, timeout: Duration::from_secs(timeout) };
             cmd::apply::run(&connect()?, &args).await
         }
-        Command::Get {
-            kind,
-            name,
-            namespace,
-            all_namespaces,
-            output,
-        } => {
-            let args = cmd::get::GetArgs {
-                kind,
-                name,
-                namespace,
-                all_namespaces,
-                output,
-            };
+        Command::Get { kind, name, namespace, all_namespaces, output } => {
+            let args = cmd::get::GetArgs { kind, name, namespace, all_namespaces, output };
             cmd::get::run(&connect()?, &args).await
         }
-        Command::Delete {
-            kind,
-            name,
-            namespace,
-            no_wait,
-        } => cmd::delete::run(&connect()?, &kind, &name, &namespace, !no_wait).await,
-        Command::Invoke {
-            name,
-            namespace,
-            data,
-            path,
-            method,
-            headers,
-        } => {
-            let args = cmd::invoke::InvokeArgs {
-                name,
-                namespace,
-                data,
-                path,
-                method,
-                headers,
-            };
+        Command::Delete { kind, name, namespace, no_wait } => {
+            cmd::delete::run(&connect()?, &kind, &name, &namespace, !no_wait).await
+        }
+        Command::Invoke { name, namespace, data, path, method, headers } => {
+            let args = cmd::invoke::InvokeArgs { name, namespace, data, path, method, headers };
             cmd::invoke::run(&connect()?, &args).await
         }
-        Command::Logs {
-            name,
-            namespace,
-            tail,
-        } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
+        Command::Logs { name, namespace, tail } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
     }
 }

@@ -68,8 +68,7 @@ impl StateDir {
                 self.root.display()
             )
         })?;
-        let info: RuntimeInfo =
-            serde_json::from_str(&text).with_context(|| format!("read {}", path.display()))?;
+        let info: RuntimeInfo = serde_json::from_str(&text).with_context(|| format!("read {}", path.display()))?;
         let token = std::fs::read_to_string(self.token_path())
             .with_context(|| format!("read {}", self.token_path().display()))?;
         Ok((info, token.trim().to_string()))
@@ -78,8 +77,7 @@ impl StateDir {
     /// Creates the directory (private to the user) and returns the API token,
     /// making a new one the first time.
     pub fn init(&self) -> Result<String> {
-        std::fs::create_dir_all(&self.root)
-            .with_context(|| format!("create state dir {}", self.root.display()))?;
+        std::fs::create_dir_all(&self.root).with_context(|| format!("create state dir {}", self.root.display()))?;
         set_mode(&self.root, 0o700)?;
         let path = self.token_path();
         if let Ok(t) = std::fs::read_to_string(&path)
@@ -101,17 +99,9 @@ impl StateDir {
 
     /// Takes the lock that keeps two platforms off one state directory.
     pub fn lock(&self) -> Result<std::fs::File> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_path())?;
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(self.lock_path())?;
         if file.try_lock().is_err() {
-            bail!(
-                "another `weft up` is using {} (see {})",
-                self.root.display(),
-                self.runtime().display()
-            );
+            bail!("another `weft up` is using {} (see {})", self.root.display(), self.runtime().display());
         }
         Ok(file)
     }

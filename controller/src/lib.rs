@@ -14,7 +14,5 @@ pub use store::{ApplyOutcome, EmbeddedStore, StoreError, WatchEvent};
 
 /// Current time as Kubernetes writes it (RFC 3339, whole seconds, UTC).
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }

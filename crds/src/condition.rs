@@ -59,11 +59,8 @@ impl Condition {
 pub fn set_condition(list: &mut Vec<Condition>, mut cond: Condition, now: &str) {
     match list.iter_mut().find(|c| c.type_ == cond.type_) {
         Some(old) => {
-            cond.last_transition_time = if old.status == cond.status {
-                old.last_transition_time.clone()
-            } else {
-                Some(now.to_string())
-            };
+            cond.last_transition_time =
+                if old.status == cond.status { old.last_transition_time.clone() } else { Some(now.to_string()) };
             *old = cond;
         }
         None => {
@@ -90,23 +87,11 @@ mod tests {
     #[test]
     fn transition_time_changes_only_with_status() {
         let mut list = Vec::new();
-        set_condition(
-            &mut list,
-            Condition::new("Ready", ConditionStatus::Unknown, "A", ""),
-            "t1",
-        );
-        set_condition(
-            &mut list,
-            Condition::new("Ready", ConditionStatus::Unknown, "B", ""),
-            "t2",
-        );
+        set_condition(&mut list, Condition::new("Ready", ConditionStatus::Unknown, "A", ""), "t1");
+        set_condition(&mut list, Condition::new("Ready", ConditionStatus::Unknown, "B", ""), "t2");
         assert_eq!(list[0].last_transition_time.as_deref(), Some("t1"));
         assert_eq!(list[0].reason.as_deref(), Some("B"));
-        set_condition(
-            &mut list,
-            Condition::new("Ready", ConditionStatus::True, "", ""),
-            "t3",
-        );
+        set_condition(&mut list, Condition::new("Ready", ConditionStatus::True, "", ""), "t3");
         assert_eq!(list[0].last_transition_time.as_deref(), Some("t3"));
         assert!(is_true(&list, "Ready"));
         assert_eq!(list.len(), 1);

@@ -7,14 +7,8 @@ use kube::CustomResourceExt;
 /// `(file name, YAML)` of every CRD weft defines.
 pub fn manifests() -> Result<Vec<(&'static str, String)>, yaml_serde::Error> {
     Ok(vec![
-        (
-            "functions.serving.weft.dev.yaml",
-            yaml_serde::to_string(&Function::crd())?,
-        ),
-        (
-            "revisions.serving.weft.dev.yaml",
-            yaml_serde::to_string(&Revision::crd())?,
-        ),
+        ("functions.serving.weft.dev.yaml", yaml_serde::to_string(&Function::crd())?),
+        ("revisions.serving.weft.dev.yaml", yaml_serde::to_string(&Revision::crd())?),
     ])
 }
 
@@ -27,10 +21,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
         for (file, yaml) in manifests().unwrap() {
             let on_disk = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-            assert!(
-                on_disk == yaml,
-                "crds/manifests/{file} is out of date: run `cargo run -p weft-crds --bin crdgen`"
-            );
+            assert!(on_disk == yaml, "crds/manifests/{file} is out of date: run `cargo run -p weft-crds --bin crdgen`");
         }
     }
 }

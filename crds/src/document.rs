@@ -27,25 +27,12 @@ pub enum DocumentError {
         #[source]
         source: yaml_serde::Error,
     },
-    #[error(
-        "document {index}: missing field `{field}` (every resource needs apiVersion, kind and metadata.name)"
-    )]
+    #[error("document {index}: missing field `{field}` (every resource needs apiVersion, kind and metadata.name)")]
     Missing { index: usize, field: &'static str },
-    #[error(
-        "document {index}: unknown kind {kind:?} with apiVersion {api_version:?}; weft can apply {KNOWN_KINDS}"
-    )]
-    UnknownKind {
-        index: usize,
-        api_version: String,
-        kind: String,
-    },
+    #[error("document {index}: unknown kind {kind:?} with apiVersion {api_version:?}; weft can apply {KNOWN_KINDS}")]
+    UnknownKind { index: usize, api_version: String, kind: String },
     #[error("document {index} ({kind}): field {field}: {message}")]
-    Shape {
-        index: usize,
-        kind: &'static str,
-        field: String,
-        message: String,
-    },
+    Shape { index: usize, kind: &'static str, field: String, message: String },
     #[error("document {index} ({kind} {name}): {source}")]
     Invalid {
         index: usize,
@@ -70,8 +57,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, DocumentError> {
     let mut docs = Vec::new();
     for (i, de) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
-        let value = yaml_serde::Value::deserialize(de)
-            .map_err(|source| DocumentError::Yaml { index, source })?;
+        let value = yaml_serde::Value::deserialize(de).map_err(|source| DocumentError::Yaml { index, source })?;
         if value.is_null() {
             continue; // an empty document, e.g. a trailing `---`
         }
@@ -84,16 +70,10 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, DocumentError> {
 }
 
 fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, DocumentError> {
-    let meta: TypeMeta = yaml_serde::from_value(value.clone())
-        .map_err(|source| DocumentError::Yaml { index, source })?;
-    let api_version = meta.api_version.ok_or(DocumentError::Missing {
-        index,
-        field: "apiVersion",
-    })?;
-    let kind = meta.kind.ok_or(DocumentError::Missing {
-        index,
-        field: "kind",
-    })?;
+    let meta: TypeMeta =
+        yaml_serde::from_value(value.clone()).map_err(|source| DocumentError::Yaml { index, source })?;
+    let api_version = meta.api_version.ok_or(DocumentError::Missing { index, field: "apiVersion" })?;
+    let kind = meta.kind.ok_or(DocumentError::Missing { index, field: "kind" })?;
     match (api_version.as_str(), kind.as_str()) {
         (SERVING_API_VERSION, "Function") => {
             let f: Function = typed(index, "Function", value)?;
@@ -106,26 +86,15 @@ fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, Documen
             })?;
             Ok(Document::Function(Box::new(f)))
         }
-        (SERVING_API_VERSION, "Revision") => Ok(Document::Revision(Box::new(typed(
-            index, "Revision", value,
-        )?))),
-        _ => Err(DocumentError::UnknownKind {
-            index,
-            api_version,
-            kind,
-        }),
+        (SERVING_API_VERSION, "Revision") => Ok(Document::Revision(Box::new(typed(index, "Revision", value)?))),
+        _ => Err(DocumentError::UnknownKind { index, api_version, kind }),
     }
 }
 
 fn check_name(index: usize, kind: &'static str, name: Option<&str>) -> Result<(), DocumentError> {
     match name {
         Some(_) => Ok(()),
-        None => Err(DocumentError::Shape {
-            index,
-            kind,
-            field: "metadata.name".into(),
-            message: "missing".into(),
-        }),
+        None => Err(DocumentError::Shape { index, kind, field: "metadata.name".into(), message: "missing".into() }),
     }
 }
 

@@ -25,31 +25,11 @@ use std::collections::BTreeMap;
     category = "weft",
     doc = "A weft function: a template for immutable revisions and a traffic split between them",
     printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
-    printcolumn(
-        name = "LatestCreated",
-        type_ = "string",
-        json_path = ".status.latestCreatedRevisionName"
-    ),
-    printcolumn(
-        name = "LatestReady",
-        type_ = "string",
-        json_path = ".status.latestReadyRevisionName"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].reason"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "LatestCreated", type_ = "string", json_path = ".status.latestCreatedRevisionName"),
+    printcolumn(name = "LatestReady", type_ = "string", json_path = ".status.latestReadyRevisionName"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionSpec {

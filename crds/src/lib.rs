@@ -20,12 +20,9 @@ pub mod validate;
 pub use condition::{Condition, ConditionStatus};
 pub use document::{Document, DocumentError, parse_documents};
 pub use function::{
-    Function, FunctionSpec, FunctionStatus, InterfaceSpec, RevisionTemplate, TemplateMetadata,
-    TrafficTarget,
+    Function, FunctionSpec, FunctionStatus, InterfaceSpec, RevisionTemplate, TemplateMetadata, TrafficTarget,
 };
-pub use revision::{
-    EnvVar, Limits, ProcessSource, Revision, RevisionSpec, RevisionStatus, WasmSource,
-};
+pub use revision::{EnvVar, Limits, ProcessSource, Revision, RevisionSpec, RevisionStatus, WasmSource};
 pub use validate::{FieldError, ValidationErrors};
 
 /// API group of the serving resources.

@@ -10,10 +10,7 @@ pub fn check_dns_label(name: &str, max: usize) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > max {
-        return Err(format!(
-            "must be at most {max} characters (is {})",
-            name.len()
-        ));
+        return Err(format!("must be at most {max} characters (is {})", name.len()));
     }
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
     if !name.chars().all(ok_char) {
@@ -56,9 +53,6 @@ mod tests {
     #[test]
     fn derived_names() {
         assert_eq!(revision_name("hello", 2), "hello-00002");
-        assert_eq!(
-            tag_host("canary", "hello", "default", "localhost"),
-            "canary-hello.default.localhost"
-        );
+        assert_eq!(tag_host("canary", "hello", "default", "localhost"), "canary-hello.default.localhost");
     }
 }

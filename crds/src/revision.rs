@@ -30,36 +30,12 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
     shortname = "rev",
     category = "weft",
     doc = "An immutable snapshot of a Function's template",
-    printcolumn(
-        name = "Function",
-        type_ = "string",
-        json_path = ".metadata.labels.serving\\.weft\\.dev/function"
-    ),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].status"
-    ),
-    printcolumn(
-        name = "Reason",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type=='Ready')].reason"
-    ),
-    printcolumn(
-        name = "Desired",
-        type_ = "integer",
-        json_path = ".status.desiredReplicas"
-    ),
-    printcolumn(
-        name = "Actual",
-        type_ = "integer",
-        json_path = ".status.actualReplicas"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Function", type_ = "string", json_path = ".metadata.labels.serving\\.weft\\.dev/function"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].status"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
+    printcolumn(name = "Actual", type_ = "integer", json_path = ".status.actualReplicas"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionSpec {
@@ -94,10 +70,7 @@ impl RevisionSpec {
 
     /// The memory cap as written, or the default.
     pub fn memory(&self) -> &str {
-        self.limits
-            .as_ref()
-            .and_then(|l| l.memory.as_deref())
-            .unwrap_or(DEFAULT_MEMORY)
+        self.limits.as_ref().and_then(|l| l.memory.as_deref()).unwrap_or(DEFAULT_MEMORY)
     }
 }
 

@@ -28,10 +28,7 @@ pub struct ValidationErrors(pub Vec<FieldError>);
 
 impl ValidationErrors {
     fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 
     fn into_result(self) -> Result<(), ValidationErrors> {
@@ -41,11 +38,7 @@ impl ValidationErrors {
 
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect();
+        let parts: Vec<String> = self.0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
         f.write_str(&parts.join("; "))
     }
 }
@@ -77,10 +70,7 @@ fn check_function_spec(spec: &FunctionSpec, errs: &mut ValidationErrors) {
             errs.add(format!("spec.interfaces[{i}].name"), "must not be empty");
         }
         if !PROTOCOLS.contains(&iface.protocol.as_str()) {
-            errs.add(
-                format!("spec.interfaces[{i}].protocol"),
-                format!("must be one of {}", PROTOCOLS.join(", ")),
-            );
+            errs.add(format!("spec.interfaces[{i}].protocol"), format!("must be one of {}", PROTOCOLS.join(", ")));
         }
     }
 }
@@ -90,44 +80,27 @@ pub fn check_revision_spec(spec: &RevisionSpec, at: &str, errs: &mut ValidationE
     check_source(spec, at, errs);
     let timeout = spec.timeout_seconds();
     if timeout == 0 || timeout > MAX_TIMEOUT_SECONDS {
-        errs.add(
-            format!("{at}.timeoutSeconds"),
-            format!("must be between 1 and {MAX_TIMEOUT_SECONDS}"),
-        );
+        errs.add(format!("{at}.timeoutSeconds"), format!("must be between 1 and {MAX_TIMEOUT_SECONDS}"));
     }
     match parse_memory(spec.memory()) {
-        Ok(b) if !(MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&b) => errs.add(
-            format!("{at}.limits.memory"),
-            "must be between 64Ki and 4Gi",
-        ),
+        Ok(b) if !(MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&b) => {
+            errs.add(format!("{at}.limits.memory"), "must be between 64Ki and 4Gi")
+        }
         Ok(_) => {}
         Err(e) => errs.add(format!("{at}.limits.memory"), e.to_string()),
     }
     if spec.container_concurrency.unwrap_or(0) > MAX_CONTAINER_CONCURRENCY {
-        errs.add(
-            format!("{at}.containerConcurrency"),
-            format!("must be 0 (unlimited) to {MAX_CONTAINER_CONCURRENCY}"),
-        );
+        errs.add(format!("{at}.containerConcurrency"), format!("must be 0 (unlimited) to {MAX_CONTAINER_CONCURRENCY}"));
     }
     for (i, e) in spec.env.iter().enumerate() {
         if !is_env_name(&e.name) {
-            errs.add(
-                format!("{at}.env[{i}].name"),
-                "must be letters, digits and '_', not starting with a digit",
-            );
+            errs.add(format!("{at}.env[{i}].name"), "must be letters, digits and '_', not starting with a digit");
         }
     }
 }
 
 fn check_source(spec: &RevisionSpec, at: &str, errs: &mut ValidationErrors) {
-    let count = [
-        spec.wasm.is_some(),
-        spec.process.is_some(),
-        spec.image.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
+    let count = [spec.wasm.is_some(), spec.process.is_some(), spec.image.is_some()].iter().filter(|b| **b).count();
     if count != 1 {
         errs.add(at, "set exactly one of wasm, process or image");
     }
@@ -138,10 +111,7 @@ fn check_source(spec: &RevisionSpec, at: &str, errs: &mut ValidationErrors) {
         if let Some(d) = &w.digest
             && !is_sha256_digest(d)
         {
-            errs.add(
-                format!("{at}.wasm.digest"),
-                "must be sha256:<64 hex digits>",
-            );
+            errs.add(format!("{at}.wasm.digest"), "must be sha256:<64 hex digits>");
         }
     }
     if let Some(p) = &spec.process
@@ -183,10 +153,7 @@ fn check_traffic(traffic: &[TrafficTarget], errs: &mut ValidationErrors) {
         let at = format!("spec.traffic[{i}]");
         let latest = t.latest_revision.unwrap_or(false);
         match (&t.revision_name, latest) {
-            (Some(_), true) => errs.add(
-                &at,
-                "set either revisionName or latestRevision: true, not both",
-            ),
+            (Some(_), true) => errs.add(&at, "set either revisionName or latestRevision: true, not both"),
             (None, false) => errs.add(&at, "set revisionName or latestRevision: true"),
             (Some(r), false) => {
                 if let Err(m) = check_dns_label(r, 63) {
@@ -209,28 +176,20 @@ fn check_traffic(traffic: &[TrafficTarget], errs: &mut ValidationErrors) {
         }
     }
     if !traffic.is_empty() && sum != 100 {
-        errs.add(
-            "spec.traffic",
-            format!("percents add up to {sum}; they must add up to 100"),
-        );
+        errs.add("spec.traffic", format!("percents add up to {sum}; they must add up to 100"));
     }
 }
 
 fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// `sha256:` followed by 64 lowercase hex digits.
 pub fn is_sha256_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
-    })
+    s.strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))
 }
 
 #[cfg(test)]

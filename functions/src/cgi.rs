@@ -30,12 +30,7 @@ pub struct GuestResponse {
 }
 
 /// Headers a guest must not set: the host owns the connection framing.
-const HOP_BY_HOP: [&str; 4] = [
-    "connection",
-    "transfer-encoding",
-    "content-length",
-    "keep-alive",
-];
+const HOP_BY_HOP: [&str; 4] = ["connection", "transfer-encoding", "content-length", "keep-alive"];
 
 impl GuestRequest {
     /// The CGI environment of this request. Header names become `HTTP_<NAME>`;
@@ -68,15 +63,8 @@ impl GuestRequest {
     }
 
     fn full_url(&self) -> String {
-        let q = if self.query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", self.query)
-        };
-        format!(
-            "http://{}:{}{}{}{}",
-            self.server_name, self.server_port, self.script_name, self.path, q
-        )
+        let q = if self.query.is_empty() { String::new() } else { format!("?{}", self.query) };
+        format!("http://{}:{}{}{}{}", self.server_name, self.server_port, self.script_name, self.path, q)
     }
 }
 
@@ -88,9 +76,7 @@ pub fn parse_output(out: &[u8]) -> Result<GuestResponse, String> {
     let mut status = None;
     let mut headers = Vec::new();
     for line in head.lines().map(|l| l.trim_end_matches('\r')) {
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("header line {line:?} has no ':'"))?;
+        let (name, value) = line.split_once(':').ok_or_else(|| format!("header line {line:?} has no ':'"))?;
         let (name, value) = (name.trim(), value.trim());
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(format!("{name:?} is not a header name"));
@@ -101,23 +87,14 @@ pub fn parse_output(out: &[u8]) -> Result<GuestResponse, String> {
             headers.push((name.to_string(), value.to_string()));
         }
     }
-    let has_location = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("location"));
+    let has_location = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("location"));
     let status = status.unwrap_or(if has_location { 302 } else { 200 });
-    Ok(GuestResponse {
-        status,
-        headers,
-        body: Bytes::copy_from_slice(body),
-    })
+    Ok(GuestResponse { status, headers, body: Bytes::copy_from_slice(body) })
 }
 
 fn split_head(out: &[u8]) -> Option<(&[u8], &[u8])> {
     // A response with no headers at all starts with the blank line.
-    if let Some(rest) = out
-        .strip_prefix(b"\r\n")
-        .or_else(|| out.strip_prefix(b"\n"))
-    {
+    if let Some(rest) = out.strip_prefix(b"\r\n").or_else(|| out.strip_prefix(b"\n")) {
         return Some((&[], rest));
     }
     let lf = find(out, b"\n\n").map(|i| (i, 2));
@@ -159,10 +136,7 @@ mod tests {
     fn plain_response() {
         let r = parse_output(b"Content-Type: text/plain\n\nhi\n").unwrap();
         assert_eq!(r.status, 200);
-        assert_eq!(
-            r.headers,
-            vec![("Content-Type".into(), "text/plain".into())]
-        );
+        assert_eq!(r.headers, vec![("Content-Type".into(), "text/plain".into())]);
         assert_eq!(&r.body[..], b"hi\n");
     }
 
@@ -191,27 +165,11 @@ mod tests {
 
     #[test]
     fn malformed_output_is_refused_with_a_reason() {
-        assert!(
-            parse_output(b"hello world")
-                .unwrap_err()
-                .contains("blank line")
-        );
-        assert!(
-            parse_output(b"no colon here\n\n")
-                .unwrap_err()
-                .contains("no ':'")
-        );
-        assert!(
-            parse_output(b"Status: abc\n\n")
-                .unwrap_err()
-                .contains("not an HTTP status")
-        );
+        assert!(parse_output(b"hello world").unwrap_err().contains("blank line"));
+        assert!(parse_output(b"no colon here\n\n").unwrap_err().contains("no ':'"));
+        assert!(parse_output(b"Status: abc\n\n").unwrap_err().contains("not an HTTP status"));
         assert!(parse_output(b"Status: 99\n\n").is_err());
-        assert!(
-            parse_output(b"Bad Name: x\n\n")
-                .unwrap_err()
-                .contains("not a header name")
-        );
+        assert!(parse_output(b"Bad Name: x\n\n").unwrap_err().contains("not a header name"));
     }
 
     #[test]
@@ -237,9 +195,6 @@ mod tests {
         assert_eq!(get("HTTP_X_TRACE_ID"), Some("abc"));
         assert_eq!(get("CONTENT_LENGTH"), Some("5"));
         assert_eq!(get("HTTP_AUTHORIZATION"), Some("secret"));
-        assert_eq!(
-            get("X_FULL_URL"),
-            Some("http://127.0.0.1:8080/default/hello/a?x=1")
-        );
+        assert_eq!(get("X_FULL_URL"), Some("http://127.0.0.1:8080/default/hello/a?x=1"));
     }
 }

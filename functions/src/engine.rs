@@ -33,10 +33,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self {
-            pool_instances: None,
-            max_memory_bytes: 4 << 30,
-        }
+        Self { pool_instances: None, max_memory_bytes: 4 << 30 }
     }
 }
 

@@ -54,13 +54,6 @@ impl HostError {
 
     /// True when the guest misbehaved (as opposed to the platform failing).
     pub fn is_guest_fault(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout(_)
-                | Self::MemoryLimit { .. }
-                | Self::Trap(_)
-                | Self::Exit(_)
-                | Self::BadOutput(_)
-        )
+        matches!(self, Self::Timeout(_) | Self::MemoryLimit { .. } | Self::Trap(_) | Self::Exit(_) | Self::BadOutput(_))
     }
 }

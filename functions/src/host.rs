@@ -52,23 +52,13 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, max: Option<usize>) -> wasmtime::Result<bool> {
         let ok = desired <= self.limit && max.is_none_or(|m| desired <= m);
         self.refused |= !ok;
         Ok(ok)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS && max.is_none_or(|m| desired <= m))
     }
 }
@@ -93,16 +83,9 @@ impl FunctionHost {
         env: Vec<(String, String)>,
     ) -> Result<Self, HostError> {
         let mut linker: Linker<GuestState> = Linker::new(engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi)
-            .map_err(HostError::Link)?;
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi).map_err(HostError::Link)?;
         let pre = linker.instantiate_pre(module).map_err(HostError::Link)?;
-        Ok(Self {
-            engine: engine.clone(),
-            pre,
-            limits,
-            identity,
-            env,
-        })
+        Ok(Self { engine: engine.clone(), pre, limits, identity, env })
     }
 
     pub fn identity(&self) -> &Identity {
@@ -125,12 +108,7 @@ impl FunctionHost {
         }
     }
 
-    fn new_store(
-        &self,
-        req: &GuestRequest,
-        stdout: &MemoryOutputPipe,
-        stderr: &MemoryOutputPipe,
-    ) -> Store<GuestState> {
+    fn new_store(&self, req: &GuestRequest, stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe) -> Store<GuestState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdin(MemoryInputPipe::new(req.body.clone()))
             .stdout(stdout.clone())
@@ -145,10 +123,7 @@ impl FunctionHost {
         let limit = usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX);
         let state = GuestState {
             wasi: wasi.build_p1(),
-            limiter: MemoryCap {
-                limit,
-                refused: false,
-            },
+            limiter: MemoryCap { limit, refused: false },
             deadline: Instant::now() + self.limits.timeout,
         };
         let mut store = Store::new(&self.engine, state);
@@ -169,15 +144,9 @@ impl FunctionHost {
     /// Creates the per-request store and instance without running the guest: the
     /// fixed cost every request pays, measured by the benchmarks.
     pub fn instantiate_only(&self) -> Result<(), HostError> {
-        let (stdout, stderr) = (
-            MemoryOutputPipe::new(MAX_STDOUT),
-            MemoryOutputPipe::new(MAX_STDERR),
-        );
+        let (stdout, stderr) = (MemoryOutputPipe::new(MAX_STDOUT), MemoryOutputPipe::new(MAX_STDERR));
         let mut store = self.new_store(&GuestRequest::default(), &stdout, &stderr);
-        self.pre
-            .instantiate(&mut store)
-            .map(|_| ())
-            .map_err(HostError::Instantiate)
+        self.pre.instantiate(&mut store).map(|_| ()).map_err(HostError::Instantiate)
     }
 
     fn run(&self, store: &mut Store<GuestState>) -> Result<(), wasmtime::Error> {
@@ -191,11 +160,7 @@ impl FunctionHost {
 
     fn classify(&self, e: wasmtime::Error, memory_refused: bool) -> HostError {
         let err = if let Some(exit) = e.downcast_ref::<I32Exit>() {
-            if memory_refused {
-                self.memory_error()
-            } else {
-                HostError::Exit(exit.0)
-            }
+            if memory_refused { self.memory_error() } else { HostError::Exit(exit.0) }
         } else if let Some(trap) = e.downcast_ref::<Trap>() {
             match trap {
                 Trap::Interrupt => HostError::Timeout(self.limits.timeout),
@@ -213,18 +178,13 @@ impl FunctionHost {
     }
 
     fn memory_error(&self) -> HostError {
-        HostError::MemoryLimit {
-            limit_mib: self.limits.memory_bytes >> 20,
-        }
+        HostError::MemoryLimit { limit_mib: self.limits.memory_bytes >> 20 }
     }
 
     fn log_stderr(&self, stderr: &MemoryOutputPipe) {
         let bytes = stderr.contents();
         let id = &self.identity;
-        for line in String::from_utf8_lossy(&bytes)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
+        for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
             tracing::info!(target: "weft::guest", function = %id.function, revision = %id.revision, "{line}");
         }
     }

@@ -28,10 +28,7 @@ fn hex_part(digest: &str) -> Result<&str, HostError> {
 impl ModuleStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, HostError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| HostError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dir).map_err(|source| HostError::Io { path: dir.clone(), source })?;
         Ok(Self { dir })
     }
 
@@ -46,10 +43,7 @@ impl ModuleStore {
         let path = self.wasm_path(&digest)?;
         if !path.exists() {
             // Validate before storing so a bad upload is refused at apply time.
-            Module::validate(engine, bytes).map_err(|source| HostError::Compile {
-                digest: digest.clone(),
-                source,
-            })?;
+            Module::validate(engine, bytes).map_err(|source| HostError::Compile { digest: digest.clone(), source })?;
             write_atomic(&path, bytes)?;
         }
         Ok(digest)
@@ -67,16 +61,9 @@ impl ModuleStore {
             return Ok(cwasm);
         }
         let src = self.wasm_path(digest)?;
-        let bytes = std::fs::read(&src).map_err(|_| HostError::ModuleMissing {
-            digest: digest.into(),
-            path: src,
-        })?;
-        let code = engine
-            .precompile_module(&bytes)
-            .map_err(|source| HostError::Compile {
-                digest: digest.into(),
-                source,
-            })?;
+        let bytes = std::fs::read(&src).map_err(|_| HostError::ModuleMissing { digest: digest.into(), path: src })?;
+        let code =
+            engine.precompile_module(&bytes).map_err(|source| HostError::Compile { digest: digest.into(), source })?;
         write_atomic(&cwasm, &code)?;
         Ok(cwasm)
     }
@@ -90,10 +77,7 @@ impl ModuleStore {
             Err(_) => {
                 let _ = std::fs::remove_file(&path);
                 let path = self.compiled(engine, digest)?;
-                deserialize(engine, &path).map_err(|source| HostError::Compile {
-                    digest: digest.into(),
-                    source,
-                })
+                deserialize(engine, &path).map_err(|source| HostError::Compile { digest: digest.into(), source })
             }
         }
     }
@@ -113,10 +97,7 @@ fn deserialize(engine: &Engine, path: &Path) -> Result<Module, wasmtime::Error> 
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HostError> {
-    let io = |source| HostError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| HostError::Io { path: path.to_path_buf(), source };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)

@@ -53,12 +53,7 @@ impl Activator {
 
     /// Requests held now for `key`.
     pub fn held(&self, key: &str) -> usize {
-        self.held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .copied()
-            .unwrap_or(0)
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
     }
 
     /// Holds until `key` has a ready instance; returns it and how long it waited.
@@ -88,9 +83,7 @@ impl Activator {
                 }
             }
         };
-        let result = tokio::time::timeout(HOLD_TIMEOUT, wait)
-            .await
-            .map_err(|_| HoldError::Timeout);
+        let result = tokio::time::timeout(HOLD_TIMEOUT, wait).await.map_err(|_| HoldError::Timeout);
         self.change(key, false);
         result.map(|addr| (addr, start.elapsed()))
     }

@@ -21,11 +21,7 @@ pub struct Endpoints {
 
 impl Default for Endpoints {
     fn default() -> Self {
-        Self {
-            by_revision: ArcSwap::default(),
-            next: AtomicUsize::new(0),
-            changes: tokio::sync::watch::Sender::new(0),
-        }
+        Self { by_revision: ArcSwap::default(), next: AtomicUsize::new(0), changes: tokio::sync::watch::Sender::new(0) }
     }
 }
 
@@ -76,9 +72,7 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
         e.set("default/hello-00001", vec![a, b]);
-        let picks: Vec<_> = (0..4)
-            .map(|_| e.pick("default/hello-00001").unwrap())
-            .collect();
+        let picks: Vec<_> = (0..4).map(|_| e.pick("default/hello-00001").unwrap()).collect();
         assert_eq!(picks.iter().filter(|p| **p == a).count(), 2);
         e.set("default/hello-00001", vec![]);
         assert!(e.pick("default/hello-00001").is_none());

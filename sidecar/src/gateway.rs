@@ -72,14 +72,7 @@ impl Gateway {
         registry: Arc<Registry>,
     ) -> Self {
         let routes = ArcSwap::from_pointee(RouteTable::new(&config.domain, []));
-        Self {
-            routes,
-            endpoints,
-            metrics,
-            registry,
-            activator: Activator::default(),
-            activation: OnceLock::new(),
-        }
+        Self { routes, endpoints, metrics, registry, activator: Activator::default(), activation: OnceLock::new() }
     }
 
     /// Holds requests for revisions without a ready instance and tells `hook`.
@@ -100,50 +93,29 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build(connector);
-        Arc::new(GatewayWorker {
-            gateway: self.clone(),
-            client,
-        })
+        Arc::new(GatewayWorker { gateway: self.clone(), client })
     }
 }
 
 impl GatewayWorker {
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
         let routes = self.gateway.routes.load();
         let Some(resolved) = routes.resolve(request_host(&req), req.uri().path()) else {
             return self.unrouted(&req, routes.domain());
         };
-        let (ns, name) = (
-            resolved.route.namespace.clone(),
-            resolved.route.name.clone(),
-        );
+        let (ns, name) = (resolved.route.namespace.clone(), resolved.route.name.clone());
         let Some(revision) = resolved.pick_revision().map(str::to_string) else {
             return error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("function {ns}/{name} has no routable revision"),
             );
         };
-        let (traceparent, trace_id) = ensure_traceparent(
-            req.headers()
-                .get("traceparent")
-                .and_then(|v| v.to_str().ok()),
-        );
+        let (traceparent, trace_id) =
+            ensure_traceparent(req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id);
-        let resp = self
-            .forward(req, peer, &resolved, &revision, &traceparent)
-            .instrument(span)
-            .await;
-        let labels = RequestLabels {
-            namespace: ns,
-            function: name,
-            revision,
-            code: resp.status().as_u16(),
-        };
+        let resp = self.forward(req, peer, &resolved, &revision, &traceparent).instrument(span).await;
+        let labels = RequestLabels { namespace: ns, function: name, revision, code: resp.status().as_u16() };
         self.gateway.metrics.record(&labels, start.elapsed());
         resp
     }
@@ -159,10 +131,7 @@ impl GatewayWorker {
         let key = revision_key(&resolved.route.namespace, revision);
         let addr = match self.gateway.endpoints.pick(&key) {
             Some(a) => a,
-            None => match self
-                .activate(&resolved.route.namespace, revision, &key)
-                .await
-            {
+            None => match self.activate(&resolved.route.namespace, revision, &key).await {
                 Ok(a) => a,
                 Err(resp) => return resp,
             },
@@ -179,44 +148,24 @@ impl GatewayWorker {
             }
             Err(e) => {
                 tracing::warn!(error = %e, instance = %addr, "forward to instance failed");
-                error_reply(
-                    StatusCode::BAD_GATEWAY,
-                    format!("instance {addr} of {key} did not answer: {e}"),
-                )
+                error_reply(StatusCode::BAD_GATEWAY, format!("instance {addr} of {key} did not answer: {e}"))
             }
         }
     }
 
     /// Holds the request until the revision has a ready instance.
-    async fn activate(
-        &self,
-        ns: &str,
-        revision: &str,
-        key: &str,
-    ) -> Result<SocketAddr, Response<Body>> {
+    async fn activate(&self, ns: &str, revision: &str, key: &str) -> Result<SocketAddr, Response<Body>> {
         let Some(hook) = self.gateway.activation.get() else {
-            return Err(error_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("revision {key} has no ready instance"),
-            ));
+            return Err(error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("revision {key} has no ready instance")));
         };
-        let labels = RevisionLabels {
-            namespace: ns.to_string(),
-            revision: revision.to_string(),
-        };
+        let labels = RevisionLabels { namespace: ns.to_string(), revision: revision.to_string() };
         let m = &self.gateway.metrics;
         m.held.get_or_create(&labels).inc();
-        let held = self
-            .gateway
-            .activator
-            .hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key)
-            .await;
+        let held = self.gateway.activator.hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key).await;
         m.held.get_or_create(&labels).dec();
         match held {
             Ok((addr, waited)) => {
-                m.held_wait
-                    .get_or_create(&labels)
-                    .observe(waited.as_secs_f64());
+                m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
                 Ok(addr)
             }
             Err(HoldError::Full) => {
@@ -224,16 +173,12 @@ impl GatewayWorker {
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("too many requests waiting for {key} to start"),
                 );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 Err(r)
             }
             Err(HoldError::Timeout) => Err(error_reply(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "no instance of {key} became ready within {:?}",
-                    crate::activator::HOLD_TIMEOUT
-                ),
+                format!("no instance of {key} became ready within {:?}", crate::activator::HOLD_TIMEOUT),
             )),
         }
     }
@@ -266,15 +211,10 @@ fn rewrite(
 ) -> Result<Request<Incoming>, String> {
     let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
     let rest = &pq[resolved.prefix_len.min(pq.len())..];
-    let rest = if rest.starts_with('/') {
-        rest.to_string()
-    } else {
-        format!("/{rest}")
-    };
+    let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
     let script_name = pq[..resolved.prefix_len.min(pq.len())].to_string();
     let host = request_host(&req).map(str::to_string);
-    *req.uri_mut() = Uri::try_from(format!("http://{addr}{rest}"))
-        .map_err(|e| format!("bad request path: {e}"))?;
+    *req.uri_mut() = Uri::try_from(format!("http://{addr}{rest}")).map_err(|e| format!("bad request path: {e}"))?;
     *req.version_mut() = Version::HTTP_11;
     let h = req.headers_mut();
     strip_hop_by_hop(h);
@@ -283,21 +223,12 @@ fn rewrite(
         h.insert("x-forwarded-host", host.clone());
         h.insert(header::HOST, host);
     }
-    h.append(
-        "x-forwarded-for",
-        HeaderValue::from_str(&peer.ip().to_string()).map_err(|e| e.to_string())?,
-    );
+    h.append("x-forwarded-for", HeaderValue::from_str(&peer.ip().to_string()).map_err(|e| e.to_string())?);
     h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     if !script_name.is_empty() {
-        h.insert(
-            SCRIPT_NAME_HEADER,
-            HeaderValue::from_str(&script_name).map_err(|e| e.to_string())?,
-        );
+        h.insert(SCRIPT_NAME_HEADER, HeaderValue::from_str(&script_name).map_err(|e| e.to_string())?);
     }
-    h.insert(
-        "traceparent",
-        HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?,
-    );
+    h.insert("traceparent", HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?);
     Ok(req)
 }
 
@@ -309,11 +240,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
         h.remove(name);
     }
 }

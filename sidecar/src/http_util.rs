@@ -10,9 +10,7 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 
 /// A buffered body.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// A plain-text error reply. weft's own errors carry `weft-error: true` so a
@@ -23,18 +21,12 @@ pub fn error_reply(status: StatusCode, message: impl Into<String>) -> Response<B
     let mut resp = Response::new(full(text));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     h.insert("weft-error", HeaderValue::from_static("true"));
     resp
 }
 
 /// The request's host: `Host` header (HTTP/1.1) or the URI authority (HTTP/2).
 pub fn request_host<B>(req: &http::Request<B>) -> Option<&str> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+    req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).or_else(|| req.uri().authority().map(|a| a.as_str()))
 }

@@ -76,12 +76,7 @@ pub struct InstanceProxy<H> {
 impl<H: Handler> InstanceProxy<H> {
     /// With a `containerConcurrency`, the queue holds ten requests per slot, as
     /// Knative's queue-proxy breaker.
-    pub fn new(
-        handler: H,
-        config: InstanceProxyConfig,
-        metrics: InstanceMetrics,
-        registry: Arc<Registry>,
-    ) -> Self {
+    pub fn new(handler: H, config: InstanceProxyConfig, metrics: InstanceMetrics, registry: Arc<Registry>) -> Self {
         let slots = config.slots();
         Self {
             handler: Arc::new(handler),
@@ -89,11 +84,7 @@ impl<H: Handler> InstanceProxy<H> {
             admitted: AtomicUsize::new(0),
             // Unlimited concurrency queues without bound, as Knative's
             // queue-proxy does without a breaker; the pool still bounds execution.
-            queue_limit: if config.container_concurrency == 0 {
-                usize::MAX
-            } else {
-                slots * 11
-            },
+            queue_limit: if config.container_concurrency == 0 { usize::MAX } else { slots * 11 },
             config,
             metrics,
             registry,
@@ -102,18 +93,9 @@ impl<H: Handler> InstanceProxy<H> {
     }
 
     /// Serves the function's traffic.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
-        let trace = req
-            .headers()
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let trace = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let span = tracing::info_span!("instance", function = %self.config.function, revision = %self.config.revision, traceparent = %trace);
         let resp = self.admit(req, peer).instrument(span).await;
         let labels = RequestLabels {
@@ -137,10 +119,7 @@ impl<H: Handler> InstanceProxy<H> {
             Ok(r) => r,
             Err(_) => error_reply(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "function {} did not answer within {deadline:?}",
-                    self.config.function
-                ),
+                format!("function {} did not answer within {deadline:?}", self.config.function),
             ),
         };
         self.stats.finish(Instant::now());
@@ -169,21 +148,8 @@ impl<H: Handler> InstanceProxy<H> {
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance is shutting down");
         };
         self.metrics.inflight.inc();
-        let script_name = parts
-            .headers
-            .get(SCRIPT_NAME_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let resp = self
-            .handler
-            .call(HandlerRequest {
-                parts,
-                body,
-                peer,
-                script_name,
-            })
-            .await;
+        let script_name = parts.headers.get(SCRIPT_NAME_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let resp = self.handler.call(HandlerRequest { parts, body, peer, script_name }).await;
         self.metrics.inflight.dec();
         resp
     }
@@ -194,10 +160,7 @@ impl<H: Handler> InstanceProxy<H> {
             "/healthz" => Response::new(full("ok\n")),
             "/metrics" => Response::new(full(encode(&self.registry))),
             "/stats" => Response::new(full(self.stats.report(Instant::now()).to_json())),
-            _ => error_reply(
-                StatusCode::NOT_FOUND,
-                "admin port serves /healthz, /metrics and /stats",
-            ),
+            _ => error_reply(StatusCode::NOT_FOUND, "admin port serves /healthz, /metrics and /stats"),
         }
     }
 }

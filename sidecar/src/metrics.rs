@@ -46,11 +46,7 @@ impl GatewayMetrics {
         let reg = registry.sub_registry_with_prefix("weft_gateway");
         let requests = Family::default();
         let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        reg.register(
-            "requests",
-            "Requests routed, by function, revision and status code",
-            requests.clone(),
-        );
+        reg.register("requests", "Requests routed, by function, revision and status code", requests.clone());
         reg.register(
             "request_duration_seconds",
             "Time to the response headers, by function, revision and status code",
@@ -59,29 +55,18 @@ impl GatewayMetrics {
         let act = registry.sub_registry_with_prefix("weft_activator");
         let held = Family::default();
         let held_wait = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        act.register(
-            "held_requests",
-            "Requests held for a revision with no ready instance",
-            held.clone(),
-        );
+        act.register("held_requests", "Requests held for a revision with no ready instance", held.clone());
         act.register(
             "wait_seconds",
             "Time held until an instance was ready (cold start seen by the caller)",
             held_wait.clone(),
         );
-        Self {
-            requests,
-            duration,
-            held,
-            held_wait,
-        }
+        Self { requests, duration, held, held_wait }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {
         self.requests.get_or_create(labels).inc();
-        self.duration
-            .get_or_create(labels)
-            .observe(took.as_secs_f64());
+        self.duration.get_or_create(labels).observe(took.as_secs_f64());
     }
 }
 
@@ -100,39 +85,16 @@ impl InstanceMetrics {
         let requests = Family::default();
         let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let (inflight, queued) = (Gauge::default(), Gauge::default());
-        reg.register(
-            "requests",
-            "Requests handled, by status code",
-            requests.clone(),
-        );
-        reg.register(
-            "request_duration_seconds",
-            "Request latency including queueing",
-            duration.clone(),
-        );
-        reg.register(
-            "inflight_requests",
-            "Requests being handled now",
-            inflight.clone(),
-        );
-        reg.register(
-            "queued_requests",
-            "Requests waiting for a concurrency slot",
-            queued.clone(),
-        );
-        Self {
-            requests,
-            duration,
-            inflight,
-            queued,
-        }
+        reg.register("requests", "Requests handled, by status code", requests.clone());
+        reg.register("request_duration_seconds", "Request latency including queueing", duration.clone());
+        reg.register("inflight_requests", "Requests being handled now", inflight.clone());
+        reg.register("queued_requests", "Requests waiting for a concurrency slot", queued.clone());
+        Self { requests, duration, inflight, queued }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {
         self.requests.get_or_create(labels).inc();
-        self.duration
-            .get_or_create(labels)
-            .observe(took.as_secs_f64());
+        self.duration.get_or_create(labels).observe(took.as_secs_f64());
     }
 }
 

@@ -73,9 +73,7 @@ pub struct Resolved {
 impl Resolved {
     /// The revision to send this request to.
     pub fn pick_revision(&self) -> Option<&str> {
-        self.tag_revision
-            .as_deref()
-            .or_else(|| self.route.split.pick())
+        self.tag_revision.as_deref().or_else(|| self.route.split.pick())
     }
 }
 
@@ -97,21 +95,12 @@ impl RouteTable {
     /// Builds the table; host routes are `<fn>.<ns>.<domain>` and
     /// `<tag>-<fn>.<ns>.<domain>`, path routes `/<ns>/<fn>/…`.
     pub fn new(domain: &str, routes: impl IntoIterator<Item = FunctionRoute>) -> Self {
-        let mut table = Self {
-            domain: domain.to_string(),
-            ..Default::default()
-        };
+        let mut table = Self { domain: domain.to_string(), ..Default::default() };
         for r in routes.into_iter().map(Arc::new) {
             let (ns, name) = (&r.namespace, &r.name);
-            table.hosts.insert(
-                format!("{name}.{ns}.{domain}"),
-                HostEntry::Function(r.clone()),
-            );
+            table.hosts.insert(format!("{name}.{ns}.{domain}"), HostEntry::Function(r.clone()));
             for (tag, rev) in &r.tags {
-                table.hosts.insert(
-                    format!("{tag}-{name}.{ns}.{domain}"),
-                    HostEntry::Tag(r.clone(), rev.clone()),
-                );
+                table.hosts.insert(format!("{tag}-{name}.{ns}.{domain}"), HostEntry::Tag(r.clone(), rev.clone()));
             }
             table.paths.insert((ns.clone(), name.clone()), r);
         }
@@ -145,11 +134,7 @@ impl RouteTable {
             HostEntry::Function(r) => (r.clone(), None),
             HostEntry::Tag(r, rev) => (r.clone(), Some(rev.clone())),
         };
-        Some(Resolved {
-            route,
-            tag_revision,
-            prefix_len: 0,
-        })
+        Some(Resolved { route, tag_revision, prefix_len: 0 })
     }
 
     fn resolve_path(&self, path: &str) -> Option<Resolved> {
@@ -158,11 +143,7 @@ impl RouteTable {
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let name = &rest[..end];
         let route = self.paths.get(&(ns.to_string(), name.to_string()))?.clone();
-        Some(Resolved {
-            route,
-            tag_revision: None,
-            prefix_len: 1 + ns.len() + 1 + name.len(),
-        })
+        Some(Resolved { route, tag_revision: None, prefix_len: 1 + ns.len() + 1 + name.len() })
     }
 }
 

@@ -20,10 +20,7 @@ pub struct Report {
 impl Report {
     /// `{"concurrency":…,"requests":…,"seconds":…}`, what `/stats` answers.
     pub fn to_json(&self) -> String {
-        format!(
-            r#"{{"concurrency":{},"requests":{},"seconds":{}}}"#,
-            self.concurrency, self.requests, self.seconds
-        )
+        format!(r#"{{"concurrency":{},"requests":{},"seconds":{}}}"#, self.concurrency, self.requests, self.seconds)
     }
 }
 
@@ -52,15 +49,7 @@ impl State {
 
 impl Stats {
     pub fn new(now: Instant) -> Self {
-        Self {
-            state: Mutex::new(State {
-                in_flight: 0,
-                area: 0.0,
-                changed: now,
-                since: now,
-                requests: 0,
-            }),
-        }
+        Self { state: Mutex::new(State { in_flight: 0, area: 0.0, changed: now, since: now, requests: 0 }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -86,16 +75,8 @@ impl Stats {
         s.advance(now);
         let seconds = now.saturating_duration_since(s.since).as_secs_f64();
         // A zero-length period (two reports at once) reports what is in flight.
-        let concurrency = if seconds > 0.0 {
-            s.area / seconds
-        } else {
-            f64::from(s.in_flight)
-        };
-        let report = Report {
-            concurrency,
-            requests: s.requests,
-            seconds,
-        };
+        let concurrency = if seconds > 0.0 { s.area / seconds } else { f64::from(s.in_flight) };
+        let report = Report { concurrency, requests: s.requests, seconds };
         (s.area, s.since, s.requests) = (0.0, now, 0);
         report
     }
@@ -119,10 +100,7 @@ mod tests {
         s.finish(ms(1500));
         s.finish(ms(2000));
         let r = s.report(ms(2000));
-        assert!(
-            (r.concurrency - 1.5).abs() < 1e-9,
-            "2 for 0.5 s, 1 for 0.5 s: {r:?}"
-        );
+        assert!((r.concurrency - 1.5).abs() < 1e-9, "2 for 0.5 s, 1 for 0.5 s: {r:?}");
         assert_eq!(r.requests, 0);
         assert_eq!(s.report(ms(3000)).concurrency, 0.0);
     }

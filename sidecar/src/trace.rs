@@ -14,11 +14,7 @@ pub fn ensure_traceparent(incoming: Option<&str>) -> (String, String) {
 /// `version-traceid-parentid-flags`, lowercase hex, non-zero ids.
 fn is_valid(tp: &str) -> bool {
     let parts: Vec<&str> = tp.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
     parts.len() >= 4
         && hex(parts[0], 2)
@@ -37,18 +33,10 @@ mod tests {
     #[test]
     fn keeps_valid_and_replaces_invalid() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(
-            ensure_traceparent(Some(tp)),
-            (
-                tp.to_string(),
-                "4bf92f3577b34da6a3ce929d0e0e4736".to_string()
-            )
-        );
+        assert_eq!(ensure_traceparent(Some(tp)), (tp.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736".to_string()));
         let (new, id) = ensure_traceparent(Some("00-0000-bad"));
         assert!(is_valid(&new) && new.contains(&id));
-        assert!(!is_valid(
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-        ));
+        assert!(!is_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
         assert!(is_valid(&ensure_traceparent(None).0));
     }
 }

@@ -4,10 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn spec_with(pairs: &[(&str, &str)]) -> ScalingSpec {
-    let a: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (format!("autoscaling.weft.dev/{k}"), v.to_string()))
-        .collect();
+    let a: BTreeMap<String, String> =
+        pairs.iter().map(|(k, v)| (format!("autoscaling.weft.dev/{k}"), v.to_string())).collect();
     ScalingSpec::from_annotations(&a, &Defaults::default(), 0).unwrap()
 }
 
@@ -76,12 +74,7 @@ fn rate_limits_bound_each_step() {
     assert_eq!(d.scale(&spec, 700.0, 700.0, 3, true, t0).desired, 6);
     // With zero ready it reasons as if one were there (a fresh decider: the
     // one above is panicking and would hold its 6).
-    assert_eq!(
-        Decider::new(&spec)
-            .scale(&spec, 70.0, 70.0, 0, true, t0)
-            .desired,
-        1
-    );
+    assert_eq!(Decider::new(&spec).scale(&spec, 70.0, 70.0, 0, true, t0).desired, 1);
     assert!(d.scale(&spec, 0.0, 0.0, 6, true, at(t0, 2)).panicking);
 }
 
@@ -102,30 +95,10 @@ fn excess_burst_capacity_follows_target_burst_capacity() {
     let t0 = Instant::now();
     let spec = spec_with(&[]);
     // 3 ready x 100 capacity - 200 burst - 50 in flight.
-    assert_eq!(
-        Decider::new(&spec)
-            .scale(&spec, 50.0, 50.0, 3, true, t0)
-            .excess_burst_capacity,
-        Some(50.0)
-    );
-    assert_eq!(
-        Decider::new(&spec)
-            .scale(&spec, 150.0, 150.0, 3, true, t0)
-            .excess_burst_capacity,
-        Some(-50.0)
-    );
+    assert_eq!(Decider::new(&spec).scale(&spec, 50.0, 50.0, 3, true, t0).excess_burst_capacity, Some(50.0));
+    assert_eq!(Decider::new(&spec).scale(&spec, 150.0, 150.0, 3, true, t0).excess_burst_capacity, Some(-50.0));
     let always = spec_with(&[("target-burst-capacity", "-1")]);
-    assert_eq!(
-        Decider::new(&always)
-            .scale(&always, 0.0, 0.0, 3, true, t0)
-            .excess_burst_capacity,
-        None
-    );
+    assert_eq!(Decider::new(&always).scale(&always, 0.0, 0.0, 3, true, t0).excess_burst_capacity, None);
     let never = spec_with(&[("target-burst-capacity", "0")]);
-    assert_eq!(
-        Decider::new(&never)
-            .scale(&never, 500.0, 500.0, 1, true, t0)
-            .excess_burst_capacity,
-        Some(0.0)
-    );
+    assert_eq!(Decider::new(&never).scale(&never, 500.0, 500.0, 1, true, t0).excess_burst_capacity, Some(0.0));
 }

@@ -4,14 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn autoscaler(pairs: &[(&str, &str)], t0: Instant) -> RevisionAutoscaler {
-    let a: BTreeMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| (format!("autoscaling.weft.dev/{k}"), v.to_string()))
-        .collect();
-    RevisionAutoscaler::new(
-        ScalingSpec::from_annotations(&a, &Defaults::default(), 0).unwrap(),
-        t0,
-    )
+    let a: BTreeMap<String, String> =
+        pairs.iter().map(|(k, v)| (format!("autoscaling.weft.dev/{k}"), v.to_string())).collect();
+    RevisionAutoscaler::new(ScalingSpec::from_annotations(&a, &Defaults::default(), 0).unwrap(), t0)
 }
 
 /// Simulates `secs` seconds from `from`: each ready instance reports its share
@@ -50,11 +45,7 @@ fn idle_revision_goes_to_zero_after_stable_window_plus_grace() {
     let mut a = autoscaler(&[], t0);
     let mut ready = 1;
     let ticks = simulate(&mut a, t0, 0, 120, &mut ready, |_| 0.0);
-    let first_zero = ticks
-        .iter()
-        .find(|(_, d)| d.desired == 0)
-        .map(|(s, _)| *s)
-        .unwrap();
+    let first_zero = ticks.iter().find(|(_, d)| d.desired == 0).map(|(s, _)| *s).unwrap();
     assert_eq!(first_zero, 90, "60 s stable window + 30 s grace");
     // Between the stable window and zero, the activator is already in the path.
     let (_, at_70) = ticks.iter().find(|(s, _)| *s == 70).unwrap();
@@ -95,12 +86,7 @@ fn step_load_scales_out_then_back_in_with_the_rate_limit() {
     assert!(panicked, "the step is a burst: panic mode");
     // Each scale-down step at most halves.
     for w in ticks.windows(2) {
-        assert!(
-            w[1].1.desired * 2 >= w[0].1.desired,
-            "{:?} -> {:?}",
-            w[0],
-            w[1]
-        );
+        assert!(w[1].1.desired * 2 >= w[0].1.desired, "{:?} -> {:?}", w[0], w[1]);
     }
     assert_eq!(ticks.last().unwrap().1.desired, 1);
 }
@@ -110,16 +96,10 @@ fn min_max_and_initial_scale() {
     let t0 = Instant::now();
     let mut a = autoscaler(&[("min-scale", "2"), ("max-scale", "4")], t0);
     let mut ready = 2;
-    let ticks = simulate(&mut a, t0, 0, 200, &mut ready, |s| {
-        if s < 100 { 1000.0 } else { 0.0 }
-    });
+    let ticks = simulate(&mut a, t0, 0, 200, &mut ready, |s| if s < 100 { 1000.0 } else { 0.0 });
     assert!(ticks.iter().all(|(_, d)| (2..=4).contains(&d.desired)));
     assert_eq!(ticks.iter().map(|(_, d)| d.desired).max(), Some(4));
-    assert_eq!(
-        ticks.last().unwrap().1.desired,
-        2,
-        "min-scale holds while reachable"
-    );
+    assert_eq!(ticks.last().unwrap().1.desired, 2, "min-scale holds while reachable");
     // Not reachable: min-scale does not apply.
     let now = t0 + Duration::from_secs(500);
     a.record(now, 0.0, 0.0);
@@ -127,11 +107,7 @@ fn min_max_and_initial_scale() {
 
     let mut a = autoscaler(&[("initial-scale", "3")], t0);
     assert_eq!(a.tick(t0, 0, true).desired, 3);
-    assert_eq!(
-        a.tick(t0 + Duration::from_secs(2), 1, true).desired,
-        3,
-        "until 3 were ready once"
-    );
+    assert_eq!(a.tick(t0 + Duration::from_secs(2), 1, true).desired, 3, "until 3 were ready once");
     a.record(t0 + Duration::from_secs(3), 0.0, 0.0);
     assert!(a.tick(t0 + Duration::from_secs(4), 3, true).desired < 3);
 }
@@ -161,11 +137,7 @@ fn retention_and_disabled_scale_to_zero() {
     let mut ready = 1;
     let ticks = simulate(&mut a, t0, 0, 300, &mut ready, |_| 0.0);
     let first_zero = ticks.iter().find(|(_, d)| d.desired == 0).map(|(s, _)| *s);
-    assert_eq!(
-        first_zero,
-        Some(180),
-        "60 s window + max(30 s grace, 120 s retention)"
-    );
+    assert_eq!(first_zero, Some(180), "60 s window + max(30 s grace, 120 s retention)");
 
     let spec = ScalingSpec {
         enable_scale_to_zero: false,
@@ -212,9 +184,5 @@ fn an_unrouted_revision_goes_to_zero_once_idle() {
     assert_eq!(a.tick(later, 1, false).desired, 1);
     let much_later = t0 + Duration::from_secs(70);
     a.record(much_later, 0.0, 0.0);
-    assert_eq!(
-        a.tick(much_later, 1, false).desired,
-        0,
-        "min-scale does not apply without a route"
-    );
+    assert_eq!(a.tick(much_later, 1, false).desired, 0, "min-scale does not apply without a route");
 }

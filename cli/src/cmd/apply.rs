@@ -31,20 +31,16 @@ pub async fn run(client: &Client, args: &ApplyArgs) -> Result<()> {
     for doc in docs {
         match doc {
             Document::Function(mut f) => {
-                upload_module(client, &mut f, &base_dir)
-                    .await
-                    .with_context(|| format!("{shown}"))?;
+                upload_module(client, &mut f, &base_dir).await.with_context(|| format!("{shown}"))?;
                 objects.push(serde_json::to_value(&*f)?);
             }
-            Document::Revision(_) => bail!(
-                "{shown}: Revisions are created from a Function's template; apply the Function instead"
-            ),
+            Document::Revision(_) => {
+                bail!("{shown}: Revisions are created from a Function's template; apply the Function instead")
+            }
         }
     }
-    let applied: Vec<Applied> = client
-        .post_json("/v1/apply", &objects)
-        .await
-        .with_context(|| format!("apply {shown}"))?;
+    let applied: Vec<Applied> =
+        client.post_json("/v1/apply", &objects).await.with_context(|| format!("apply {shown}"))?;
     for a in &applied {
         println!("function.serving.weft.dev/{} {}", a.name, a.outcome);
     }
@@ -88,10 +84,8 @@ async fn upload_module(client: &Client, f: &mut Function, base_dir: &Path) -> Re
     struct Uploaded {
         digest: String,
     }
-    let up: Uploaded = client
-        .post_bytes("/v1/modules", bytes)
-        .await
-        .with_context(|| format!("upload {}", full.display()))?;
+    let up: Uploaded =
+        client.post_bytes("/v1/modules", bytes).await.with_context(|| format!("upload {}", full.display()))?;
     wasm.digest = Some(up.digest);
     Ok(())
 }
@@ -123,22 +117,14 @@ async fn wait_ready(client: &Client, a: &Applied, timeout: Duration) -> Result<(
                     c.message.as_deref().unwrap_or("")
                 );
             }
-            _ if !current => format!(
-                "{}: waiting for the controller to see generation {}",
-                a.name,
-                a.generation.unwrap_or(0)
-            ),
+            _ if !current => {
+                format!("{}: waiting for the controller to see generation {}", a.name, a.generation.unwrap_or(0))
+            }
             Some(c) => format!(
                 "{}: waiting for revision {} ({})",
                 a.name,
-                status
-                    .latest_created_revision_name
-                    .as_deref()
-                    .unwrap_or("?"),
-                c.message
-                    .as_deref()
-                    .or(c.reason.as_deref())
-                    .unwrap_or("deploying")
+                status.latest_created_revision_name.as_deref().unwrap_or("?"),
+                c.message.as_deref().or(c.reason.as_deref()).unwrap_or("deploying")
             ),
             None => format!("{}: waiting for the controller", a.name),
         };
@@ -147,11 +133,7 @@ async fn wait_ready(client: &Client, a: &Applied, timeout: Duration) -> Result<(
             last = line;
         }
         if tokio::time::Instant::now() > deadline {
-            bail!(
-                "{}: not ready after {timeout:?} (see `weft get revisions` and `weft logs {}`)",
-                a.name,
-                a.name
-            );
+            bail!("{}: not ready after {timeout:?} (see `weft get revisions` and `weft logs {}`)", a.name, a.name);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -161,10 +143,7 @@ fn print_ready(client: &Client, f: &Function) -> Result<()> {
     let status = f.status.clone().unwrap_or_default();
     let name = f.metadata.name.as_deref().unwrap_or("");
     let ns = f.metadata.namespace.as_deref().unwrap_or("default");
-    eprintln!(
-        "{name}: revision {} is ready",
-        status.latest_ready_revision_name.as_deref().unwrap_or("?")
-    );
+    eprintln!("{name}: revision {} is ready", status.latest_ready_revision_name.as_deref().unwrap_or("?"));
     println!("{}", status.url.as_deref().unwrap_or(""));
     println!("http://{}/{ns}/{name}/", client.runtime.gateway);
     for t in status.traffic.iter().filter(|t| t.tag.is_some()) {

@@ -23,17 +23,9 @@ pub struct GetArgs {
 pub async fn run(client: &Client, args: &GetArgs) -> Result<()> {
     let kind = plural_kind(&args.kind)?;
     let value: Value = match &args.name {
-        Some(name) => {
-            client
-                .get(&format!("/v1/{kind}/{}/{name}", args.namespace))
-                .await?
-        }
+        Some(name) => client.get(&format!("/v1/{kind}/{}/{name}", args.namespace)).await?,
         None if args.all_namespaces => client.get(&format!("/v1/{kind}")).await?,
-        None => {
-            client
-                .get(&format!("/v1/{kind}?namespace={}", args.namespace))
-                .await?
-        }
+        None => client.get(&format!("/v1/{kind}?namespace={}", args.namespace)).await?,
     };
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&value)?),
@@ -46,11 +38,7 @@ pub async fn run(client: &Client, args: &GetArgs) -> Result<()> {
             if items.is_empty() {
                 eprintln!(
                     "No {kind} found in {}.",
-                    if args.all_namespaces {
-                        "any namespace".into()
-                    } else {
-                        format!("namespace {}", args.namespace)
-                    }
+                    if args.all_namespaces { "any namespace".into() } else { format!("namespace {}", args.namespace) }
                 );
                 return Ok(());
             }
@@ -63,21 +51,11 @@ pub async fn run(client: &Client, args: &GetArgs) -> Result<()> {
 fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
     let (header, rows): (Vec<&str>, Vec<Vec<String>>) = match kind {
         "functions" => (
-            vec![
-                "NAME",
-                "URL",
-                "LATESTCREATED",
-                "LATESTREADY",
-                "READY",
-                "REASON",
-                "AGE",
-            ],
+            vec!["NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON", "AGE"],
             items.iter().map(function_row).collect(),
         ),
         "revisions" => (
-            vec![
-                "NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AGE",
-            ],
+            vec!["NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AGE"],
             items.iter().map(revision_row).collect(),
         ),
         other => bail!("no table for {other}"),
@@ -91,20 +69,10 @@ fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
         }
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].len())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0))
         .collect();
     for row in std::iter::once(&header).chain(rows.iter()) {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("{}", cells.join("   ").trim_end());
     }
     Ok(())
@@ -119,16 +87,11 @@ fn s(v: &Value) -> String {
 }
 
 fn ready_condition(item: &Value) -> (String, String) {
-    let conds = item["status"]["conditions"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let conds = item["status"]["conditions"].as_array().cloned().unwrap_or_default();
     conds
         .iter()
         .find(|c| c["type"] == "Ready")
-        .map_or(("Unknown".into(), String::new()), |c| {
-            (s(&c["status"]), s(&c["reason"]))
-        })
+        .map_or(("Unknown".into(), String::new()), |c| (s(&c["status"]), s(&c["reason"])))
 }
 
 fn function_row(item: &Value) -> Vec<String> {
@@ -164,10 +127,7 @@ fn age(ts: &Value) -> String {
     let Some(t) = ts.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
         return String::new();
     };
-    let secs = jiff::Timestamp::now()
-        .as_second()
-        .saturating_sub(t.as_second())
-        .max(0);
+    let secs = jiff::Timestamp::now().as_second().saturating_sub(t.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 7200 => format!("{}m", s / 60),

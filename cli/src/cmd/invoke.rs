@@ -14,40 +14,19 @@ pub struct InvokeArgs {
 
 pub async fn run(client: &Client, args: &InvokeArgs) -> Result<()> {
     let path = args.path.trim_start_matches('/');
-    let url = format!(
-        "http://{}/{}/{}/{path}",
-        client.runtime.gateway, args.namespace, args.name
-    );
-    let method = args.method.clone().unwrap_or_else(|| {
-        if args.data.is_some() {
-            "POST".into()
-        } else {
-            "GET".into()
-        }
-    });
+    let url = format!("http://{}/{}/{}/{path}", client.runtime.gateway, args.namespace, args.name);
+    let method = args.method.clone().unwrap_or_else(|| if args.data.is_some() { "POST".into() } else { "GET".into() });
     let method = reqwest::Method::from_bytes(method.as_bytes()).context("--method")?;
     let mut req = reqwest::Client::new().request(method, &url);
     if let Some(d) = &args.data {
         let looks_json = d.trim_start().starts_with(['{', '[']);
-        req = req.body(d.clone()).header(
-            "content-type",
-            if looks_json {
-                "application/json"
-            } else {
-                "text/plain"
-            },
-        );
+        req = req.body(d.clone()).header("content-type", if looks_json { "application/json" } else { "text/plain" });
     }
     for h in &args.headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("header {h:?} is not name:value"))?;
+        let (k, v) = h.split_once(':').with_context(|| format!("header {h:?} is not name:value"))?;
         req = req.header(k.trim(), v.trim());
     }
-    let resp = req
-        .send()
-        .await
-        .with_context(|| format!("reach the gateway at {url}"))?;
+    let resp = req.send().await.with_context(|| format!("reach the gateway at {url}"))?;
     let status = resp.status();
     let body = resp.bytes().await?;
     use std::io::Write;

@@ -4,9 +4,7 @@ use crate::client::Client;
 use anyhow::Result;
 
 pub async fn run(client: &Client, name: &str, namespace: &str, tail: usize) -> Result<()> {
-    let text = client
-        .get_text(&format!("/v1/logs/{namespace}/{name}?tail={tail}"))
-        .await?;
+    let text = client.get_text(&format!("/v1/logs/{namespace}/{name}?tail={tail}")).await?;
     print!("{text}");
     Ok(())
 }

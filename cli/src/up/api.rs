@@ -61,10 +61,7 @@ fn bad(msg: impl Into<String>) -> ApiError {
 
 pub fn router(state: Shared) -> Router {
     Router::new()
-        .route(
-            "/v1/modules",
-            post(upload_module).layer(DefaultBodyLimit::max(MAX_MODULE)),
-        )
+        .route("/v1/modules", post(upload_module).layer(DefaultBodyLimit::max(MAX_MODULE)))
         .route("/v1/apply", post(apply))
         .route("/v1/logs/{ns}/{function}", get(logs))
         .route("/v1/{kind}", get(list))
@@ -74,17 +71,11 @@ pub fn router(state: Shared) -> Router {
 }
 
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let given =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if given != Some(s.token.as_str()) {
-        return ApiError(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (see <state>/token)".into(),
-        )
-        .into_response();
+        return ApiError(StatusCode::UNAUTHORIZED, "missing or wrong bearer token (see <state>/token)".into())
+            .into_response();
     }
     next.run(req).await
 }
@@ -93,12 +84,7 @@ async fn upload_module(State(s): State<Shared>, body: Bytes) -> Result<Json<Valu
     let digest = tokio::task::spawn_blocking(move || s.modules.put(&s.engine, &body))
         .await
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("not a valid WebAssembly module: {e}"),
-            )
-        })?;
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("not a valid WebAssembly module: {e}")))?;
     Ok(Json(json!({ "digest": digest })))
 }
 
@@ -111,10 +97,7 @@ struct Applied {
     generation: Option<i64>,
 }
 
-async fn apply(
-    State(s): State<Shared>,
-    Json(objects): Json<Vec<Value>>,
-) -> Result<Json<Vec<Applied>>, ApiError> {
+async fn apply(State(s): State<Shared>, Json(objects): Json<Vec<Value>>) -> Result<Json<Vec<Applied>>, ApiError> {
     // Validate everything before storing anything: an apply is all or nothing.
     let mut functions = Vec::new();
     for obj in &objects {
@@ -122,9 +105,7 @@ async fn apply(
             match doc {
                 Document::Function(f) => functions.push(check_function(&s, *f)?),
                 Document::Revision(_) => {
-                    return Err(bad(
-                        "Revisions are created by weft from a Function's template; apply the Function",
-                    ));
+                    return Err(bad("Revisions are created by weft from a Function's template; apply the Function"));
                 }
             }
         }
@@ -159,9 +140,7 @@ fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
     let annotations = &f.spec.template.metadata.annotations;
     let cc = spec.container_concurrency.unwrap_or(0);
     if let Err(e) = weft_autoscaler::ScalingSpec::from_annotations(annotations, &s.scaling, cc) {
-        return Err(bad(format!(
-            "Function {name}: spec.template.metadata.annotations: {e}"
-        )));
+        return Err(bad(format!("Function {name}: spec.template.metadata.annotations: {e}")));
     }
     match spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {
         Some(d) if s.modules.contains(d) => Ok(f),
@@ -198,22 +177,13 @@ async fn get_one(
     Path((kind, ns, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let item = match kind.as_str() {
-        "functions" => s
-            .store
-            .get::<Function>(&ns, &name)?
-            .map(serde_json::to_value),
-        "revisions" => s
-            .store
-            .get::<Revision>(&ns, &name)?
-            .map(serde_json::to_value),
+        "functions" => s.store.get::<Function>(&ns, &name)?.map(serde_json::to_value),
+        "revisions" => s.store.get::<Revision>(&ns, &name)?.map(serde_json::to_value),
         other => return Err(unknown_kind(other)),
     };
     match item {
         Some(Ok(v)) => Ok(Json(v)),
-        _ => Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("{kind} {ns}/{name} not found"),
-        )),
+        _ => Err(ApiError(StatusCode::NOT_FOUND, format!("{kind} {ns}/{name} not found"))),
     }
 }
 
@@ -227,19 +197,13 @@ async fn delete_one(
         other => return Err(unknown_kind(other)),
     };
     if !existed {
-        return Err(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("{kind} {ns}/{name} not found"),
-        ));
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("{kind} {ns}/{name} not found")));
     }
     Ok(Json(json!({ "deleted": format!("{ns}/{name}") })))
 }
 
 fn unknown_kind(kind: &str) -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        format!("unknown kind {kind:?}: use functions or revisions"),
-    )
+    ApiError(StatusCode::NOT_FOUND, format!("unknown kind {kind:?}: use functions or revisions"))
 }
 
 #[derive(Deserialize)]
@@ -255,12 +219,7 @@ async fn logs(
 ) -> Result<String, ApiError> {
     let dir = s.logs.join(&ns).join(&function);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|_| {
-            ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no logs for function {ns}/{function}"),
-            )
-        })?
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no logs for function {ns}/{function}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     files.sort();
@@ -269,10 +228,7 @@ async fn logs(
     for path in files {
         let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         for line in &lines[lines.len().saturating_sub(tail)..] {
             out.push_str(&format!("[{stem}] {line}\n"));
         }

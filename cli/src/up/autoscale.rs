@@ -44,25 +44,10 @@ struct Stats {
 }
 
 impl Autoscale {
-    pub fn new(
-        defaults: Defaults,
-        supervisor: Arc<Supervisor>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+    pub fn new(defaults: Defaults, supervisor: Arc<Supervisor>) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (pokes, rx) = mpsc::unbounded_channel();
-        let http = reqwest::Client::builder()
-            .timeout(SCRAPE_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        (
-            Arc::new(Self {
-                defaults,
-                supervisor,
-                entries: Mutex::new(HashMap::new()),
-                pokes,
-                http,
-            }),
-            rx,
-        )
+        let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build().unwrap_or_default();
+        (Arc::new(Self { defaults, supervisor, entries: Mutex::new(HashMap::new()), pokes, http }), rx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -83,16 +68,10 @@ impl Autoscale {
             e.reachable = reachable;
             return Ok(());
         }
-        let spec =
-            ScalingSpec::from_annotations(annotations, &self.defaults, container_concurrency)?;
+        let spec = ScalingSpec::from_annotations(annotations, &self.defaults, container_concurrency)?;
         entries.insert(
             key.clone(),
-            Entry {
-                target,
-                auto: RevisionAutoscaler::new(spec, Instant::now()),
-                reachable,
-                held_peak: 0,
-            },
+            Entry { target, auto: RevisionAutoscaler::new(spec, Instant::now()), reachable, held_peak: 0 },
         );
         drop(entries);
         let _ = self.pokes.send(key);
@@ -103,11 +82,7 @@ impl Autoscale {
         self.lock().remove(key);
     }
 
-    pub async fn run(
-        self: Arc<Self>,
-        mut pokes: mpsc::UnboundedReceiver<String>,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run(self: Arc<Self>, mut pokes: mpsc::UnboundedReceiver<String>, shutdown: CancellationToken) {
         let mut scrape = tokio::time::interval(SCRAPE_EVERY);
         let mut tick = tokio::time::interval(self.defaults.tick);
         loop {
@@ -122,16 +97,11 @@ impl Autoscale {
 
     async fn scrape_all(&self) {
         let keys: Vec<String> = self.lock().keys().cloned().collect();
-        let scrapes = keys.into_iter().flat_map(|key| {
-            self.supervisor
-                .admin_addrs(&key)
-                .into_iter()
-                .map(move |addr| (key.clone(), addr))
-        });
-        let results = futures::future::join_all(
-            scrapes.map(|(key, addr)| async move { (key, self.stats(addr).await) }),
-        )
-        .await;
+        let scrapes = keys
+            .into_iter()
+            .flat_map(|key| self.supervisor.admin_addrs(&key).into_iter().map(move |addr| (key.clone(), addr)));
+        let results =
+            futures::future::join_all(scrapes.map(|(key, addr)| async move { (key, self.stats(addr).await) })).await;
         let now = Instant::now();
         let mut entries = self.lock();
         for (key, stats) in results {
@@ -146,12 +116,7 @@ impl Autoscale {
     }
 
     async fn stats(&self, admin: SocketAddr) -> Option<Stats> {
-        let resp = self
-            .http
-            .get(format!("http://{admin}/stats"))
-            .send()
-            .await
-            .ok()?;
+        let resp = self.http.get(format!("http://{admin}/stats")).send().await.ok()?;
         resp.json().await.ok()
     }
 
@@ -168,11 +133,7 @@ impl Autoscale {
         let Some(e) = entries.get_mut(key) else {
             return;
         };
-        let ready = self
-            .supervisor
-            .replicas(&e.target)
-            .map(|r| r.ready)
-            .unwrap_or(0);
+        let ready = self.supervisor.replicas(&e.target).map(|r| r.ready).unwrap_or(0);
         let d = e.auto.tick(now, ready, e.reachable);
         let span = tracing::debug_span!("autoscale", revision = %key);
         let _g = span.enter();

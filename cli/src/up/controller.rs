@@ -14,8 +14,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use weft_autoscaler::ScaleTarget;
 use weft_controller::{
-    EmbeddedStore, ReplicaState, RouteBase, StoreError, WatchEvent, now_rfc3339, plan_function,
-    plan_revision_status,
+    EmbeddedStore, ReplicaState, RouteBase, StoreError, WatchEvent, now_rfc3339, plan_function, plan_revision_status,
 };
 use weft_crds::quantity::parse_memory;
 use weft_crds::{FUNCTION_LABEL, Function, Revision, RevisionSpec};
@@ -81,12 +80,7 @@ impl Controller {
         }
         // Revisions whose function is gone still need cleaning up.
         for r in self.store.list::<Revision>(None).unwrap_or_default() {
-            if let Some(f) = r
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(FUNCTION_LABEL))
-            {
+            if let Some(f) = r.metadata.labels.as_ref().and_then(|l| l.get(FUNCTION_LABEL)) {
                 keys.insert((r.metadata.namespace.clone().unwrap_or_default(), f.clone()));
             }
         }
@@ -115,10 +109,7 @@ impl Controller {
         if let Some(new) = plan.new_revision {
             self.prepare(&new);
             let (stored, _) = self.store.apply(&new)?;
-            tracing::info!(
-                revision = stored.metadata.name.as_deref().unwrap_or(""),
-                "revision created"
-            );
+            tracing::info!(revision = stored.metadata.name.as_deref().unwrap_or(""), "revision created");
             revisions.push(stored);
         }
         let plan = plan_function(&function, &revisions, &self.base, &now);
@@ -131,8 +122,7 @@ impl Controller {
         }
         // Plan again with the revisions' fresh status for the function's status.
         let plan = plan_function(&function, &revisions, &self.base, &now);
-        self.store
-            .update_status::<Function>(ns, name, &plan.status)?;
+        self.store.update_status::<Function>(ns, name, &plan.status)?;
         self.publish_routes();
         Ok(())
     }
@@ -141,19 +131,13 @@ impl Controller {
     fn prepare(&self, rev: &Revision) {
         let key = rev_key(rev);
         let result = match rev.spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {
-            Some(digest) => self
-                .modules
-                .compiled(&self.engine, digest)
-                .map(|_| ())
-                .map_err(|e| ("ModuleInvalid", e.to_string())),
-            None if rev.spec.wasm.is_some() => Err((
-                "ModuleMissing",
-                "spec.wasm.digest is not set; apply with `weft apply`".into(),
-            )),
-            None => Err((
-                "Unsupported",
-                "weft up runs wasm functions; process and image functions come later".into(),
-            )),
+            Some(digest) => {
+                self.modules.compiled(&self.engine, digest).map(|_| ()).map_err(|e| ("ModuleInvalid", e.to_string()))
+            }
+            None if rev.spec.wasm.is_some() => {
+                Err(("ModuleMissing", "spec.wasm.digest is not set; apply with `weft apply`".into()))
+            }
+            None => Err(("Unsupported", "weft up runs wasm functions; process and image functions come later".into())),
         };
         if let Err((reason, message)) = result {
             tracing::warn!(revision = %key, %reason, %message, "revision cannot run");
@@ -166,34 +150,19 @@ impl Controller {
     fn scale(&self, ns: &str, function: &str, rev: &Revision, routed: bool) -> ReplicaState {
         let key = rev_key(rev);
         if let Some(failure) = self.broken_map().get(&key).cloned() {
-            return ReplicaState {
-                failure: Some(failure),
-                ..Default::default()
-            };
+            return ReplicaState { failure: Some(failure), ..Default::default() };
         }
         let cfg = match instance_config(ns, function, rev, &self.modules) {
             Ok(cfg) => cfg,
             Err(message) => {
-                return ReplicaState {
-                    failure: Some(("InvalidSpec".into(), message)),
-                    ..Default::default()
-                };
+                return ReplicaState { failure: Some(("InvalidSpec".into(), message)), ..Default::default() };
             }
         };
         self.supervisor.define(&cfg);
-        let target = ScaleTarget {
-            namespace: ns.to_string(),
-            revision: cfg.revision.clone(),
-        };
+        let target = ScaleTarget { namespace: ns.to_string(), revision: cfg.revision.clone() };
         let annotations = rev.metadata.annotations.clone().unwrap_or_default();
-        if let Err(e) =
-            self.autoscale
-                .upsert(target, &annotations, cfg.container_concurrency, routed)
-        {
-            return ReplicaState {
-                failure: Some(("InvalidScaling".into(), e.to_string())),
-                ..Default::default()
-            };
+        if let Err(e) = self.autoscale.upsert(target, &annotations, cfg.container_concurrency, routed) {
+            return ReplicaState { failure: Some(("InvalidScaling".into(), e.to_string())), ..Default::default() };
         }
         self.supervisor.state(ns, &cfg.revision)
     }
@@ -216,21 +185,13 @@ impl Controller {
         let all = self.store.list::<Revision>(Some(ns))?;
         Ok(all
             .into_iter()
-            .filter(|r| {
-                r.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(FUNCTION_LABEL))
-                    .is_some_and(|f| f == name)
-            })
+            .filter(|r| r.metadata.labels.as_ref().and_then(|l| l.get(FUNCTION_LABEL)).is_some_and(|f| f == name))
             .collect())
     }
 
     fn publish_routes(&self) {
         match self.store.list::<Function>(None) {
-            Ok(fns) => self
-                .gateway
-                .set_routes(routes::table(&self.base.domain, &fns)),
+            Ok(fns) => self.gateway.set_routes(routes::table(&self.base.domain, &fns)),
             Err(e) => tracing::error!(error = %e, "list functions for routes"),
         }
     }
@@ -241,20 +202,13 @@ impl Controller {
 }
 
 fn rev_key(rev: &Revision) -> String {
-    format!(
-        "{}/{}",
-        rev.metadata.namespace.as_deref().unwrap_or(""),
-        rev.metadata.name.as_deref().unwrap_or("")
-    )
+    format!("{}/{}", rev.metadata.namespace.as_deref().unwrap_or(""), rev.metadata.name.as_deref().unwrap_or(""))
 }
 
 /// The function a store event is about.
 fn function_of(ev: &WatchEvent) -> FunctionKey {
     let name = if ev.kind == "revisions" {
-        ev.name
-            .rsplit_once('-')
-            .map_or(ev.name.as_str(), |(f, _)| f)
-            .to_string()
+        ev.name.rsplit_once('-').map_or(ev.name.as_str(), |(f, _)| f).to_string()
     } else {
         ev.name.clone()
     };
@@ -269,11 +223,7 @@ pub fn instance_config(
     modules: &ModuleStore,
 ) -> Result<InstanceConfig, String> {
     let spec: &RevisionSpec = &rev.spec;
-    let digest = spec
-        .wasm
-        .as_ref()
-        .and_then(|w| w.digest.clone())
-        .ok_or("no module digest")?;
+    let digest = spec.wasm.as_ref().and_then(|w| w.digest.clone()).ok_or("no module digest")?;
     let memory_bytes = parse_memory(spec.memory()).map_err(|e| e.to_string())?;
     Ok(InstanceConfig {
         namespace: ns.to_string(),
@@ -281,11 +231,7 @@ pub fn instance_config(
         revision: rev.metadata.name.clone().unwrap_or_default(),
         module_dir: modules.dir().display().to_string(),
         digest,
-        env: spec
-            .env
-            .iter()
-            .map(|e| (e.name.clone(), e.value.clone()))
-            .collect(),
+        env: spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
         timeout_ms: u64::from(spec.timeout_seconds()) * 1000,
         memory_bytes,
         container_concurrency: spec.container_concurrency.unwrap_or(0),

@@ -36,12 +36,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let engine = new_engine(EngineOptions::default())?;
     let modules = ModuleStore::open(args.state.modules())?;
 
-    let gw_listeners =
-        weft_sidecar::serve::bind_workers(args.gateway, weft_sidecar::serve::default_workers())
-            .with_context(|| format!("bind gateway on {}", args.gateway))?;
-    let api_listener = TcpListener::bind(args.api)
-        .await
-        .with_context(|| format!("bind control API on {}", args.api))?;
+    let gw_listeners = weft_sidecar::serve::bind_workers(args.gateway, weft_sidecar::serve::default_workers())
+        .with_context(|| format!("bind gateway on {}", args.gateway))?;
+    let api_listener =
+        TcpListener::bind(args.api).await.with_context(|| format!("bind control API on {}", args.api))?;
     let gateway_addr = gw_listeners[0].local_addr()?;
     let api_addr = api_listener.local_addr()?;
 
@@ -49,9 +47,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let gateway = Arc::new(Gateway::new(
-        GatewayConfig {
-            domain: args.domain.clone(),
-        },
+        GatewayConfig { domain: args.domain.clone() },
         endpoints.clone(),
         metrics,
         Arc::new(registry),
@@ -59,12 +55,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
-    let supervisor = Arc::new(supervisor::Supervisor::new(
-        exe,
-        args.state.logs(),
-        endpoints,
-        changes_tx,
-    ));
+    let supervisor = Arc::new(supervisor::Supervisor::new(exe, args.state.logs(), endpoints, changes_tx));
     let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone());
     gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
@@ -74,10 +65,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         gateway: gateway.clone(),
         modules: modules.clone(),
         engine: engine.clone(),
-        base: RouteBase {
-            domain: args.domain.clone(),
-            port: gateway_addr.port(),
-        },
+        base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         broken: Default::default(),
     });
     let api_state = Arc::new(api::ApiState {
@@ -99,16 +87,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         let w = gw.worker();
         move |req, peer| w.clone().handle(req, peer)
     };
-    let gw_task = tokio::spawn(weft_sidecar::serve::serve_workers(
-        gw_listeners,
-        make_worker,
-        shutdown.clone(),
-    ));
-    let api_task = tokio::spawn(serve_api(
-        api_listener,
-        api::router(api_state),
-        shutdown.clone(),
-    ));
+    let gw_task = tokio::spawn(weft_sidecar::serve::serve_workers(gw_listeners, make_worker, shutdown.clone()));
+    let api_task = tokio::spawn(serve_api(api_listener, api::router(api_state), shutdown.clone()));
 
     args.state.write_runtime(&RuntimeInfo {
         api: api_addr,
@@ -137,9 +117,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 }
 
 async fn serve_api(listener: TcpListener, router: axum::Router, shutdown: CancellationToken) {
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    let result = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
     if let Err(e) = result {
         tracing::error!(error = %e, "control API stopped");
     }

@@ -10,22 +10,11 @@ pub fn route_of(f: &Function) -> Option<FunctionRoute> {
         return None;
     }
     let split = WeightedSplit::new(
-        status
-            .traffic
-            .iter()
-            .filter_map(|t| Some((t.revision_name.as_deref()?, t.percent.unwrap_or(0)))),
+        status.traffic.iter().filter_map(|t| Some((t.revision_name.as_deref()?, t.percent.unwrap_or(0)))),
     );
-    let tags = status
-        .traffic
-        .iter()
-        .filter_map(|t| Some((t.tag.clone()?, t.revision_name.clone()?)))
-        .collect();
+    let tags = status.traffic.iter().filter_map(|t| Some((t.tag.clone()?, t.revision_name.clone()?))).collect();
     Some(FunctionRoute {
-        namespace: f
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
+        namespace: f.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
         name: f.metadata.name.clone()?,
         split,
         tags,

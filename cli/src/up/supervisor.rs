@@ -99,14 +99,7 @@ impl Supervisor {
         endpoints: Arc<Endpoints>,
         notify: mpsc::UnboundedSender<FunctionKey>,
     ) -> Self {
-        Self {
-            exe,
-            logs,
-            endpoints,
-            notify,
-            revisions: Mutex::new(HashMap::new()),
-            closed: Default::default(),
-        }
+        Self { exe, logs, endpoints, notify, revisions: Mutex::new(HashMap::new()), closed: Default::default() }
     }
 
     /// Makes a revision known (like creating its Deployment) at its current
@@ -114,14 +107,12 @@ impl Supervisor {
     /// definition of the same revision changes nothing.
     pub fn define(&self, config: &InstanceConfig) {
         let key = revision_key(&config.namespace, &config.revision);
-        lock(&self.revisions)
-            .entry(key)
-            .or_insert_with(|| RevisionSet {
-                config: config.clone(),
-                slots: Vec::new(),
-                shared: Arc::default(),
-                failure: Arc::default(),
-            });
+        lock(&self.revisions).entry(key).or_insert_with(|| RevisionSet {
+            config: config.clone(),
+            slots: Vec::new(),
+            shared: Arc::default(),
+            failure: Arc::default(),
+        });
     }
 
     /// Stops a revision's replicas and forgets it (its function was deleted).
@@ -162,11 +153,8 @@ impl Supervisor {
         let me: Arc<Mutex<SlotShared>> = Arc::default();
         lock(&set.shared).push(me.clone());
         let stop = CancellationToken::new();
-        let log = self
-            .logs
-            .join(&config.namespace)
-            .join(&config.function)
-            .join(format!("{}-{index}.log", config.revision));
+        let log =
+            self.logs.join(&config.namespace).join(&config.function).join(format!("{}-{index}.log", config.revision));
         let ctx = SlotCtx {
             exe: self.exe.clone(),
             log,
@@ -178,10 +166,7 @@ impl Supervisor {
             notify: self.notify.clone(),
             stop: stop.clone(),
         };
-        Slot {
-            stop,
-            task: tokio::spawn(run_slot(ctx)),
-        }
+        Slot { stop, task: tokio::spawn(run_slot(ctx)) }
     }
 
     /// Replica counts of a revision, for its status.
@@ -191,8 +176,7 @@ impl Supervisor {
             return ReplicaState::default();
         };
         let shared = lock(&set.shared);
-        let count =
-            |f: fn(&SlotShared) -> bool| shared.iter().filter(|s| f(&lock(s))).count() as i32;
+        let count = |f: fn(&SlotShared) -> bool| shared.iter().filter(|s| f(&lock(s))).count() as i32;
         ReplicaState {
             desired: set.slots.len() as i32,
             actual: count(|s| s.running),
@@ -205,8 +189,7 @@ impl Supervisor {
     pub async fn shutdown(&self) {
         let tasks: Vec<JoinHandle<()>> = {
             let mut revs = lock(&self.revisions);
-            self.closed
-                .store(true, std::sync::atomic::Ordering::Release);
+            self.closed.store(true, std::sync::atomic::Ordering::Release);
             revs.drain()
                 .flat_map(|(_, set)| set.slots)
                 .map(|s| {
@@ -227,13 +210,7 @@ async fn run_slot(ctx: SlotCtx) {
         match start_instance(&ctx).await {
             Ok((child, ready)) => {
                 let started = Instant::now();
-                ctx.set(|s| {
-                    *s = SlotShared {
-                        running: true,
-                        ready: Some(ready.serving),
-                        admin: Some(ready.admin),
-                    }
-                });
+                ctx.set(|s| *s = SlotShared { running: true, ready: Some(ready.serving), admin: Some(ready.admin) });
                 *lock(&ctx.failure) = None;
                 ctx.changed();
                 if supervise(&ctx, child).await == Exit::Stopped {
@@ -312,35 +289,21 @@ async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
     let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
         Ok(Ok(Some(line))) => line,
         Ok(_) => {
-            let status = child
-                .wait()
-                .await
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            bail!(
-                "instance exited before it was ready ({status}); see {}",
-                ctx.log.display()
-            );
+            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+            bail!("instance exited before it was ready ({status}); see {}", ctx.log.display());
         }
         Err(_) => bail!("instance was not ready within {START_TIMEOUT:?}"),
     };
-    let ready: ReadyLine =
-        serde_json::from_str(&line).with_context(|| format!("instance ready line {line:?}"))?;
+    let ready: ReadyLine = serde_json::from_str(&line).with_context(|| format!("instance ready line {line:?}"))?;
     Ok((child, ready))
 }
 
 /// SIGTERM, then SIGKILL after the grace period.
 async fn terminate(child: &mut Child) {
     if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     }
-    if tokio::time::timeout(STOP_GRACE, child.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
         let _ = child.kill().await;
     }
 }
@@ -353,21 +316,13 @@ impl SlotCtx {
 
     /// Publishes the revision's ready addresses to the gateway.
     fn publish(&self) {
-        let addrs: Vec<SocketAddr> = lock(&self.siblings)
-            .iter()
-            .filter_map(|s| lock(s).ready)
-            .collect();
-        self.endpoints.set(
-            &revision_key(&self.config.namespace, &self.config.revision),
-            addrs,
-        );
+        let addrs: Vec<SocketAddr> = lock(&self.siblings).iter().filter_map(|s| lock(s).ready).collect();
+        self.endpoints.set(&revision_key(&self.config.namespace, &self.config.revision), addrs);
     }
 
     fn changed(&self) {
         self.publish();
-        let _ = self
-            .notify
-            .send((self.config.namespace.clone(), self.config.function.clone()));
+        let _ = self.notify.send((self.config.namespace.clone(), self.config.function.clone()));
     }
 }
 
@@ -385,10 +340,6 @@ impl Scaler for Supervisor {
     fn replicas(&self, target: &ScaleTarget) -> Result<Replicas, ScalerError> {
         let state = self.state(&target.namespace, &target.revision);
         let n = |v: i32| u32::try_from(v).unwrap_or(0);
-        Ok(Replicas {
-            desired: n(state.desired),
-            actual: n(state.actual),
-            ready: n(state.ready),
-        })
+        Ok(Replicas { desired: n(state.desired), actual: n(state.actual), ready: n(state.ready) })
     }
 }

@@ -14,53 +14,27 @@ fn apply_err(p: &Platform, file: &str, yaml: &str) -> String {
 #[test]
 fn bad_manifests_are_refused_with_the_field_named() {
     let p = Platform::start();
-    let err = apply_err(
-        &p,
-        "broken.yaml",
-        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata: [oops\n",
-    );
-    assert!(
-        err.contains("broken.yaml") && err.contains("not valid YAML"),
-        "{err}"
-    );
+    let err = apply_err(&p, "broken.yaml", "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata: [oops\n");
+    assert!(err.contains("broken.yaml") && err.contains("not valid YAML"), "{err}");
 
-    let err = apply_err(
-        &p,
-        "pod.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n",
-    );
+    let err = apply_err(&p, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n");
     assert!(err.contains("unknown kind \"Pod\""), "{err}");
 
-    let split =
-        "- revisionName: hello-00001\n  percent: 60\n- latestRevision: true\n  percent: 30\n";
-    let err = apply_err(
-        &p,
-        "split.yaml",
-        &function_yaml("hello", "hello", "", split),
-    );
-    assert!(
-        err.contains("spec.traffic") && err.contains("must add up to 100"),
-        "{err}"
-    );
+    let split = "- revisionName: hello-00001\n  percent: 60\n- latestRevision: true\n  percent: 30\n";
+    let err = apply_err(&p, "split.yaml", &function_yaml("hello", "hello", "", split));
+    assert!(err.contains("spec.traffic") && err.contains("must add up to 100"), "{err}");
 
     let missing = function_yaml("hello", "hello", "", "").replace("hello.wasm", "nope.wasm");
     let err = apply_err(&p, "missing.yaml", &missing);
-    assert!(
-        err.contains("spec.template.spec.wasm.path") && err.contains("nope.wasm"),
-        "{err}"
-    );
+    assert!(err.contains("spec.template.spec.wasm.path") && err.contains("nope.wasm"), "{err}");
 
-    let err = apply_err(
-        &p,
-        "mem.yaml",
-        &function_yaml("hello", "hello", "limits:\n  memory: lots", ""),
-    );
+    let err = apply_err(&p, "mem.yaml", &function_yaml("hello", "hello", "limits:\n  memory: lots", ""));
     assert!(err.contains("spec.template.spec.limits.memory"), "{err}");
 
     let not_wasm = p.dir.path().join("fake.wasm");
     std::fs::write(&not_wasm, b"#!/bin/sh\n").unwrap();
-    let yaml = function_yaml("hello", "hello", "", "")
-        .replace(guest("hello").to_str().unwrap(), not_wasm.to_str().unwrap());
+    let yaml =
+        function_yaml("hello", "hello", "", "").replace(guest("hello").to_str().unwrap(), not_wasm.to_str().unwrap());
     let err = apply_err(&p, "fake.yaml", &yaml);
     assert!(err.contains("not a valid WebAssembly module"), "{err}");
 
@@ -73,32 +47,17 @@ fn bad_manifests_are_refused_with_the_field_named() {
 #[test]
 fn commands_without_a_platform_say_how_to_start_one() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(WEFT)
-        .arg("--state")
-        .arg(dir.path())
-        .args(["get", "fn"])
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(WEFT).arg("--state").arg(dir.path()).args(["get", "fn"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("no running platform") && err.contains("weft up"),
-        "{err}"
-    );
+    assert!(err.contains("no running platform") && err.contains("weft up"), "{err}");
 }
 
 #[test]
 fn a_second_platform_on_the_same_state_is_refused() {
     let p = Platform::start();
     let out = std::process::Command::new(WEFT)
-        .args([
-            "up",
-            "--gateway",
-            "127.0.0.1:0",
-            "--api",
-            "127.0.0.1:0",
-            "--state",
-        ])
+        .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state"])
         .arg(p.state())
         .output()
         .unwrap();

@@ -6,56 +6,25 @@ use serde_json::Value;
 #[test]
 fn hello_answers_on_path_host_and_invoke() {
     let p = Platform::start();
-    let out = p.apply(
-        "hello.yaml",
-        &function_yaml(
-            "hello",
-            "hello",
-            "env:\n  - name: GREETING\n    value: Hi",
-            "",
-        ),
-    );
+    let out = p.apply("hello.yaml", &function_yaml("hello", "hello", "env:\n  - name: GREETING\n    value: Hi", ""));
     let port = p.gateway.rsplit(':').next().unwrap();
-    assert!(
-        out.contains(&format!("http://hello.default.localhost:{port}")),
-        "{out}"
-    );
+    assert!(out.contains(&format!("http://hello.default.localhost:{port}")), "{out}");
 
-    assert_eq!(
-        p.get(None, "/default/hello/"),
-        (200, "Hi from weft! (GET /, 0 bytes)\n".into())
-    );
-    assert_eq!(
-        p.get(None, "/default/hello/a/b?x=1").1,
-        "Hi from weft! (GET /a/b, 0 bytes)\n"
-    );
-    assert_eq!(
-        p.get(Some("hello.default.localhost"), "/z").1,
-        "Hi from weft! (GET /z, 0 bytes)\n"
-    );
+    assert_eq!(p.get(None, "/default/hello/"), (200, "Hi from weft! (GET /, 0 bytes)\n".into()));
+    assert_eq!(p.get(None, "/default/hello/a/b?x=1").1, "Hi from weft! (GET /a/b, 0 bytes)\n");
+    assert_eq!(p.get(Some("hello.default.localhost"), "/z").1, "Hi from weft! (GET /z, 0 bytes)\n");
     let invoked = p.weft_ok(&["invoke", "hello", "--data", r#"{"k":1}"#]);
     assert_eq!(invoked, "Hi from weft! (POST /, 7 bytes)\n");
 
-    let f: Value =
-        serde_json::from_str(&p.weft_ok(&["get", "functions", "hello", "-o", "json"])).unwrap();
+    let f: Value = serde_json::from_str(&p.weft_ok(&["get", "functions", "hello", "-o", "json"])).unwrap();
     assert_eq!(f["status"]["latestReadyRevisionName"], "hello-00001");
-    let ready = f["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap()
-        .clone();
+    let ready = f["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
     assert_eq!(ready["status"], "True");
-    let list: Value =
-        serde_json::from_str(&p.weft_ok(&["get", "revisions", "-o", "json"])).unwrap();
+    let list: Value = serde_json::from_str(&p.weft_ok(&["get", "revisions", "-o", "json"])).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["status"]["actualReplicas"], 1);
     let table = p.weft_ok(&["get", "fn"]);
-    assert!(
-        table.starts_with("NAME") && table.contains("hello-00001"),
-        "{table}"
-    );
+    assert!(table.starts_with("NAME") && table.contains("hello-00001"), "{table}");
     let yaml = p.weft_ok(&["get", "rev", "hello-00001", "-o", "yaml"]);
     assert!(yaml.contains("kind: Revision"), "{yaml}");
 }
@@ -74,41 +43,20 @@ fn resources_and_compiled_modules_survive_a_restart() {
     let compiled_at = std::fs::metadata(&cwasm).unwrap().modified().unwrap();
 
     assert!(p.stop(), "weft up must exit cleanly on SIGTERM");
-    assert!(
-        !p.state().join("runtime.json").exists(),
-        "runtime.json is removed on exit"
-    );
+    assert!(!p.state().join("runtime.json").exists(), "runtime.json is removed on exit");
     let state = p.state().display().to_string();
-    let procs = std::process::Command::new("pgrep")
-        .args(["-f", &format!("weft instance.*{state}")])
-        .output()
-        .unwrap();
-    assert!(
-        procs.stdout.is_empty(),
-        "instances outlived weft up: {}",
-        String::from_utf8_lossy(&procs.stdout)
-    );
+    let procs = std::process::Command::new("pgrep").args(["-f", &format!("weft instance.*{state}")]).output().unwrap();
+    assert!(procs.stdout.is_empty(), "instances outlived weft up: {}", String::from_utf8_lossy(&procs.stdout));
 
     p.boot();
     let (code, body) = wait_for(std::time::Duration::from_secs(20), || {
         let r = p.get(None, "/default/hello/");
         (r.0 == 200).then_some(r)
     });
-    assert_eq!(
-        (code, body.as_str()),
-        (200, "Hello from weft! (GET /, 0 bytes)\n")
-    );
-    assert_eq!(
-        std::fs::metadata(&cwasm).unwrap().modified().unwrap(),
-        compiled_at,
-        "module must not be recompiled"
-    );
+    assert_eq!((code, body.as_str()), (200, "Hello from weft! (GET /, 0 bytes)\n"));
+    assert_eq!(std::fs::metadata(&cwasm).unwrap().modified().unwrap(), compiled_at, "module must not be recompiled");
     let revs: Value = serde_json::from_str(&p.weft_ok(&["get", "rev", "-o", "json"])).unwrap();
-    assert_eq!(
-        revs.as_array().unwrap().len(),
-        1,
-        "no new revision after a restart"
-    );
+    assert_eq!(revs.as_array().unwrap().len(), 1, "no new revision after a restart");
 }
 
 #[test]
@@ -123,15 +71,8 @@ fn delete_removes_the_function_and_stops_its_instances() {
     assert!(revs.as_array().unwrap().is_empty());
     // No instance process of this platform is left.
     let state = p.state().display().to_string();
-    let procs = std::process::Command::new("pgrep")
-        .args(["-f", &format!("weft instance.*{state}")])
-        .output()
-        .unwrap();
-    assert!(
-        procs.stdout.is_empty(),
-        "instances still running: {}",
-        String::from_utf8_lossy(&procs.stdout)
-    );
+    let procs = std::process::Command::new("pgrep").args(["-f", &format!("weft instance.*{state}")]).output().unwrap();
+    assert!(procs.stdout.is_empty(), "instances still running: {}", String::from_utf8_lossy(&procs.stdout));
     let again = p.weft(&["delete", "function", "hello"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not found"));
@@ -142,40 +83,24 @@ fn logs_show_instance_output() {
     let p = Platform::start();
     p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
     let logs = p.weft_ok(&["logs", "hello"]);
-    assert!(
-        logs.contains("instance ready") && logs.contains("hello-00001"),
-        "{logs}"
-    );
+    assert!(logs.contains("instance ready") && logs.contains("hello-00001"), "{logs}");
 }
 
 #[test]
 fn the_hello_example_deploys_as_documented() {
     let p = Platform::start();
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/function.yaml");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/function.yaml");
     let out = p.weft_ok(&["apply", "-f", example.to_str().unwrap()]);
-    assert!(
-        out.contains("function.serving.weft.dev/hello created"),
-        "{out}"
-    );
-    assert_eq!(
-        p.get(Some("hello.default.localhost"), "/").1,
-        "Hello from weft! (GET /, 0 bytes)\n"
-    );
+    assert!(out.contains("function.serving.weft.dev/hello created"), "{out}");
+    assert_eq!(p.get(Some("hello.default.localhost"), "/").1, "Hello from weft! (GET /, 0 bytes)\n");
     assert_eq!(p.get(None, "/default/hello/").0, 200);
 }
 
 /// PIDs of this platform's instance processes (their config names the state dir).
 fn instance_pids(p: &Platform) -> Vec<i32> {
     let pattern = format!("weft instance.*{}", p.state().display());
-    let out = std::process::Command::new("pgrep")
-        .args(["-f", &pattern])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    let out = std::process::Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 #[test]
@@ -185,15 +110,10 @@ fn a_crashed_instance_is_restarted() {
     let before = instance_pids(&p);
     assert_eq!(before.len(), 1, "{before:?}");
     // SIGKILL, as an out-of-memory kill would.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(before[0]),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(before[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
     let after = wait_for(std::time::Duration::from_secs(10), || {
         let pids = instance_pids(&p);
-        (pids.len() == 1 && pids[0] != before[0] && p.get(None, "/default/hello/").0 == 200)
-            .then_some(pids)
+        (pids.len() == 1 && pids[0] != before[0] && p.get(None, "/default/hello/").0 == 200).then_some(pids)
     });
     assert_ne!(after, before);
     let logs = p.weft_ok(&["logs", "hello"]);

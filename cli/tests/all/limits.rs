@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn runaway_guest_gets_504_at_its_deadline_while_others_answer() {
     let p = Platform::start();
-    p.apply(
-        "stress.yaml",
-        &function_yaml("stress", "stress", "timeoutSeconds: 1", ""),
-    );
+    p.apply("stress.yaml", &function_yaml("stress", "stress", "timeoutSeconds: 1", ""));
     p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
     let gw = p.gateway.clone();
     let runaway = std::thread::spawn(move || {
@@ -28,14 +25,8 @@ fn runaway_guest_gets_504_at_its_deadline_while_others_answer() {
     let (code, body, took) = runaway.join().unwrap();
     assert_eq!(code, 504, "{body}");
     assert!(body.contains("1s"), "{body}");
-    assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_millis(2500),
-        "504 after {took:?}"
-    );
-    assert!(
-        slowest < Duration::from_millis(900),
-        "hello slowed to {slowest:?}"
-    );
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_millis(2500), "504 after {took:?}");
+    assert!(slowest < Duration::from_millis(900), "hello slowed to {slowest:?}");
     // The stress function itself still works after its runaway request.
     assert_eq!(p.get(None, "/default/stress/").1, "ok\n");
 }
@@ -43,16 +34,10 @@ fn runaway_guest_gets_504_at_its_deadline_while_others_answer() {
 #[test]
 fn memory_cap_and_traps_give_clear_5xx_errors() {
     let p = Platform::start();
-    p.apply(
-        "stress.yaml",
-        &function_yaml("stress", "stress", "limits:\n  memory: 16Mi", ""),
-    );
+    p.apply("stress.yaml", &function_yaml("stress", "stress", "limits:\n  memory: 16Mi", ""));
     let (code, body) = p.get(None, "/default/stress/?mode=alloc");
     assert_eq!(code, 500, "{body}");
-    assert!(
-        body.contains("exceeded its memory limit of 16 MiB"),
-        "{body}"
-    );
+    assert!(body.contains("exceeded its memory limit of 16 MiB"), "{body}");
     let (code, body) = p.get(None, "/default/stress/?mode=trap");
     assert_eq!(code, 500);
     assert!(body.contains("trapped"), "{body}");

@@ -12,3 +12,4 @@ mod lifecycle;
 mod limits;
 mod platform;
 mod routing;
+mod scaling;

@@ -8,13 +8,8 @@ pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 
 /// A sample guest built by `functions/guests/build.sh` (the test command runs it).
 pub fn guest(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../functions/guests/build/{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} missing: run `bash functions/guests/build.sh` first",
-        p.display()
-    );
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../functions/guests/build/{name}.wasm"));
+    assert!(p.exists(), "{} missing: run `bash functions/guests/build.sh` first", p.display());
     p.canonicalize().unwrap()
 }
 
@@ -42,17 +37,19 @@ pub struct Platform {
     child: Option<Child>,
     pub gateway: String,
     pub api: String,
+    flags: Vec<String>,
 }
 
 impl Platform {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts `weft up` with extra flags (e.g. shorter scaling periods).
+    pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = Platform {
-            dir,
-            child: None,
-            gateway: String::new(),
-            api: String::new(),
-        };
+        let flags = flags.iter().map(|f| f.to_string()).collect();
+        let mut p = Platform { dir, child: None, gateway: String::new(), api: String::new(), flags };
         p.boot();
         p
     }
@@ -63,18 +60,11 @@ impl Platform {
 
     /// Starts `weft up` on the state dir and waits for it to publish addresses.
     pub fn boot(&mut self) {
-        let log =
-            std::fs::File::create(self.dir.path().join(format!("up-{}.log", now_ms()))).unwrap();
+        let log = std::fs::File::create(self.dir.path().join(format!("up-{}.log", now_ms()))).unwrap();
         let child = Command::new(WEFT)
-            .args([
-                "up",
-                "--gateway",
-                "127.0.0.1:0",
-                "--api",
-                "127.0.0.1:0",
-                "--state",
-            ])
+            .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state"])
             .arg(self.state())
+            .args(&self.flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -110,22 +100,13 @@ impl Platform {
 
     /// Runs the CLI against this platform.
     pub fn weft(&self, args: &[&str]) -> Output {
-        Command::new(WEFT)
-            .arg("--state")
-            .arg(self.state())
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(WEFT).arg("--state").arg(self.state()).args(args).output().unwrap()
     }
 
     /// Runs the CLI and asserts success; returns stdout.
     pub fn weft_ok(&self, args: &[&str]) -> String {
         let out = self.weft(args);
-        assert!(
-            out.status.success(),
-            "weft {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "weft {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -149,10 +130,7 @@ impl Drop for Platform {
 }
 
 pub fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
 }
 
 /// Polls `f` until it returns Some, or panics after `timeout`.
@@ -162,10 +140,7 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "condition not met within {timeout:?}"
-        );
+        assert!(Instant::now() < deadline, "condition not met within {timeout:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -197,24 +172,14 @@ pub fn http(
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
     let text = String::from_utf8_lossy(&resp).to_string();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, dechunk(&text, body))
 }
 
 /// Undoes chunked transfer encoding when the response used it.
 fn dechunk(head: &str, body: String) -> String {
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         return body;
     }
     let mut out = String::new();
@@ -228,4 +193,19 @@ fn dechunk(head: &str, body: String) -> String {
         rest = tail.get(n + 2..).unwrap_or("");
     }
     out
+}
+
+/// Adds `autoscaling.weft.dev/*` annotations to a manifest from [`function_yaml`].
+pub fn with_scaling(yaml: &str, annotations: &[(&str, &str)]) -> String {
+    let mut block = String::from("    metadata:\n      annotations:\n");
+    for (k, v) in annotations {
+        block.push_str(&format!("        autoscaling.weft.dev/{k}: \"{v}\"\n"));
+    }
+    yaml.replacen("  template:\n", &format!("  template:\n{block}"), 1)
+}
+
+/// `status.actualReplicas` of a revision.
+pub fn actual_replicas(p: &Platform, revision: &str) -> i64 {
+    let v: serde_json::Value = serde_json::from_str(&p.weft_ok(&["get", "rev", revision, "-o", "json"])).unwrap();
+    v["status"]["actualReplicas"].as_i64().unwrap_or(0)
 }

@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 use weft_crds::condition::{ConditionStatus, is_true, set_condition};
 use weft_crds::names::{function_host, revision_name, tag_host};
 use weft_crds::{
-    Condition, FUNCTION_LABEL, Function, FunctionStatus, GENERATION_LABEL, Revision,
-    RevisionStatus, TrafficTarget,
+    Condition, FUNCTION_LABEL, Function, FunctionStatus, GENERATION_LABEL, Revision, RevisionStatus, TrafficTarget,
 };
 
 /// Where functions are reachable: `http://<fn>.<ns>.<domain>[:port]`.
@@ -20,11 +19,7 @@ pub struct RouteBase {
 
 impl RouteBase {
     fn url(&self, host: &str) -> String {
-        if self.port == 80 {
-            format!("http://{host}")
-        } else {
-            format!("http://{host}:{}", self.port)
-        }
+        if self.port == 80 { format!("http://{host}") } else { format!("http://{host}:{}", self.port) }
     }
 }
 
@@ -41,32 +36,17 @@ pub struct FunctionPlan {
 }
 
 /// Plans one Function given its revisions (any order).
-pub fn plan_function(
-    f: &Function,
-    revisions: &[Revision],
-    base: &RouteBase,
-    now: &str,
-) -> FunctionPlan {
+pub fn plan_function(f: &Function, revisions: &[Revision], base: &RouteBase, now: &str) -> FunctionPlan {
     let name = f.metadata.name.clone().unwrap_or_default();
-    let ns = f
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let ns = f.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let mut revs: Vec<&Revision> = revisions.iter().collect();
     revs.sort_by_key(|r| revision_number(r));
     let latest = revs.last().copied();
     let new_revision = match latest {
         Some(r) if template_matches(f, r) => None,
-        _ => Some(new_revision(
-            f,
-            latest.map_or(1, |r| revision_number(r) + 1),
-        )),
+        _ => Some(new_revision(f, latest.map_or(1, |r| revision_number(r) + 1))),
     };
-    let latest_created = new_revision
-        .as_ref()
-        .or(latest)
-        .and_then(|r| r.metadata.name.clone());
+    let latest_created = new_revision.as_ref().or(latest).and_then(|r| r.metadata.name.clone());
     let latest_ready = latest_ready(f, &revs);
 
     let mut status = f.status.clone().unwrap_or_default();
@@ -75,44 +55,26 @@ pub fn plan_function(
     status.latest_ready_revision_name = latest_ready.clone();
     status.url = Some(base.url(&function_host(&name, &ns, &base.domain)));
     let traffic = resolve_traffic(f, latest_ready.as_deref(), &revs, base, &name, &ns);
-    set_configuration_condition(
-        &mut status.conditions,
-        new_revision.as_ref().or(latest),
-        now,
-    );
+    set_configuration_condition(&mut status.conditions, new_revision.as_ref().or(latest), now);
     set_route_condition(&mut status.conditions, &traffic, now);
     status.traffic = traffic.unwrap_or_default();
     set_ready(&mut status.conditions, now);
 
-    let routed = routed(
-        &revs,
-        new_revision.as_ref(),
-        latest_created.as_deref(),
-        &status.traffic,
-    );
-    FunctionPlan {
-        new_revision,
-        status,
-        routed,
-    }
+    let routed = routed(&revs, new_revision.as_ref(), latest_created.as_deref(), &status.traffic);
+    FunctionPlan { new_revision, status, routed }
 }
 
 /// The `n` of `<function>-0000n`; revisions not named that way sort first.
 pub fn revision_number(r: &Revision) -> u64 {
     let name = r.metadata.name.as_deref().unwrap_or("");
-    name.rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(0)
+    name.rsplit_once('-').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
 }
 
 /// The newest revision that is ready, or that was the latest ready one before:
 /// as in Knative, a revision whose instances crash keeps its traffic (and
 /// callers get 503s) instead of losing its route.
 fn latest_ready(f: &Function, revs: &[&Revision]) -> Option<String> {
-    let previous = f
-        .status
-        .as_ref()
-        .and_then(|s| s.latest_ready_revision_name.as_deref());
+    let previous = f.status.as_ref().and_then(|s| s.latest_ready_revision_name.as_deref());
     revs.iter()
         .rev()
         .find(|r| revision_ready(r) || r.metadata.name.as_deref() == previous)
@@ -120,9 +82,7 @@ fn latest_ready(f: &Function, revs: &[&Revision]) -> Option<String> {
 }
 
 fn revision_ready(r: &Revision) -> bool {
-    r.status
-        .as_ref()
-        .is_some_and(|s| is_true(&s.conditions, "Ready"))
+    r.status.as_ref().is_some_and(|s| is_true(&s.conditions, "Ready"))
 }
 
 /// A revision matches the template when spec, annotations and user labels are equal.
@@ -141,10 +101,7 @@ fn new_revision(f: &Function, n: u64) -> Revision {
     let t = &f.spec.template;
     let mut labels = t.metadata.labels.clone();
     labels.insert(FUNCTION_LABEL.into(), name.clone());
-    labels.insert(
-        GENERATION_LABEL.into(),
-        f.metadata.generation.unwrap_or(1).to_string(),
-    );
+    labels.insert(GENERATION_LABEL.into(), f.metadata.generation.unwrap_or(1).to_string());
     let owner = OwnerReference {
         api_version: Function::api_version(&()).to_string(),
         kind: Function::kind(&()).to_string(),
@@ -161,11 +118,7 @@ fn new_revision(f: &Function, n: u64) -> Revision {
         owner_references: Some(vec![owner]),
         ..Default::default()
     };
-    Revision {
-        metadata,
-        spec: t.spec.clone(),
-        status: None,
-    }
+    Revision { metadata, spec: t.spec.clone(), status: None }
 }
 
 /// Resolves `spec.traffic` to revision names, or says (reason, message) why a
@@ -178,63 +131,33 @@ fn resolve_traffic(
     name: &str,
     ns: &str,
 ) -> Result<Vec<TrafficTarget>, (String, String)> {
-    let default = [TrafficTarget {
-        latest_revision: Some(true),
-        percent: Some(100),
-        ..Default::default()
-    }];
-    let spec = if f.spec.traffic.is_empty() {
-        &default[..]
-    } else {
-        &f.spec.traffic[..]
-    };
+    let default = [TrafficTarget { latest_revision: Some(true), percent: Some(100), ..Default::default() }];
+    let spec = if f.spec.traffic.is_empty() { &default[..] } else { &f.spec.traffic[..] };
     spec.iter()
         .map(|t| {
             let revision = match (&t.revision_name, latest_ready) {
-                (Some(r), _) if revs.iter().any(|x| x.metadata.name.as_deref() == Some(r)) => {
-                    r.clone()
-                }
+                (Some(r), _) if revs.iter().any(|x| x.metadata.name.as_deref() == Some(r)) => r.clone(),
                 (Some(r), _) => {
-                    return Err((
-                        "RevisionMissing".into(),
-                        format!("revision {r:?} does not exist"),
-                    ));
+                    return Err(("RevisionMissing".into(), format!("revision {r:?} does not exist")));
                 }
                 (None, Some(r)) => r.to_string(),
                 (None, None) => {
-                    return Err((
-                        "RevisionNotReady".into(),
-                        "waiting for the first revision to become ready".into(),
-                    ));
+                    return Err(("RevisionNotReady".into(), "waiting for the first revision to become ready".into()));
                 }
             };
-            let url = t
-                .tag
-                .as_deref()
-                .map(|tag| base.url(&tag_host(tag, name, ns, &base.domain)));
-            Ok(TrafficTarget {
-                revision_name: Some(revision),
-                url,
-                ..t.clone()
-            })
+            let url = t.tag.as_deref().map(|tag| base.url(&tag_host(tag, name, ns, &base.domain)));
+            Ok(TrafficTarget { revision_name: Some(revision), url, ..t.clone() })
         })
         .collect()
 }
 
 fn set_configuration_condition(conds: &mut Vec<Condition>, latest: Option<&Revision>, now: &str) {
-    let rc = latest
-        .and_then(|r| r.status.as_ref())
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
+    let rc = latest.and_then(|r| r.status.as_ref()).map(|s| s.conditions.clone()).unwrap_or_default();
     let cond = match weft_crds::condition::find(&rc, "Ready") {
         Some(c) if c.status == ConditionStatus::True => {
             Condition::new("ConfigurationsReady", ConditionStatus::True, "", "")
         }
-        Some(c) => Condition {
-            type_: "ConfigurationsReady".into(),
-            last_transition_time: None,
-            ..c.clone()
-        },
+        Some(c) => Condition { type_: "ConfigurationsReady".into(), last_transition_time: None, ..c.clone() },
         None => Condition::new(
             "ConfigurationsReady",
             ConditionStatus::Unknown,
@@ -245,38 +168,26 @@ fn set_configuration_condition(conds: &mut Vec<Condition>, latest: Option<&Revis
     set_condition(conds, cond, now);
 }
 
-fn set_route_condition(
-    conds: &mut Vec<Condition>,
-    traffic: &Result<Vec<TrafficTarget>, (String, String)>,
-    now: &str,
-) {
+fn set_route_condition(conds: &mut Vec<Condition>, traffic: &Result<Vec<TrafficTarget>, (String, String)>, now: &str) {
     let cond = match traffic {
         Ok(_) => Condition::new("RoutesReady", ConditionStatus::True, "", ""),
         Err((reason, message)) if reason == "RevisionNotReady" => {
             Condition::new("RoutesReady", ConditionStatus::Unknown, reason, message)
         }
-        Err((reason, message)) => {
-            Condition::new("RoutesReady", ConditionStatus::False, reason, message)
-        }
+        Err((reason, message)) => Condition::new("RoutesReady", ConditionStatus::False, reason, message),
     };
     set_condition(conds, cond, now);
 }
 
 /// `Ready` is the conjunction of the others, with the first unhappy one's reason.
 fn set_ready(conds: &mut Vec<Condition>, now: &str) {
-    let worst = conds
-        .iter()
-        .filter(|c| c.type_ != "Ready")
-        .min_by_key(|c| match c.status {
-            ConditionStatus::False => 0,
-            ConditionStatus::Unknown => 1,
-            ConditionStatus::True => 2,
-        });
+    let worst = conds.iter().filter(|c| c.type_ != "Ready").min_by_key(|c| match c.status {
+        ConditionStatus::False => 0,
+        ConditionStatus::Unknown => 1,
+        ConditionStatus::True => 2,
+    });
     let ready = match worst {
-        Some(c) if c.status != ConditionStatus::True => Condition {
-            type_: "Ready".into(),
-            ..c.clone()
-        },
+        Some(c) if c.status != ConditionStatus::True => Condition { type_: "Ready".into(), ..c.clone() },
         _ => Condition::new("Ready", ConditionStatus::True, "", ""),
     };
     set_condition(conds, ready, now);
@@ -291,9 +202,7 @@ fn routed(
     traffic: &[TrafficTarget],
 ) -> BTreeSet<String> {
     let in_traffic = |n: &str| {
-        traffic.iter().any(|t| {
-            t.revision_name.as_deref() == Some(n) && (t.percent.unwrap_or(0) > 0 || t.tag.is_some())
-        })
+        traffic.iter().any(|t| t.revision_name.as_deref() == Some(n) && (t.percent.unwrap_or(0) > 0 || t.tag.is_some()))
     };
     revs.iter()
         .copied()
@@ -324,15 +233,10 @@ pub fn plan_revision_status(r: &Revision, state: &ReplicaState, now: &str) -> Re
     let ready = match (&state.failure, state.ready, state.desired) {
         (_, n, _) if n > 0 => Condition::new("Ready", ConditionStatus::True, "", ""),
         (None, _, 0) if was_ready => Condition::new("Ready", ConditionStatus::True, "", ""),
-        (Some((reason, message)), _, _) => {
-            Condition::new("Ready", ConditionStatus::False, reason, message)
+        (Some((reason, message)), _, _) => Condition::new("Ready", ConditionStatus::False, reason, message),
+        (None, _, _) => {
+            Condition::new("Ready", ConditionStatus::Unknown, "Deploying", "waiting for an instance to become ready")
         }
-        (None, _, _) => Condition::new(
-            "Ready",
-            ConditionStatus::Unknown,
-            "Deploying",
-            "waiting for an instance to become ready",
-        ),
     };
     let active = if state.ready > 0 {
         Condition::new("Active", ConditionStatus::True, "", "")
@@ -344,12 +248,7 @@ pub fn plan_revision_status(r: &Revision, state: &ReplicaState, now: &str) -> Re
             "the revision has no traffic and runs no instance",
         )
     } else {
-        Condition::new(
-            "Active",
-            ConditionStatus::Unknown,
-            "Activating",
-            "instances are starting",
-        )
+        Condition::new("Active", ConditionStatus::Unknown, "Activating", "instances are starting")
     };
     set_condition(&mut status.conditions, ready, now);
     set_condition(&mut status.conditions, active, now);

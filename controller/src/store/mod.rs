@@ -48,12 +48,7 @@ macro_rules! db_err {
         fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
     })*};
 }
-db_err!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+db_err!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
 
 /// What changed; watchers re-read the object (level-triggered, as kube-rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,18 +84,13 @@ fn prefix_of<K: Object>(namespace: Option<&str>) -> String {
 }
 
 fn decode<K: Object>(key: &str, bytes: &[u8]) -> Result<K, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode {
-        key: key.into(),
-        source,
-    })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Decode { key: key.into(), source })
 }
 
 impl EmbeddedStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let db =
+            Database::create(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let (events, _) = broadcast::channel(1024);
         let store = Self { db, events };
         store.init_tables()?;
@@ -149,16 +139,11 @@ impl EmbeddedStore {
     /// the spec changed.
     pub fn apply<K: Object>(&self, obj: &K) -> Result<(K, ApplyOutcome), StoreError> {
         let meta = obj.meta();
-        let name = meta
-            .name
-            .clone()
-            .ok_or_else(|| StoreError::NoName(K::kind(&()).to_string()))?;
+        let name = meta.name.clone().ok_or_else(|| StoreError::NoName(K::kind(&()).to_string()))?;
         let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
         let key = key_of::<K>(&ns, &name);
-        let mut incoming = serde_json::to_value(obj).map_err(|source| StoreError::Decode {
-            key: key.clone(),
-            source,
-        })?;
+        let mut incoming =
+            serde_json::to_value(obj).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
         incoming["metadata"]["namespace"] = json!(ns);
         let tx = self.db.begin_write()?;
         let (stored, outcome) = {
@@ -167,19 +152,13 @@ impl EmbeddedStore {
                 .get(key.as_str())?
                 .map(|v| serde_json::from_slice(v.value()))
                 .transpose()
-                .map_err(|source| StoreError::Decode {
-                    key: key.clone(),
-                    source,
-                })?;
+                .map_err(|source| StoreError::Decode { key: key.clone(), source })?;
             let (merged, outcome) = merge(old, incoming);
             if outcome == ApplyOutcome::Unchanged {
                 (merged, outcome)
             } else {
                 let merged = self.stamp(&tx, merged)?;
-                table.insert(
-                    key.as_str(),
-                    serde_json::to_vec(&merged).unwrap_or_default().as_slice(),
-                )?;
+                table.insert(key.as_str(), serde_json::to_vec(&merged).unwrap_or_default().as_slice())?;
                 (merged, outcome)
             }
         };
@@ -187,8 +166,7 @@ impl EmbeddedStore {
         if outcome != ApplyOutcome::Unchanged {
             self.notify::<K>(&ns, &name);
         }
-        let typed =
-            serde_json::from_value(stored).map_err(|source| StoreError::Decode { key, source })?;
+        let typed = serde_json::from_value(stored).map_err(|source| StoreError::Decode { key, source })?;
         Ok((typed, outcome))
     }
 
@@ -201,10 +179,7 @@ impl EmbeddedStore {
         status: &impl Serialize,
     ) -> Result<bool, StoreError> {
         let key = key_of::<K>(namespace, name);
-        let status = serde_json::to_value(status).map_err(|source| StoreError::Decode {
-            key: key.clone(),
-            source,
-        })?;
+        let status = serde_json::to_value(status).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
         let tx = self.db.begin_write()?;
         let changed = {
             let mut table = tx.open_table(OBJECTS)?;
@@ -212,10 +187,7 @@ impl EmbeddedStore {
                 .get(key.as_str())?
                 .map(|v| serde_json::from_slice::<Value>(v.value()))
                 .transpose()
-                .map_err(|source| StoreError::Decode {
-                    key: key.clone(),
-                    source,
-                })?
+                .map_err(|source| StoreError::Decode { key: key.clone(), source })?
             else {
                 return Ok(false);
             };
@@ -224,10 +196,7 @@ impl EmbeddedStore {
             } else {
                 obj["status"] = status;
                 let obj = self.stamp(&tx, obj)?;
-                table.insert(
-                    key.as_str(),
-                    serde_json::to_vec(&obj).unwrap_or_default().as_slice(),
-                )?;
+                table.insert(key.as_str(), serde_json::to_vec(&obj).unwrap_or_default().as_slice())?;
                 true
             }
         };
@@ -297,14 +266,7 @@ fn merge(old: Option<Value>, mut new: Value) -> (Value, ApplyOutcome) {
 
 fn new_uid() -> String {
     let h = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 #[cfg(test)]

@@ -3,10 +3,7 @@ use weft_crds::{Function, FunctionSpec, FunctionStatus, Revision};
 
 fn function(name: &str, greeting: &str) -> Function {
     let mut spec = FunctionSpec::default();
-    spec.template.spec.env.push(weft_crds::EnvVar {
-        name: "GREETING".into(),
-        value: greeting.into(),
-    });
+    spec.template.spec.env.push(weft_crds::EnvVar { name: "GREETING".into(), value: greeting.into() });
     let mut f = Function::new(name, spec);
     f.metadata.namespace = Some("default".into());
     f
@@ -33,10 +30,7 @@ fn apply_sets_server_metadata_and_bumps_generation_on_spec_change_only() {
     let mut labelled = function("hello", "Hi");
     labelled.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
     let (f, outcome) = store.apply(&labelled).unwrap();
-    assert_eq!(
-        (outcome, f.metadata.generation),
-        (ApplyOutcome::Configured, Some(1))
-    );
+    assert_eq!((outcome, f.metadata.generation), (ApplyOutcome::Configured, Some(1)));
 
     let (f, _) = store.apply(&function("hello", "Hej")).unwrap();
     assert_eq!(f.metadata.generation, Some(2));
@@ -48,29 +42,14 @@ fn status_survives_apply_and_equal_status_is_a_no_op() {
     let (_d, store) = open();
     store.apply(&function("hello", "Hi")).unwrap();
     let mut rx = store.watch();
-    let status = FunctionStatus {
-        url: Some("http://x".into()),
-        ..Default::default()
-    };
-    assert!(
-        store
-            .update_status::<Function>("default", "hello", &status)
-            .unwrap()
-    );
+    let status = FunctionStatus { url: Some("http://x".into()), ..Default::default() };
+    assert!(store.update_status::<Function>("default", "hello", &status).unwrap());
     assert_eq!(rx.try_recv().unwrap().name, "hello");
-    assert!(
-        store
-            .update_status::<Function>("default", "hello", &status)
-            .unwrap()
-    );
+    assert!(store.update_status::<Function>("default", "hello", &status).unwrap());
     assert!(rx.try_recv().is_err(), "equal status must not notify");
     let (f, _) = store.apply(&function("hello", "Hej")).unwrap();
     assert_eq!(f.status.unwrap().url.as_deref(), Some("http://x"));
-    assert!(
-        !store
-            .update_status::<Function>("default", "nope", &status)
-            .unwrap()
-    );
+    assert!(!store.update_status::<Function>("default", "nope", &status).unwrap());
 }
 
 #[test]

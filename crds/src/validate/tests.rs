@@ -36,9 +36,7 @@ fn with(extra: &str) -> String {
 #[test]
 fn accepts_a_good_function() {
     let docs = parse_documents(GOOD).unwrap();
-    let Document::Function(f) = &docs[0] else {
-        panic!("not a function")
-    };
+    let Document::Function(f) = &docs[0] else { panic!("not a function") };
     assert_eq!(f.spec.template.spec.timeout_seconds(), 10);
     assert_eq!(f.spec.template.spec.env[0].value, "Hi");
 }
@@ -67,10 +65,7 @@ fn traffic_target_needs_exactly_one_reference_and_unique_tags() {
         "  traffic:\n    - percent: 100\n      tag: a\n    - revisionName: x\n      latestRevision: true\n      tag: a\n",
     );
     let f = fields(parse_documents(&yaml).unwrap_err());
-    assert_eq!(
-        f,
-        vec!["spec.traffic[0]", "spec.traffic[1]", "spec.traffic[1].tag"]
-    );
+    assert_eq!(f, vec!["spec.traffic[0]", "spec.traffic[1]", "spec.traffic[1].tag"]);
 }
 
 #[test]
@@ -95,57 +90,33 @@ fn bad_names_limits_and_sources_are_named() {
 #[test]
 fn exactly_one_source() {
     let yaml = GOOD.replace("      wasm:\n        path: hello.wasm\n", "");
-    assert_eq!(
-        fields(parse_documents(&yaml).unwrap_err()),
-        vec!["spec.template.spec"]
-    );
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec"]);
     let yaml = with("").replace("      env:", "      image: example/app\n      env:");
-    assert_eq!(
-        fields(parse_documents(&yaml).unwrap_err()),
-        vec!["spec.template.spec"]
-    );
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec"]);
 }
 
 #[test]
 fn scale_annotations_must_be_integers_in_order() {
-    let yaml = GOOD.replace(
-        "min-scale: \"1\"",
-        "min-scale: \"3\"\n        autoscaling.weft.dev/max-scale: \"2\"",
-    );
+    let yaml = GOOD.replace("min-scale: \"1\"", "min-scale: \"3\"\n        autoscaling.weft.dev/max-scale: \"2\"");
     let err = parse_documents(&yaml).unwrap_err();
-    assert!(
-        err.to_string().contains("min-scale 3 is above max-scale 2"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("min-scale 3 is above max-scale 2"), "{err}");
     let yaml = GOOD.replace("min-scale: \"1\"", "min-scale: \"one\"");
-    assert!(
-        parse_documents(&yaml)
-            .unwrap_err()
-            .to_string()
-            .contains("not a non-negative integer")
-    );
+    assert!(parse_documents(&yaml).unwrap_err().to_string().contains("not a non-negative integer"));
 }
 
 #[test]
 fn unknown_kind_and_shape_errors_say_where() {
     let err = parse_documents("apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n").unwrap_err();
     assert!(err.to_string().contains("unknown kind \"Pod\""), "{err}");
-    let err =
-        parse_documents(&GOOD.replace("timeoutSeconds: 10", "timeoutSeconds: soon")).unwrap_err();
+    let err = parse_documents(&GOOD.replace("timeoutSeconds: 10", "timeoutSeconds: soon")).unwrap_err();
     assert!(
         matches!(&err, DocumentError::Shape { field, .. } if field == "spec.template.spec.timeoutSeconds"),
         "{err}"
     );
     let err = parse_documents("kind: Function\n").unwrap_err();
     assert!(err.to_string().contains("apiVersion"), "{err}");
-    assert!(matches!(
-        parse_documents("---\n"),
-        Err(DocumentError::Empty)
-    ));
-    assert!(matches!(
-        parse_documents("a: [b"),
-        Err(DocumentError::Yaml { .. })
-    ));
+    assert!(matches!(parse_documents("---\n"), Err(DocumentError::Empty)));
+    assert!(matches!(parse_documents("a: [b"), Err(DocumentError::Yaml { .. })));
 }
 
 #[test]

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 /// the test command runs first.
 pub(crate) fn guest(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("guests/build/{name}.wasm"));
-    std::fs::read(&path)
-        .unwrap_or_else(|_| panic!("{} missing: run functions/guests/build.sh", path.display()))
+    std::fs::read(&path).unwrap_or_else(|_| panic!("{} missing: run functions/guests/build.sh", path.display()))
 }
 
 struct Fixture {
@@ -19,60 +18,28 @@ struct Fixture {
 }
 
 fn host_for(name: &str, timeout_ms: u64, memory: u64, env: &[(&str, &str)]) -> Fixture {
-    let engine = new_engine(EngineOptions {
-        pool_instances: Some(8),
-        max_memory_bytes: memory,
-    })
-    .unwrap();
+    let engine = new_engine(EngineOptions { pool_instances: Some(8), max_memory_bytes: memory }).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = ModuleStore::open(dir.path()).unwrap();
     let digest = store.put(&engine, &guest(name)).unwrap();
     let module = store.load(&engine, &digest).unwrap();
-    let limits = HostLimits {
-        timeout: Duration::from_millis(timeout_ms),
-        memory_bytes: memory,
-    };
-    let id = Identity {
-        namespace: "default".into(),
-        function: name.into(),
-        revision: format!("{name}-00001"),
-    };
-    let env = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let limits = HostLimits { timeout: Duration::from_millis(timeout_ms), memory_bytes: memory };
+    let id = Identity { namespace: "default".into(), function: name.into(), revision: format!("{name}-00001") };
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let host = FunctionHost::new(&engine, &module, limits, id, env).unwrap();
-    Fixture {
-        host,
-        _ticker: EpochTicker::start(&engine),
-        _dir: dir,
-    }
+    Fixture { host, _ticker: EpochTicker::start(&engine), _dir: dir }
 }
 
 fn get(query: &str) -> GuestRequest {
-    GuestRequest {
-        method: "GET".into(),
-        path: "/".into(),
-        query: query.into(),
-        ..Default::default()
-    }
+    GuestRequest { method: "GET".into(), path: "/".into(), query: query.into(), ..Default::default() }
 }
 
 #[test]
 fn hello_answers_with_the_greeting_from_env() {
     let f = host_for("hello", 5_000, 64 << 20, &[("GREETING", "Hej")]);
-    let r = f
-        .host
-        .handle(&GuestRequest {
-            body: Bytes::from_static(b"abc"),
-            ..get("")
-        })
-        .unwrap();
+    let r = f.host.handle(&GuestRequest { body: Bytes::from_static(b"abc"), ..get("") }).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(
-        String::from_utf8_lossy(&r.body),
-        "Hej from weft! (GET /, 3 bytes)\n"
-    );
+    assert_eq!(String::from_utf8_lossy(&r.body), "Hej from weft! (GET /, 3 bytes)\n");
 }
 
 #[test]
@@ -87,10 +54,7 @@ fn echo_returns_the_body_and_its_type() {
     };
     let r = f.host.handle(&req).unwrap();
     assert_eq!(r.body, body);
-    assert_eq!(
-        r.headers,
-        vec![("Content-Type".into(), "application/x-test".into())]
-    );
+    assert_eq!(r.headers, vec![("Content-Type".into(), "application/x-test".into())]);
 }
 
 #[test]
@@ -118,10 +82,7 @@ fn runaway_guest_is_stopped_at_its_deadline() {
     let took = start.elapsed().unwrap();
     assert!(matches!(err, HostError::Timeout(_)), "{err}");
     assert_eq!(err.http_status(), 504);
-    assert!(
-        took >= Duration::from_millis(200),
-        "stopped early: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(200), "stopped early: {took:?}");
     // Generous bound: this is a correctness check, not a benchmark.
     assert!(took < Duration::from_secs(2), "stopped late: {took:?}");
     // The host stays usable after an interrupted instance.
@@ -132,33 +93,22 @@ fn runaway_guest_is_stopped_at_its_deadline() {
 fn memory_cap_is_enforced_with_a_clear_error() {
     let f = host_for("stress", 5_000, 16 << 20, &[]);
     let err = f.host.handle(&get("mode=alloc")).unwrap_err();
-    assert!(
-        matches!(err, HostError::MemoryLimit { limit_mib: 16 }),
-        "{err}"
-    );
+    assert!(matches!(err, HostError::MemoryLimit { limit_mib: 16 }), "{err}");
     assert!(err.to_string().contains("memory limit of 16 MiB"));
 }
 
 #[test]
 fn traps_and_exit_codes_are_reported() {
     let f = host_for("stress", 5_000, 64 << 20, &[]);
-    assert!(matches!(
-        f.host.handle(&get("mode=trap")).unwrap_err(),
-        HostError::Trap(_)
-    ));
-    assert!(matches!(
-        f.host.handle(&get("mode=exit")).unwrap_err(),
-        HostError::Exit(3)
-    ));
+    assert!(matches!(f.host.handle(&get("mode=trap")).unwrap_err(), HostError::Trap(_)));
+    assert!(matches!(f.host.handle(&get("mode=exit")).unwrap_err(), HostError::Exit(3)));
 }
 
 #[test]
 fn concurrent_requests_share_one_host() {
     let f = host_for("hello", 5_000, 64 << 20, &[]);
     std::thread::scope(|s| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| s.spawn(|| (0..20).all(|_| f.host.handle(&get("")).is_ok())))
-            .collect();
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| (0..20).all(|_| f.host.handle(&get("")).is_ok()))).collect();
         assert!(handles.into_iter().all(|h| h.join().unwrap()));
     });
 }
@@ -168,21 +118,12 @@ fn store_recompiles_a_damaged_cache_and_refuses_non_wasm() {
     let engine = new_engine(EngineOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = ModuleStore::open(dir.path()).unwrap();
-    assert!(matches!(
-        store.put(&engine, b"not wasm"),
-        Err(HostError::Compile { .. })
-    ));
+    assert!(matches!(store.put(&engine, b"not wasm"), Err(HostError::Compile { .. })));
     let digest = store.put(&engine, &guest("hello")).unwrap();
     let cwasm = store.compiled(&engine, &digest).unwrap();
     std::fs::write(&cwasm, b"garbage").unwrap();
     assert!(store.load(&engine, &digest).is_ok());
     let missing = format!("sha256:{}", "0".repeat(64));
-    assert!(matches!(
-        store.load(&engine, &missing),
-        Err(HostError::ModuleMissing { .. })
-    ));
-    assert!(matches!(
-        store.load(&engine, "md5:x"),
-        Err(HostError::BadDigest(_))
-    ));
+    assert!(matches!(store.load(&engine, &missing), Err(HostError::ModuleMissing { .. })));
+    assert!(matches!(store.load(&engine, "md5:x"), Err(HostError::BadDigest(_))));
 }

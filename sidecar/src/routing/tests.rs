@@ -5,10 +5,7 @@ fn hello(split: &[(&str, u32)], tags: &[(&str, &str)]) -> FunctionRoute {
         namespace: "default".into(),
         name: "hello".into(),
         split: WeightedSplit::new(split.iter().copied()),
-        tags: tags
-            .iter()
-            .map(|(t, r)| (t.to_string(), r.to_string()))
-            .collect(),
+        tags: tags.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect(),
     }
 }
 
@@ -28,9 +25,7 @@ fn ninety_ten_split_is_ninety_ten_over_many_picks() {
     let s = WeightedSplit::new([("hello-00001", 90), ("hello-00002", 10)]);
     let mut rng = fastrand::Rng::with_seed(42);
     let n = 100_000;
-    let b = (0..n)
-        .filter(|_| s.pick_with(rng.u32(0..s.total())) == Some("hello-00002"))
-        .count();
+    let b = (0..n).filter(|_| s.pick_with(rng.u32(0..s.total())) == Some("hello-00002")).count();
     // 10 % ± 0.6 %: over five standard deviations for n = 100 000.
     let share = b as f64 / n as f64;
     assert!((0.094..0.106).contains(&share), "share of b = {share}");
@@ -38,18 +33,11 @@ fn ninety_ten_split_is_ninety_ten_over_many_picks() {
 
 #[test]
 fn host_routes_ignore_port_and_case_and_tags_pin_a_revision() {
-    let t = RouteTable::new(
-        "localhost",
-        [hello(&[("hello-00001", 100)], &[("canary", "hello-00002")])],
-    );
-    let r = t
-        .resolve(Some("Hello.Default.localhost:8080"), "/x")
-        .unwrap();
+    let t = RouteTable::new("localhost", [hello(&[("hello-00001", 100)], &[("canary", "hello-00002")])]);
+    let r = t.resolve(Some("Hello.Default.localhost:8080"), "/x").unwrap();
     assert_eq!((r.route.name.as_str(), r.prefix_len), ("hello", 0));
     assert_eq!(r.pick_revision(), Some("hello-00001"));
-    let r = t
-        .resolve(Some("canary-hello.default.localhost"), "/")
-        .unwrap();
+    let r = t.resolve(Some("canary-hello.default.localhost"), "/").unwrap();
     assert_eq!(r.pick_revision(), Some("hello-00002"));
     assert!(t.resolve(Some("other.default.localhost"), "/").is_none());
 }
@@ -57,12 +45,9 @@ fn host_routes_ignore_port_and_case_and_tags_pin_a_revision() {
 #[test]
 fn path_routes_match_whole_segments() {
     let t = RouteTable::new("localhost", [hello(&[("hello-00001", 100)], &[])]);
-    for (path, prefix) in [
-        ("/default/hello/", 14),
-        ("/default/hello", 14),
-        ("/default/hello/a/b", 14),
-        ("/default/hello?x=1", 14),
-    ] {
+    for (path, prefix) in
+        [("/default/hello/", 14), ("/default/hello", 14), ("/default/hello/a/b", 14), ("/default/hello?x=1", 14)]
+    {
         let r = t.resolve(Some("127.0.0.1:8080"), path).unwrap();
         assert_eq!(r.prefix_len, prefix, "{path}");
     }

@@ -12,26 +12,18 @@ use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable,
 
 /// An upstream that answers with its name and what it received.
 async fn upstream(name: &'static str) -> SocketAddr {
-    let (addr, _) = serve(
-        move |req: http::Request<hyper::body::Incoming>, _| async move {
-            let h = |k: &str| {
-                req.headers()
-                    .get(k)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_string()
-            };
-            let text = format!(
-                "{name} {} {:?} script={} xff={} tp={}",
-                req.uri(),
-                req.version(),
-                h("weft-script-name"),
-                h("x-forwarded-for"),
-                h("traceparent").len()
-            );
-            Response::new(full(text))
-        },
-    )
+    let (addr, _) = serve(move |req: http::Request<hyper::body::Incoming>, _| async move {
+        let h = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let text = format!(
+            "{name} {} {:?} script={} xff={} tp={}",
+            req.uri(),
+            req.version(),
+            h("weft-script-name"),
+            h("x-forwarded-for"),
+            h("traceparent").len()
+        );
+        Response::new(full(text))
+    })
     .await;
     addr
 }
@@ -43,9 +35,7 @@ async fn gateway() -> (SocketAddr, Arc<Endpoints>) {
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let gw = Arc::new(Gateway::new(
-        GatewayConfig {
-            domain: "localhost".into(),
-        },
+        GatewayConfig { domain: "localhost".into() },
         endpoints.clone(),
         metrics,
         Arc::new(registry),
@@ -71,18 +61,10 @@ async fn path_host_and_tag_routes_over_http1_and_http2() {
         let c = client(http2);
         let (code, _, body) = get(&c, &format!("http://{addr}/default/f/a?b=1"), None).await;
         assert_eq!(code, 200);
-        assert!(
-            body.starts_with("one /a?b=1 HTTP/1.1 script=/default/f xff=127.0.0.1 tp=55"),
-            "{body}"
-        );
+        assert!(body.starts_with("one /a?b=1 HTTP/1.1 script=/default/f xff=127.0.0.1 tp=55"), "{body}");
         let (_, _, body) = get(&c, &format!("http://{addr}/x"), Some("f.default.localhost")).await;
         assert!(body.starts_with("one /x HTTP/1.1 script=-"), "{body}");
-        let (_, _, body) = get(
-            &c,
-            &format!("http://{addr}/"),
-            Some("canary-f.default.localhost"),
-        )
-        .await;
+        let (_, _, body) = get(&c, &format!("http://{addr}/"), Some("canary-f.default.localhost")).await;
         assert!(body.starts_with("two /"), "{body}");
     }
 }
@@ -93,17 +75,11 @@ async fn unknown_routes_404_and_missing_endpoints_503() {
     let c = client(false);
     let (code, headers, body) = get(&c, &format!("http://{addr}/default/g/"), None).await;
     assert_eq!(code, 404);
-    assert!(
-        body.contains("<namespace>/<function>") && headers.contains_key("weft-error"),
-        "{body}"
-    );
+    assert!(body.contains("<namespace>/<function>") && headers.contains_key("weft-error"), "{body}");
     endpoints.set("default/f-00001", vec![]);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;
     assert_eq!(code, 503);
-    assert!(
-        body.contains("default/f-00001 has no ready instance"),
-        "{body}"
-    );
+    assert!(body.contains("default/f-00001 has no ready instance"), "{body}");
     // An endpoint that does not answer is a 502 naming the instance.
     endpoints.set("default/f-00001", vec!["127.0.0.1:9".parse().unwrap()]);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;

@@ -26,13 +26,7 @@ impl Handler for SlowHandler {
         let s = &self.0;
         let now = s.running.fetch_add(1, Ordering::SeqCst) + 1;
         s.peak.fetch_max(now, Ordering::SeqCst);
-        let ms = req
-            .parts
-            .uri
-            .query()
-            .and_then(|q| q.strip_prefix("ms="))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let ms = req.parts.uri.query().and_then(|q| q.strip_prefix("ms=")).and_then(|v| v.parse().ok()).unwrap_or(0);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         s.running.fetch_sub(1, Ordering::SeqCst);
         Response::new(full(format!("{} {}", req.script_name, req.body.len())))
@@ -51,10 +45,7 @@ fn config(concurrency: u32, timeout_ms: u64) -> InstanceProxyConfig {
     }
 }
 
-async fn start(
-    concurrency: u32,
-    timeout_ms: u64,
-) -> (Arc<Slow>, std::net::SocketAddr, std::net::SocketAddr) {
+async fn start(concurrency: u32, timeout_ms: u64) -> (Arc<Slow>, std::net::SocketAddr, std::net::SocketAddr) {
     let slow = Arc::new(Slow::default());
     let mut registry = Registry::default();
     let metrics = InstanceMetrics::register(&mut registry);
@@ -77,10 +68,7 @@ async fn container_concurrency_is_a_hard_limit_and_excess_waits() {
     let url = format!("http://{addr}/?ms=100");
     let calls = (0..6).map(|_| get(&c, &url, None));
     let results = futures::future::join_all(calls).await;
-    assert!(
-        results.iter().all(|r| r.0 == 200),
-        "queued requests are served, not refused"
-    );
+    assert!(results.iter().all(|r| r.0 == 200), "queued requests are served, not refused");
     assert_eq!(slow.peak.load(Ordering::SeqCst), 2);
 }
 
@@ -92,18 +80,8 @@ async fn full_queue_is_refused_with_503() {
     let url = format!("http://{addr}/?ms=300");
     let results = futures::future::join_all((0..15).map(|_| get(&c, &url, None))).await;
     let refused = results.iter().filter(|r| r.0 == 503).count();
-    assert_eq!(
-        refused,
-        4,
-        "{:?}",
-        results.iter().map(|r| r.0).collect::<Vec<_>>()
-    );
-    assert!(
-        results
-            .iter()
-            .filter(|r| r.0 == 503)
-            .all(|r| r.1.get("weft-error").is_some())
-    );
+    assert_eq!(refused, 4, "{:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(results.iter().filter(|r| r.0 == 503).all(|r| r.1.get("weft-error").is_some()));
 }
 
 #[tokio::test]
@@ -113,14 +91,9 @@ async fn deadline_gives_504_and_oversized_bodies_413() {
     let (code, _, body) = get(&c, &format!("http://{addr}/?ms=2000"), None).await;
     assert_eq!(code, 504, "{body}");
     let big = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build::<_, http_body_util::Full<bytes::Bytes>>(
-        hyper_util::client::legacy::connect::HttpConnector::new(),
-    );
+        .build::<_, http_body_util::Full<bytes::Bytes>>(hyper_util::client::legacy::connect::HttpConnector::new());
     let req = http::Request::post(format!("http://{addr}/"))
-        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
-            0u8;
-            4096
-        ])))
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![0u8; 4096])))
         .unwrap();
     assert_eq!(big.request(req).await.unwrap().status(), 413);
 }
@@ -134,22 +107,12 @@ async fn script_name_reaches_the_handler_and_metrics_count() {
         .body(http_body_util::Empty::new())
         .unwrap();
     let resp = c.request(req).await.unwrap();
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
     assert_eq!(&body[..], b"/default/f 0");
     let (_, _, text) = get(&c, &format!("http://{admin}/metrics"), None).await;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("weft_instance_requests_total{"))
-        .unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        line.contains("revision=\"f-00001\"")
-            && line.contains("code=\"200\"")
-            && line.ends_with(" 1"),
-        "{line}"
-    );
+    let line =
+        text.lines().find(|l| l.starts_with("weft_instance_requests_total{")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("revision=\"f-00001\"") && line.contains("code=\"200\"") && line.ends_with(" 1"), "{line}");
     for name in [
         "weft_instance_inflight_requests",
         "weft_instance_queued_requests",
@@ -157,10 +120,7 @@ async fn script_name_reaches_the_handler_and_metrics_count() {
     ] {
         assert!(text.contains(name), "{name} missing:\n{text}");
     }
-    assert_eq!(
-        get(&c, &format!("http://{admin}/healthz"), None).await.0,
-        200
-    );
+    assert_eq!(get(&c, &format!("http://{admin}/healthz"), None).await.0, 200);
 }
 
 #[tokio::test]
@@ -173,14 +133,7 @@ async fn stats_report_load_since_the_last_read() {
     let (_, _, text) = get(&c, &format!("http://{admin}/stats"), None).await;
     let v: Vec<&str> = text.trim_matches(['{', '}']).split(',').collect();
     let field = |name: &str| -> f64 {
-        v.iter()
-            .find(|f| f.starts_with(&format!("\"{name}\"")))
-            .unwrap()
-            .split(':')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
+        v.iter().find(|f| f.starts_with(&format!("\"{name}\""))).unwrap().split(':').nth(1).unwrap().parse().unwrap()
     };
     assert_eq!(field("requests"), 4.0, "{text}");
     // Four requests of 0.3 s each over the period: about 1.2 request-seconds.

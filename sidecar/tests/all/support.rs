@@ -23,9 +23,7 @@ where
 }
 
 pub fn client(http2: bool) -> Client<HttpConnector, Empty<Bytes>> {
-    Client::builder(TokioExecutor::new())
-        .http2_only(http2)
-        .build(HttpConnector::new())
+    Client::builder(TokioExecutor::new()).http2_only(http2).build(HttpConnector::new())
 }
 
 /// GET `url` with an optional Host header; returns status, headers and body.

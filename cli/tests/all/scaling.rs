@@ -1,0 +1,56 @@
+//! Scale to zero and back through the activator, on a platform with short
+//! scaling periods (stable window 6 s, grace 1 s, tick 0.5 s).
+
+use crate::platform::*;
+use std::time::{Duration, Instant};
+
+const FAST: &[&str] = &["--scale-to-zero-grace", "1s", "--tick", "500ms"];
+
+fn scaled_to_zero(p: &Platform, revision: &str) -> Duration {
+    let start = Instant::now();
+    wait_for(Duration::from_secs(40), || (actual_replicas(p, revision) == 0).then_some(()));
+    start.elapsed()
+}
+
+#[test]
+fn idle_function_scales_to_zero_and_the_next_request_is_answered() {
+    let p = Platform::start_with(FAST);
+    let yaml = with_scaling(&function_yaml("hello", "hello", "", ""), &[("window", "6s")]);
+    let applied = Instant::now();
+    p.apply("hello.yaml", &yaml);
+    assert_eq!(p.get(None, "/default/hello/").0, 200);
+    scaled_to_zero(&p, "hello-00001");
+    // A stable window without load, then the grace period: not before.
+    assert!(applied.elapsed() >= Duration::from_secs(7), "zero after {:?}", applied.elapsed());
+
+    let cold = Instant::now();
+    let (code, body) = p.get(None, "/default/hello/");
+    let took = cold.elapsed();
+    assert_eq!((code, body.as_str()), (200, "Hello from weft! (GET /, 0 bytes)\n"));
+    assert!(took < Duration::from_secs(5), "cold start took {took:?}");
+    assert_eq!(actual_replicas(&p, "hello-00001"), 1);
+    let (_, metrics) = p.get(None, "/metrics");
+    assert!(metrics.contains("weft_activator_wait_seconds_count{namespace=\"default\",revision=\"hello-00001\"} 1"), "{metrics}");
+}
+
+#[test]
+fn a_burst_of_1000_requests_at_zero_is_answered_in_full() {
+    let p = Platform::start_with(FAST);
+    let yaml = with_scaling(&function_yaml("hello", "hello", "", ""), &[("window", "6s")]);
+    p.apply("hello.yaml", &yaml);
+    scaled_to_zero(&p, "hello-00001");
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("http://{}/default/hello/", p.gateway);
+    let codes: Vec<u16> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let calls = (0..1000).map(|_| {
+            let (c, u) = (client.clone(), url.clone());
+            tokio::spawn(async move { c.get(u).send().await.map(|r| r.status().as_u16()).unwrap_or(0) })
+        });
+        futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap_or(0)).collect()
+    });
+    let ok = codes.iter().filter(|c| **c == 200).count();
+    assert_eq!(ok, 1000, "not 200: {:?}", codes.iter().filter(|c| **c != 200).take(10).collect::<Vec<_>>());
+    assert!(actual_replicas(&p, "hello-00001") >= 1);
+}
