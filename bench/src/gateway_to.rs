@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let upstream = args.next().ok_or_else(|| anyhow::anyhow!("usage: gateway-to UPSTREAM_ADDR [WORKERS]"))?.parse()?;
     let workers = args.next().map(|w| w.parse()).transpose()?.unwrap_or_else(default_workers);
     let endpoints = Arc::new(Endpoints::new());
-    endpoints.set("default/hello-00001", vec![upstream]);
+    endpoints.set("default/hello-00001", vec![upstream], 0);
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let gateway =

@@ -4,13 +4,15 @@
 //! instance that becomes ready. Per revision the number held is bounded (503
 //! with `Retry-After` beyond it) and each hold has a deadline (504).
 //!
+//! It also holds requests when every instance is at its `containerConcurrency`
+//! (see [`crate::endpoints`]), releasing them as slots free up.
+//!
 //! Still to come (scale-from-zero issue): staying in the path while a revision
-//! lacks burst capacity, and capacity-aware forwarding.
+//! lacks burst capacity (`targetBurstCapacity`).
 
-use crate::endpoints::Endpoints;
+use crate::endpoints::{Endpoints, Lease};
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -56,15 +58,16 @@ impl Activator {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied().unwrap_or(0)
     }
 
-    /// Holds until `key` has a ready instance; returns it and how long it waited.
+    /// Holds until an instance of `key` can take the request; returns the lease
+    /// and how long it waited.
     pub async fn hold(
         &self,
-        endpoints: &Endpoints,
+        endpoints: &Arc<Endpoints>,
         hook: &dyn Activation,
         ns: &str,
         rev: &str,
         key: &str,
-    ) -> Result<(SocketAddr, Duration), HoldError> {
+    ) -> Result<(Lease, Duration), HoldError> {
         let start = Instant::now();
         let mut changes = endpoints.subscribe();
         if self.change(key, true) > MAX_HELD {
@@ -74,8 +77,8 @@ impl Activator {
         hook.activate(ns, rev, self.held(key));
         let wait = async {
             loop {
-                if let Some(addr) = endpoints.pick(key) {
-                    return addr;
+                if let Ok(lease) = endpoints.acquire(key) {
+                    return lease;
                 }
                 if changes.changed().await.is_err() {
                     // The endpoints are gone with the platform; the deadline ends this.
@@ -85,6 +88,6 @@ impl Activator {
         };
         let result = tokio::time::timeout(HOLD_TIMEOUT, wait).await.map_err(|_| HoldError::Timeout);
         self.change(key, false);
-        result.map(|addr| (addr, start.elapsed()))
+        result.map(|lease| (lease, start.elapsed()))
     }
 }

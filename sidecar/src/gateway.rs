@@ -3,7 +3,7 @@
 //! Bodies stream through in both directions; nothing is buffered.
 
 use crate::activator::{Activation, Activator, HoldError};
-use crate::endpoints::{Endpoints, revision_key};
+use crate::endpoints::{Endpoints, Lease, revision_key};
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
 use crate::routing::{Resolved, RouteTable};
@@ -129,18 +129,23 @@ impl GatewayWorker {
         traceparent: &str,
     ) -> Response<Body> {
         let key = revision_key(&resolved.route.namespace, revision);
-        let addr = match self.gateway.endpoints.pick(&key) {
-            Some(a) => a,
-            None => match self.activate(&resolved.route.namespace, revision, &key).await {
-                Ok(a) => a,
+        // Held until the response headers arrive: the instance's slot is taken
+        // for as long as it works on this request.
+        let lease = match self.gateway.endpoints.acquire(&key) {
+            Ok(l) => l,
+            Err(_) => match self.activate(&resolved.route.namespace, revision, &key).await {
+                Ok(l) => l,
                 Err(resp) => return resp,
             },
         };
+        let addr = lease.addr();
         let req = match rewrite(req, addr, peer, resolved, traceparent) {
             Ok(r) => r,
             Err(msg) => return error_reply(StatusCode::BAD_REQUEST, msg),
         };
-        match self.client.request(req).await {
+        let result = self.client.request(req).await;
+        drop(lease);
+        match result {
             Ok(resp) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -154,7 +159,7 @@ impl GatewayWorker {
     }
 
     /// Holds the request until the revision has a ready instance.
-    async fn activate(&self, ns: &str, revision: &str, key: &str) -> Result<SocketAddr, Response<Body>> {
+    async fn activate(&self, ns: &str, revision: &str, key: &str) -> Result<Lease, Response<Body>> {
         let Some(hook) = self.gateway.activation.get() else {
             return Err(error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("revision {key} has no ready instance")));
         };
@@ -164,9 +169,9 @@ impl GatewayWorker {
         let held = self.gateway.activator.hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key).await;
         m.held.get_or_create(&labels).dec();
         match held {
-            Ok((addr, waited)) => {
+            Ok((lease, waited)) => {
                 m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
-                Ok(addr)
+                Ok(lease)
             }
             Err(HoldError::Full) => {
                 let mut r = error_reply(

@@ -317,7 +317,8 @@ impl SlotCtx {
     /// Publishes the revision's ready addresses to the gateway.
     fn publish(&self) {
         let addrs: Vec<SocketAddr> = lock(&self.siblings).iter().filter_map(|s| lock(s).ready).collect();
-        self.endpoints.set(&revision_key(&self.config.namespace, &self.config.revision), addrs);
+        let capacity = self.config.container_concurrency as usize;
+        self.endpoints.set(&revision_key(&self.config.namespace, &self.config.revision), addrs, capacity);
     }
 
     fn changed(&self) {

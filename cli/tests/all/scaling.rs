@@ -30,7 +30,10 @@ fn idle_function_scales_to_zero_and_the_next_request_is_answered() {
     assert!(took < Duration::from_secs(5), "cold start took {took:?}");
     assert_eq!(actual_replicas(&p, "hello-00001"), 1);
     let (_, metrics) = p.get(None, "/metrics");
-    assert!(metrics.contains("weft_activator_wait_seconds_count{namespace=\"default\",revision=\"hello-00001\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("weft_activator_wait_seconds_count{namespace=\"default\",revision=\"hello-00001\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[test]
@@ -53,4 +56,25 @@ fn a_burst_of_1000_requests_at_zero_is_answered_in_full() {
     let ok = codes.iter().filter(|c| **c == 200).count();
     assert_eq!(ok, 1000, "not 200: {:?}", codes.iter().filter(|c| **c != 200).take(10).collect::<Vec<_>>());
     assert!(actual_replicas(&p, "hello-00001") >= 1);
+}
+
+#[test]
+fn with_container_concurrency_1_requests_queue_and_instances_scale_out() {
+    let p = Platform::start_with(FAST);
+    let yaml = with_scaling(&function_yaml("slow", "stress", "containerConcurrency: 1", ""), &[("max-scale", "4")]);
+    p.apply("slow.yaml", &yaml);
+    let gw = p.gateway.clone();
+    // 24 concurrent requests of 300 ms each, one at a time per instance.
+    let codes: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| s.spawn(|| http(&gw, "GET", None, "/default/slow/?mode=sleep&ms=300", &[], "").0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(codes.iter().all(|c| *c == 200), "queued, not rejected: {codes:?}");
+    let most = wait_for(Duration::from_secs(10), || {
+        let n = actual_replicas(&p, "slow-00001");
+        (n > 1).then_some(n)
+    });
+    assert!(most <= 4, "max-scale bounds it: {most}");
 }

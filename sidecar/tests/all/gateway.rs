@@ -30,8 +30,8 @@ async fn upstream(name: &'static str) -> SocketAddr {
 
 async fn gateway() -> (SocketAddr, Arc<Endpoints>) {
     let endpoints = Arc::new(Endpoints::new());
-    endpoints.set("default/f-00001", vec![upstream("one").await]);
-    endpoints.set("default/f-00002", vec![upstream("two").await]);
+    endpoints.set("default/f-00001", vec![upstream("one").await], 0);
+    endpoints.set("default/f-00002", vec![upstream("two").await], 0);
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let gw = Arc::new(Gateway::new(
@@ -76,12 +76,12 @@ async fn unknown_routes_404_and_missing_endpoints_503() {
     let (code, headers, body) = get(&c, &format!("http://{addr}/default/g/"), None).await;
     assert_eq!(code, 404);
     assert!(body.contains("<namespace>/<function>") && headers.contains_key("weft-error"), "{body}");
-    endpoints.set("default/f-00001", vec![]);
+    endpoints.set("default/f-00001", vec![], 0);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;
     assert_eq!(code, 503);
     assert!(body.contains("default/f-00001 has no ready instance"), "{body}");
     // An endpoint that does not answer is a 502 naming the instance.
-    endpoints.set("default/f-00001", vec!["127.0.0.1:9".parse().unwrap()]);
+    endpoints.set("default/f-00001", vec!["127.0.0.1:9".parse().unwrap()], 0);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;
     assert_eq!(code, 502, "{body}");
 }
