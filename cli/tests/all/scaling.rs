@@ -78,3 +78,41 @@ fn with_container_concurrency_1_requests_queue_and_instances_scale_out() {
     });
     assert!(most <= 4, "max-scale bounds it: {most}");
 }
+
+#[test]
+fn steady_load_while_scaling_down_fails_no_request() {
+    let p = Platform::start_with(FAST);
+    let yaml = with_scaling(
+        &function_yaml("slow", "stress", "", ""),
+        &[("window", "6s"), ("target", "1"), ("max-scale", "4")],
+    );
+    p.apply("slow.yaml", &yaml);
+    let gw = p.gateway.clone();
+    let load = |clients: usize, for_secs: u64| -> Vec<u16> {
+        let until = Instant::now() + Duration::from_secs(for_secs);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..clients)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut codes = Vec::new();
+                        while Instant::now() < until {
+                            codes.push(http(&gw, "GET", None, "/default/slow/?mode=sleep&ms=50", &[], "").0);
+                        }
+                        codes
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        })
+    };
+    // Scale out under 8 clients (target 1 in flight per instance, capped at 4)...
+    let mut codes = load(8, 4);
+    let peak = actual_replicas(&p, "slow-00001");
+    assert!(peak >= 2, "scaled out to {peak}");
+    // ...then keep one client going while the autoscaler scales back in.
+    codes.extend(load(1, 12));
+    let after = actual_replicas(&p, "slow-00001");
+    assert!(after < peak, "scaled in from {peak} to {after}");
+    let failed: Vec<&u16> = codes.iter().filter(|c| **c != 200).collect();
+    assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), codes.len());
+}
