@@ -6,16 +6,21 @@
 //! `Scaler` seam.
 
 use super::supervisor::Supervisor;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use weft_autoscaler::{Defaults, RevisionAutoscaler, ScaleTarget, Scaler, ScalingSpec, SpecError};
+use weft_autoscaler::{Decision, Defaults, RevisionAutoscaler, ScaleTarget, Scaler, ScalingSpec, SpecError};
 use weft_sidecar::Activation;
+use weft_sidecar::metrics::RevisionLabels;
 
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -29,7 +34,47 @@ struct Entry {
     held_peak: usize,
 }
 
+/// `weft_autoscaler_*`, by namespace and revision.
+#[derive(Clone)]
+pub struct AutoscalerMetrics {
+    stable: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
+    panic: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
+    desired: Family<RevisionLabels, Gauge>,
+    panicking: Family<RevisionLabels, Gauge>,
+}
+
+impl AutoscalerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("weft_autoscaler");
+        let m = Self {
+            stable: Family::default(),
+            panic: Family::default(),
+            desired: Family::default(),
+            panicking: Family::default(),
+        };
+        reg.register(
+            "stable_value",
+            "Scaling metric (concurrency or RPS) averaged over the stable window",
+            m.stable.clone(),
+        );
+        reg.register("panic_value", "Scaling metric averaged over the panic window", m.panic.clone());
+        reg.register("desired_instances", "Instances the autoscaler asked for", m.desired.clone());
+        reg.register("panic_mode", "1 while the revision is in panic mode", m.panicking.clone());
+        m
+    }
+
+    fn record(&self, key: &str, d: &Decision) {
+        let (namespace, revision) = key.split_once('/').unwrap_or(("", key));
+        let l = RevisionLabels { namespace: namespace.to_string(), revision: revision.to_string() };
+        self.stable.get_or_create(&l).set(d.stable);
+        self.panic.get_or_create(&l).set(d.panic);
+        self.desired.get_or_create(&l).set(i64::from(d.desired));
+        self.panicking.get_or_create(&l).set(i64::from(d.panicking));
+    }
+}
+
 pub struct Autoscale {
+    metrics: AutoscalerMetrics,
     defaults: Defaults,
     supervisor: Arc<Supervisor>,
     entries: Mutex<HashMap<String, Entry>>,
@@ -44,10 +89,14 @@ struct Stats {
 }
 
 impl Autoscale {
-    pub fn new(defaults: Defaults, supervisor: Arc<Supervisor>) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
+    pub fn new(
+        defaults: Defaults,
+        supervisor: Arc<Supervisor>,
+        metrics: AutoscalerMetrics,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (pokes, rx) = mpsc::unbounded_channel();
         let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build().unwrap_or_default();
-        (Arc::new(Self { defaults, supervisor, entries: Mutex::new(HashMap::new()), pokes, http }), rx)
+        (Arc::new(Self { metrics, defaults, supervisor, entries: Mutex::new(HashMap::new()), pokes, http }), rx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -135,6 +184,7 @@ impl Autoscale {
         };
         let ready = self.supervisor.replicas(&e.target).map(|r| r.ready).unwrap_or(0);
         let d = e.auto.tick(now, ready, e.reachable);
+        self.metrics.record(key, &d);
         let span = tracing::debug_span!("autoscale", revision = %key);
         let _g = span.enter();
         tracing::debug!(

@@ -46,6 +46,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let endpoints = Arc::new(Endpoints::new());
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
+    let scaler_metrics = autoscale::AutoscalerMetrics::register(&mut registry);
     let gateway = Arc::new(Gateway::new(
         GatewayConfig { domain: args.domain.clone() },
         endpoints.clone(),
@@ -56,7 +57,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
     let supervisor = Arc::new(supervisor::Supervisor::new(exe, args.state.logs(), endpoints, changes_tx));
-    let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone());
+    let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), scaler_metrics);
     gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
         autoscale: autoscale.clone(),

@@ -34,6 +34,17 @@ fn idle_function_scales_to_zero_and_the_next_request_is_answered() {
         metrics.contains("weft_activator_wait_seconds_count{namespace=\"default\",revision=\"hello-00001\"} 1"),
         "{metrics}"
     );
+    let names = [
+        "weft_autoscaler_stable_value",
+        "weft_autoscaler_panic_value",
+        "weft_autoscaler_desired_instances",
+        "weft_autoscaler_panic_mode",
+        "weft_activator_held_requests",
+    ];
+    for name in names {
+        let series = format!("{name}{{namespace=\"default\",revision=\"hello-00001\"}}");
+        assert!(metrics.contains(&series), "{name} missing:\n{metrics}");
+    }
 }
 
 #[test]
