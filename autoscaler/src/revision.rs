@@ -63,6 +63,12 @@ impl RevisionAutoscaler {
         &self.spec
     }
 
+    /// True once the revision reached its initial scale (at once for 0): from
+    /// then on it may sit at zero and still be ready to serve.
+    pub fn initialized(&self) -> bool {
+        self.initialized
+    }
+
     /// One report: average requests in flight over the last second, and the
     /// requests that arrived in it (from an instance proxy, or the activator).
     pub fn record(&mut self, now: Instant, concurrency: f64, requests: f64) {

@@ -44,6 +44,9 @@ struct ScalingFlags {
     /// Time a revision stays at one instance, activator in front, before zero.
     #[arg(long, default_value = "30s", value_parser = duration)]
     scale_to_zero_grace: Duration,
+    /// Let functions start at zero instances (`autoscaling.weft.dev/initial-scale: "0"`).
+    #[arg(long)]
+    allow_zero_initial_scale: bool,
     /// How often the autoscaler decides.
     #[arg(long, default_value = "2s", value_parser = duration)]
     tick: Duration,
@@ -61,6 +64,7 @@ impl ScalingFlags {
             stable_window: self.stable_window,
             scale_to_zero_grace: self.scale_to_zero_grace,
             tick: self.tick,
+            allow_zero_initial_scale: self.allow_zero_initial_scale,
             ..Default::default()
         }
     }

@@ -127,6 +127,11 @@ impl Autoscale {
         Ok(())
     }
 
+    /// Whether the revision reached its initial scale (see `ReplicaState`).
+    pub fn initialized(&self, key: &str) -> bool {
+        self.lock().get(key).is_some_and(|e| e.auto.initialized())
+    }
+
     pub fn remove(&self, key: &str) {
         self.lock().remove(key);
     }

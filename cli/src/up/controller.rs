@@ -164,7 +164,7 @@ impl Controller {
         if let Err(e) = self.autoscale.upsert(target, &annotations, cfg.container_concurrency, routed) {
             return ReplicaState { failure: Some(("InvalidScaling".into(), e.to_string())), ..Default::default() };
         }
-        self.supervisor.state(ns, &cfg.revision)
+        ReplicaState { initialized: self.autoscale.initialized(&key), ..self.supervisor.state(ns, &cfg.revision) }
     }
 
     /// The function is gone: stop and delete its revisions (owner references).

@@ -182,6 +182,7 @@ impl Supervisor {
             actual: count(|s| s.running),
             ready: count(|s| s.ready.is_some()),
             failure: lock(&set.failure).clone(),
+            initialized: false, // the autoscaler knows; the controller fills it in
         }
     }
 

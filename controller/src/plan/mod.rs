@@ -220,6 +220,9 @@ pub struct ReplicaState {
     pub ready: i32,
     /// The last failure (reason, message), e.g. a crash or a compile error.
     pub failure: Option<(String, String)>,
+    /// The autoscaler reached the initial scale once (immediately for an
+    /// initial scale of 0): at zero the revision is ready, just inactive.
+    pub initialized: bool,
 }
 
 /// The status a revision should have, given its instances.
@@ -232,7 +235,7 @@ pub fn plan_revision_status(r: &Revision, state: &ReplicaState, now: &str) -> Re
     let was_ready = is_true(&status.conditions, "Ready");
     let ready = match (&state.failure, state.ready, state.desired) {
         (_, n, _) if n > 0 => Condition::new("Ready", ConditionStatus::True, "", ""),
-        (None, _, 0) if was_ready => Condition::new("Ready", ConditionStatus::True, "", ""),
+        (None, _, 0) if was_ready || state.initialized => Condition::new("Ready", ConditionStatus::True, "", ""),
         (Some((reason, message)), _, _) => Condition::new("Ready", ConditionStatus::False, reason, message),
         (None, _, _) => {
             Condition::new("Ready", ConditionStatus::Unknown, "Deploying", "waiting for an instance to become ready")

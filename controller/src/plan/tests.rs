@@ -21,7 +21,11 @@ fn function(greeting: &str, traffic: Vec<TrafficTarget>) -> Function {
 }
 
 fn ready(mut r: Revision) -> Revision {
-    r.status = Some(plan_revision_status(&r, &ReplicaState { desired: 1, actual: 1, ready: 1, failure: None }, NOW));
+    r.status = Some(plan_revision_status(
+        &r,
+        &ReplicaState { desired: 1, actual: 1, ready: 1, failure: None, initialized: true },
+        NOW,
+    ));
     r
 }
 
@@ -119,8 +123,13 @@ fn missing_revision_in_traffic_is_a_route_failure() {
 fn failing_revision_explains_itself_up_to_the_function() {
     let f = function("Hi", vec![]);
     let mut r1 = plan_function(&f, &[], &base(), NOW).new_revision.unwrap();
-    let crash =
-        ReplicaState { desired: 1, actual: 0, ready: 0, failure: Some(("ExitCode".into(), "exited with 1".into())) };
+    let crash = ReplicaState {
+        desired: 1,
+        actual: 0,
+        ready: 0,
+        failure: Some(("ExitCode".into(), "exited with 1".into())),
+        initialized: false,
+    };
     r1.status = Some(plan_revision_status(&r1, &crash, NOW));
     let plan = plan_function(&f, &[r1], &base(), NOW);
     let cond = weft_crds::condition::find(&plan.status.conditions, "Ready").unwrap();
@@ -131,7 +140,11 @@ fn failing_revision_explains_itself_up_to_the_function() {
 #[test]
 fn revision_status_counts_and_conditions() {
     let r = plan_function(&function("Hi", vec![]), &[], &base(), NOW).new_revision.unwrap();
-    let s = plan_revision_status(&r, &ReplicaState { desired: 2, actual: 2, ready: 0, failure: None }, NOW);
+    let s = plan_revision_status(
+        &r,
+        &ReplicaState { desired: 2, actual: 2, ready: 0, failure: None, initialized: true },
+        NOW,
+    );
     assert_eq!((s.desired_replicas, s.actual_replicas, s.ready_replicas), (Some(2), Some(2), Some(0)));
     assert_eq!(weft_crds::condition::find(&s.conditions, "Ready").unwrap().status, ConditionStatus::Unknown);
     // Scaled to zero after being ready: still Ready, but not Active.
@@ -148,10 +161,26 @@ fn a_crashing_revision_keeps_its_route() {
     let mut f = f;
     f.status = Some(plan_function(&f, std::slice::from_ref(&r1), &base(), NOW).status);
     let mut r1 = r1;
-    let crash = ReplicaState { desired: 1, actual: 0, ready: 0, failure: Some(("ExitCode".into(), "x".into())) };
+    let crash = ReplicaState {
+        desired: 1,
+        actual: 0,
+        ready: 0,
+        failure: Some(("ExitCode".into(), "x".into())),
+        initialized: false,
+    };
     r1.status = Some(plan_revision_status(&r1, &crash, NOW));
     let plan = plan_function(&f, &[r1], &base(), NOW);
     assert_eq!(plan.status.latest_ready_revision_name.as_deref(), Some("hello-00001"));
     assert_eq!(plan.status.traffic[0].revision_name.as_deref(), Some("hello-00001"));
     assert!(!is_true(&plan.status.conditions, "Ready"));
+}
+
+#[test]
+fn a_revision_at_initial_scale_zero_is_ready_but_inactive() {
+    let r = plan_function(&function("Hi", vec![]), &[], &base(), NOW).new_revision.unwrap();
+    let waiting = plan_revision_status(&r, &ReplicaState::default(), NOW);
+    assert_eq!(weft_crds::condition::find(&waiting.conditions, "Ready").unwrap().status, ConditionStatus::Unknown);
+    let at_zero = plan_revision_status(&r, &ReplicaState { initialized: true, ..Default::default() }, NOW);
+    assert!(is_true(&at_zero.conditions, "Ready"));
+    assert!(!is_true(&at_zero.conditions, "Active"));
 }
