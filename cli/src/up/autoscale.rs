@@ -137,14 +137,26 @@ impl Autoscale {
     }
 
     pub async fn run(self: Arc<Self>, mut pokes: mpsc::UnboundedReceiver<String>, shutdown: CancellationToken) {
-        let mut scrape = tokio::time::interval(SCRAPE_EVERY);
+        // Scraping waits on the network; it runs on its own so that a poke from
+        // the activator (a request held at zero) is decided at once.
+        let scraper = tokio::spawn(self.clone().scrape_loop(shutdown.clone()));
         let mut tick = tokio::time::interval(self.defaults.tick);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tick.tick() => self.decide_all(),
+                Some(key) = pokes.recv() => self.decide(&key, Instant::now()),
+            }
+        }
+        let _ = scraper.await;
+    }
+
+    async fn scrape_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut scrape = tokio::time::interval(SCRAPE_EVERY);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = scrape.tick() => self.scrape_all().await,
-                _ = tick.tick() => self.decide_all(),
-                Some(key) = pokes.recv() => self.decide(&key, Instant::now()),
             }
         }
     }

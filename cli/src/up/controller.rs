@@ -93,7 +93,8 @@ impl Controller {
     async fn reconcile_logged(&self, ns: &str, name: &str) {
         let span = tracing::info_span!("reconcile", namespace = %ns, function = %name);
         let _enter = span.enter();
-        if let Err(e) = self.reconcile(ns, name) {
+        // Store writes wait for fsync: keep them off the async worker threads.
+        if let Err(e) = tokio::task::block_in_place(|| self.reconcile(ns, name)) {
             tracing::error!(error = %e, "reconcile failed; will retry on the next resync");
         }
     }

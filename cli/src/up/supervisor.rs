@@ -275,6 +275,7 @@ async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
         .append(true)
         .open(&ctx.log)
         .with_context(|| format!("open {}", ctx.log.display()))?;
+    tracing::debug!(revision = %ctx.config.revision, "spawning instance");
     let mut child = Command::new(&ctx.exe)
         .arg("instance")
         .arg("--config")
@@ -296,6 +297,7 @@ async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
         Err(_) => bail!("instance was not ready within {START_TIMEOUT:?}"),
     };
     let ready: ReadyLine = serde_json::from_str(&line).with_context(|| format!("instance ready line {line:?}"))?;
+    tracing::debug!(revision = %ctx.config.revision, serving = %ready.serving, "instance ready line read");
     Ok((child, ready))
 }
 
