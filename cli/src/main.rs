@@ -47,6 +47,9 @@ struct ScalingFlags {
     /// Let functions start at zero instances (`autoscaling.weft.dev/initial-scale: "0"`).
     #[arg(long)]
     allow_zero_initial_scale: bool,
+    /// Instance processes kept started ahead of demand, for fast cold starts.
+    #[arg(long, default_value_t = 2)]
+    standby_instances: usize,
     /// How often the autoscaler decides.
     #[arg(long, default_value = "2s", value_parser = duration)]
     tick: Duration,
@@ -147,8 +150,11 @@ enum Command {
     /// Run one function instance (started by `weft up` or a cluster Deployment).
     Instance {
         /// Instance configuration as JSON.
-        #[arg(long)]
-        config: String,
+        #[arg(long, required_unless_present = "standby")]
+        config: Option<String>,
+        /// Start ahead of demand and read the configuration from stdin.
+        #[arg(long, conflicts_with = "config")]
+        standby: bool,
     },
 }
 
@@ -181,11 +187,12 @@ async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
     let connect = || client::Client::connect(&state);
     match cli.command {
-        Command::Up { gateway, api, domain, scaling } => {
-            let scaling = scaling.defaults();
-            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling }).await
+        Command::Up { gateway, api, domain, scaling: flags } => {
+            let (scaling, standby) = (flags.defaults(), flags.standby_instances);
+            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, standby }).await
         }
-        Command::Instance { config } => instance::run(&config).await,
+        Command::Instance { config: Some(config), .. } => instance::run(&config).await,
+        Command::Instance { config: None, .. } => instance::run_standby().await,
         Command::Apply { file, no_wait, timeout } => {
             let args = cmd::apply::ApplyArgs { file, wait: !no_wait, timeout: Duration::from_secs(timeout) };
             cmd::apply::run(&connect()?, &args).await

@@ -238,5 +238,6 @@ pub fn instance_config(
         container_concurrency: spec.container_concurrency.unwrap_or(0),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         exit_with_parent: true,
+        log_file: None,
     })
 }

@@ -26,6 +26,8 @@ pub struct UpArgs {
     pub domain: String,
     /// Platform-wide scaling defaults (Knative's unless overridden by flags).
     pub scaling: weft_autoscaler::Defaults,
+    /// Instance processes to keep started ahead of demand.
+    pub standby: usize,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -56,7 +58,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
-    let supervisor = Arc::new(supervisor::Supervisor::new(exe, args.state.logs(), endpoints, changes_tx));
+    let standby = Arc::new(supervisor::StandbyPool::new(
+        exe.clone(),
+        args.state.root.clone(),
+        args.state.logs().join("standby.log"),
+        args.standby,
+    ));
+    standby.refill();
+    let supervisor =
+        Arc::new(supervisor::Supervisor::new(standby.clone(), exe, args.state.logs(), endpoints, changes_tx));
     let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), scaler_metrics);
     gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
@@ -111,6 +121,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     shutdown.cancel();
     let _ = tokio::join!(ctl, scaler);
     supervisor.shutdown().await;
+    standby.clear();
     let _ = tokio::join!(gw_task, api_task);
     let _ = std::fs::remove_file(args.state.runtime());
     eprintln!("weft stopped");
