@@ -5,6 +5,7 @@ pub mod api;
 pub mod autoscale;
 pub mod controller;
 pub mod routes;
+pub mod standby;
 pub mod supervisor;
 
 use crate::state::{RuntimeInfo, StateDir};
@@ -58,7 +59,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
-    let standby = Arc::new(supervisor::StandbyPool::new(
+    let standby = Arc::new(standby::StandbyPool::new(
         exe.clone(),
         args.state.root.clone(),
         args.state.logs().join("standby.log"),

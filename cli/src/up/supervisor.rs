@@ -10,6 +10,7 @@
 //! This is the local backend of the `Scaler` seam (weft-autoscaler): the
 //! controller defines a revision, the autoscaler sets its replica count.
 
+use super::standby::{StandbyPool, assign};
 use crate::instance::{InstanceConfig, ReadyLine};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
@@ -57,81 +58,10 @@ struct Slot {
 }
 
 struct RevisionSet {
-    config: InstanceConfig,
+    pub(super) config: InstanceConfig,
     slots: Vec<Slot>,
     shared: SharedSlots,
     failure: Failure,
-}
-
-/// Instance processes started ahead of demand (`weft instance --standby`),
-/// each waiting for the config of the revision it will serve. Taking one skips
-/// the process start in a cold start; the pool refills in the background.
-pub struct StandbyPool {
-    exe: PathBuf,
-    state: PathBuf,
-    log: PathBuf,
-    target: usize,
-    ready: Mutex<Vec<Standby>>,
-}
-
-struct Standby {
-    child: Child,
-    stdin: tokio::process::ChildStdin,
-    stdout: tokio::process::ChildStdout,
-}
-
-impl StandbyPool {
-    pub fn new(exe: PathBuf, state: PathBuf, log: PathBuf, target: usize) -> Self {
-        Self { exe, state, log, target, ready: Mutex::new(Vec::new()) }
-    }
-
-    /// Starts standbys until the pool holds its target.
-    pub fn refill(&self) {
-        while lock(&self.ready).len() < self.target {
-            match self.spawn() {
-                Ok(s) => lock(&self.ready).push(s),
-                Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "start a standby instance");
-                    return;
-                }
-            }
-        }
-    }
-
-    fn spawn(&self) -> Result<Standby> {
-        if let Some(dir) = self.log.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut child = Command::new(&self.exe)
-            .args(["instance", "--standby", "--state"])
-            .arg(&self.state) // names the platform in `ps`, so its instances can be told apart
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("spawn {} instance --standby", self.exe.display()))?;
-        let stdin = child.stdin.take().context("standby stdin")?;
-        let stdout = child.stdout.take().context("standby stdout")?;
-        Ok(Standby { child, stdin, stdout })
-    }
-
-    /// A live standby, if any.
-    fn take(&self) -> Option<Standby> {
-        let mut ready = lock(&self.ready);
-        while let Some(mut s) = ready.pop() {
-            if matches!(s.child.try_wait(), Ok(None)) {
-                return Some(s);
-            }
-        }
-        None
-    }
-
-    /// Lets every standby go (shutdown); `kill_on_drop` ends them.
-    pub fn clear(&self) {
-        lock(&self.ready).clear();
-    }
 }
 
 pub struct Supervisor {
@@ -147,11 +77,11 @@ pub struct Supervisor {
 
 /// What one slot task needs.
 #[derive(Clone)]
-struct SlotCtx {
+pub(super) struct SlotCtx {
     standby: Arc<StandbyPool>,
     exe: PathBuf,
-    log: PathBuf,
-    config: InstanceConfig,
+    pub(super) log: PathBuf,
+    pub(super) config: InstanceConfig,
     me: Arc<Mutex<SlotShared>>,
     siblings: SharedSlots,
     failure: Failure,
@@ -160,7 +90,7 @@ struct SlotCtx {
     stop: CancellationToken,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -361,21 +291,6 @@ async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
     spawn_instance(ctx).await
 }
 
-/// Hands a standby its revision and waits for its ready line.
-async fn assign(ctx: &SlotCtx, mut s: Standby) -> Result<(Child, ReadyLine)> {
-    use tokio::io::AsyncWriteExt;
-    if let Some(dir) = ctx.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    let config = InstanceConfig { log_file: Some(ctx.log.display().to_string()), ..ctx.config.clone() };
-    let mut line = serde_json::to_vec(&config)?;
-    line.push(b'\n');
-    s.stdin.write_all(&line).await.context("send the config to a standby")?;
-    s.stdin.flush().await?;
-    let ready = read_ready(ctx, &mut s.child, s.stdout).await?;
-    Ok((s.child, ready))
-}
-
 async fn spawn_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
     if let Some(dir) = ctx.log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -402,7 +317,11 @@ async fn spawn_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
 }
 
 /// Reads an instance's ready line (its readiness signal).
-async fn read_ready(ctx: &SlotCtx, child: &mut Child, stdout: tokio::process::ChildStdout) -> Result<ReadyLine> {
+pub(super) async fn read_ready(
+    ctx: &SlotCtx,
+    child: &mut Child,
+    stdout: tokio::process::ChildStdout,
+) -> Result<ReadyLine> {
     let mut lines = BufReader::new(stdout).lines();
     let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
         Ok(Ok(Some(line))) => line,
