@@ -2,10 +2,11 @@
 # Installs what building and testing weft needs on a fresh Debian 12 machine:
 # the WASI guest toolchains (no rustup wasm target can be downloaded here, so Rust
 # guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc),
-# and wrk for the benchmarks. Skips what is already installed.
+# wrk for the benchmarks and procps (pgrep) for the tests. Skips what is
+# already installed.
 set -euo pipefail
 
-packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14 wrk)
+packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14 wrk procps)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -121,7 +121,7 @@ impl Endpoints {
     /// Claims an instance of the revision for one request.
     pub fn acquire(self: &Arc<Self>, key: &str) -> Result<Lease, NoLease> {
         let map = self.by_revision.load();
-        let rev = map.get(key).ok_or(NoLease::Empty)?;
+        let rev = map.get(key).filter(|r| !r.instances.is_empty()).ok_or(NoLease::Empty)?;
         let instance = match rev.capacity {
             0 => Some(two_choices(&rev.instances)),
             cap => first_free(&rev.instances, cap),
