@@ -91,3 +91,6 @@ impl Activator {
         result.map(|lease| (lease, start.elapsed()))
     }
 }
+
+#[cfg(test)]
+mod tests;
