@@ -1,7 +1,7 @@
 //! The Kubernetes scaler against a mock API server: what it sends, and what it
 //! reports back.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use http::{Method, Request, Response, StatusCode};
 use kube::Client;
