@@ -14,18 +14,14 @@ Usage: python3 bench/coldstart.py [N]    (N defaults to 100)
 """
 import concurrent.futures as cf
 import http.client
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weft-target"))
-WEFT = os.path.join(TARGET, "release", "weft")
-HELLO = os.path.join(ROOT, "functions/guests/build/hello.wasm")
+from platform_helpers import apply, guest, platform
+
+HELLO = guest("hello")
 
 
 def manifest(names):
@@ -69,25 +65,10 @@ def ms(x):
 
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    state = tempfile.mkdtemp(prefix="weft-cold-")
-    env = dict(os.environ, WEFT_LOG="warn")
-    up = subprocess.Popen(
-        [WEFT, "up", "--state", state, "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0",
-         "--allow-zero-initial-scale"],
-        stderr=open(os.path.join(state, "up.log"), "w"), env=env)
-    try:
-        runtime = os.path.join(state, "runtime.json")
-        for _ in range(200):
-            if os.path.exists(runtime):
-                break
-            time.sleep(0.05)
-        gateway = json.load(open(runtime))["gateway"]
+    with platform("--allow-zero-initial-scale") as (state, gateway):
         cold_names = [f"cold-{i:03}" for i in range(n)]
         burst_names = [f"burst-{i:03}" for i in range(n)]
-        path = os.path.join(state, "fns.yaml")
-        with open(path, "w") as f:
-            f.write(manifest(cold_names + burst_names))
-        subprocess.run([WEFT, "--state", state, "apply", "-f", path], check=True, capture_output=True)
+        apply(state, "fns.yaml", manifest(cold_names + burst_names))
 
         cold = []
         for name in cold_names:
@@ -112,9 +93,6 @@ def main():
             print(f"{label:8} {ms(pct(xs, 50)):>10} {ms(pct(xs, 99)):>10} {ms(statistics.mean(xs)):>10}")
         print(f"burst: {ok}/{n} answered 200 in {wall:.3f} s = {n / wall:.0f} cold starts/s")
         print(f"cold/warm p50 = {pct(cold, 50) / pct(warm, 50):.1f}   (targets: cold p50 <= 2 ms, p99 <= 10 ms, >= 1000 cold starts/s)")
-    finally:
-        up.terminate()
-        up.wait(timeout=60)
 
 
 if __name__ == "__main__":

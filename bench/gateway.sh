@@ -15,10 +15,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
 duration="${1:-10}"
 conns="${2:-32}"
 
-bash scripts/install-deps.sh
+bash scripts/build-release.sh -p weft-bench
 dpkg -s nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
-bash functions/guests/build.sh >/dev/null
-cargo build --release --quiet -p weft-cli -p weft-bench
 bin="$CARGO_TARGET_DIR/release"
 work=$(mktemp -d)
 pids=()

@@ -16,14 +16,12 @@ import http.client
 import json
 import os
 import subprocess
-import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weft-target"))
-WEFT = os.path.join(TARGET, "release", "weft")
-STRESS = os.path.join(ROOT, "functions/guests/build/stress.wasm")
+from platform_helpers import ROOT, WEFT, apply, guest, platform
+
+STRESS = guest("stress")
 REPORTS = os.path.join(ROOT, "bench/reports")
 STEPS = [(0, 4), (2, 12), (6, 12), (12, 14), (4, 14), (0, 16)]  # (clients, seconds)
 
@@ -109,21 +107,8 @@ def plot(rows, path):
 
 
 def main():
-    state = tempfile.mkdtemp(prefix="weft-scaling-")
-    up = subprocess.Popen(
-        [WEFT, "up", "--state", state, "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0",
-         "--scale-to-zero-grace", "1s", "--tick", "500ms"],
-        stderr=open(os.path.join(state, "up.log"), "w"), env=dict(os.environ, WEFT_LOG="warn"))
-    try:
-        runtime = os.path.join(state, "runtime.json")
-        for _ in range(200):
-            if os.path.exists(runtime):
-                break
-            time.sleep(0.05)
-        gateway = json.load(open(runtime))["gateway"]
-        path = os.path.join(state, "slow.yaml")
-        open(path, "w").write(MANIFEST)
-        subprocess.run([WEFT, "--state", state, "apply", "-f", path], check=True, capture_output=True)
+    with platform("--scale-to-zero-grace", "1s", "--tick", "500ms") as (state, gateway):
+        apply(state, "slow.yaml", MANIFEST)
         load = Load(gateway)
         load.start(max(c for c, _ in STEPS))
         rows, start, last_done = [], time.perf_counter(), 0
@@ -149,9 +134,6 @@ def main():
         print(f"requests: {load.done}, failed: {load.failed}; peak instances {peak}; "
               f"final instances {rows[-1]['actual']}")
         print("wrote bench/reports/scaling.csv and bench/reports/scaling.png")
-    finally:
-        up.terminate()
-        up.wait(timeout=60)
 
 
 if __name__ == "__main__":

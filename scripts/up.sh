@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
 
-bash scripts/install-deps.sh
-bash functions/guests/build.sh >/dev/null
-cargo build --release --quiet -p weft-cli
+bash scripts/build-release.sh
 weft="$CARGO_TARGET_DIR/release/weft"
 state="${WEFT_STATE:-.weft}"
 
