@@ -35,6 +35,7 @@ pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".status.desiredReplicas"),
     printcolumn(name = "Actual", type_ = "integer", json_path = ".status.actualReplicas"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -55,7 +55,7 @@ fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
             items.iter().map(function_row).collect(),
         ),
         "revisions" => (
-            vec!["NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AGE"],
+            vec!["NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AVAILABLE", "AGE"],
             items.iter().map(revision_row).collect(),
         ),
         other => bail!("no table for {other}"),
@@ -118,6 +118,7 @@ fn revision_row(item: &Value) -> Vec<String> {
         reason,
         s(&st["desiredReplicas"]),
         s(&st["actualReplicas"]),
+        s(&st["readyReplicas"]),
         age(&item["metadata"]["creationTimestamp"]),
     ]
 }

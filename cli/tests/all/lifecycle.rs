@@ -25,6 +25,11 @@ fn hello_answers_on_path_host_and_invoke() {
     assert_eq!(list[0]["status"]["actualReplicas"], 1);
     let table = p.weft_ok(&["get", "fn"]);
     assert!(table.starts_with("NAME") && table.contains("hello-00001"), "{table}");
+    let revs = p.weft_ok(&["get", "rev"]);
+    let (header, row) = revs.split_once('\n').unwrap();
+    assert!(header.contains("DESIRED") && header.contains("ACTUAL") && header.contains("AVAILABLE"), "{revs}");
+    let counts: Vec<&str> = row.split_whitespace().skip(3).take(3).collect();
+    assert_eq!(counts, vec!["1", "1", "1"], "{revs}");
     let yaml = p.weft_ok(&["get", "rev", "hello-00001", "-o", "yaml"]);
     assert!(yaml.contains("kind: Revision"), "{yaml}");
 }
