@@ -201,9 +201,12 @@ async fn run_config(cfg: InstanceConfig, prebuilt: Option<Engine>) -> Result<()>
     let serving = TcpListener::bind(cfg.listen).await.context("bind serving port")?;
     let admin = TcpListener::bind((cfg.listen.ip(), 0)).await.context("bind admin port")?;
     let ready = ReadyLine { serving: serving.local_addr()?, admin: admin.local_addr()? };
-    println!("{}", serde_json::to_string(&ready)?);
-    tracing::info!(pid = std::process::id(), function = %cfg.function, revision = %cfg.revision, serving = %ready.serving, admin = %ready.admin, "instance ready");
-    serve_until_signal(proxy, serving, admin, cfg.exit_with_parent).await
+    let line = serde_json::to_string(&ready)?;
+    let announce = move || {
+        println!("{line}");
+        tracing::info!(pid = std::process::id(), function = %cfg.function, revision = %cfg.revision, serving = %ready.serving, admin = %ready.admin, "instance ready");
+    };
+    serve_until_signal(proxy, serving, admin, cfg.exit_with_parent, announce).await
 }
 
 async fn serve_until_signal(
@@ -211,6 +214,7 @@ async fn serve_until_signal(
     serving: TcpListener,
     admin: TcpListener,
     exit_with_parent: bool,
+    announce: impl FnOnce(),
 ) -> Result<()> {
     let shutdown = CancellationToken::new();
     let p = proxy.clone();
@@ -220,6 +224,8 @@ async fn serve_until_signal(
         shutdown.clone(),
     ));
     let adm = tokio::spawn(weft_sidecar::serve::serve(admin, move |req, _| proxy.clone().admin(req), shutdown.clone()));
+    // Ready only once both accept loops run, so the first request is taken at once.
+    announce();
     tokio::select! {
         _ = crate::signals::wait_for_shutdown() => {}
         _ = parent_gone(), if exit_with_parent => tracing::warn!("parent exited"),
