@@ -11,6 +11,7 @@
 //! lacks burst capacity (`targetBurstCapacity`).
 
 use crate::endpoints::{Endpoints, Lease};
+use crate::guard::OnDrop;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,11 +71,15 @@ impl Activator {
     ) -> Result<(Lease, Duration), HoldError> {
         let start = Instant::now();
         let mut changes = endpoints.subscribe();
-        if self.change(key, true) > MAX_HELD {
+        let held = self.change(key, true);
+        // Released however the hold ends, a dropped request (client gone) too.
+        let _release = OnDrop::new(|| {
             self.change(key, false);
+        });
+        if held > MAX_HELD {
             return Err(HoldError::Full);
         }
-        hook.activate(ns, rev, self.held(key));
+        hook.activate(ns, rev, held);
         let wait = async {
             loop {
                 if let Ok(lease) = endpoints.acquire(key) {
@@ -86,9 +91,8 @@ impl Activator {
                 }
             }
         };
-        let result = tokio::time::timeout(HOLD_TIMEOUT, wait).await.map_err(|_| HoldError::Timeout);
-        self.change(key, false);
-        result.map(|lease| (lease, start.elapsed()))
+        let lease = tokio::time::timeout(HOLD_TIMEOUT, wait).await.map_err(|_| HoldError::Timeout)?;
+        Ok((lease, start.elapsed()))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::activator::{Activation, Activator, HoldError};
 use crate::endpoints::{Endpoints, Lease, revision_key};
+use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
 use crate::routing::{Resolved, RouteTable};
@@ -166,8 +167,10 @@ impl GatewayWorker {
         let labels = RevisionLabels { namespace: ns.to_string(), revision: revision.to_string() };
         let m = &self.gateway.metrics;
         m.held.get_or_create(&labels).inc();
+        let _held = OnDrop::new(|| {
+            m.held.get_or_create(&labels).dec();
+        });
         let held = self.gateway.activator.hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key).await;
-        m.held.get_or_create(&labels).dec();
         match held {
             Ok((lease, waited)) => {
                 m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());

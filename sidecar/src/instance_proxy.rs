@@ -4,6 +4,7 @@
 //! host takes it whole), and reports metrics the autoscaler will read.
 
 use crate::gateway::SCRIPT_NAME_HEADER;
+use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full};
 use crate::metrics::{InstanceMetrics, RequestLabels, encode};
 use crate::stats::Stats;
@@ -114,6 +115,10 @@ impl<H: Handler> InstanceProxy<H> {
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance queue is full");
         }
         self.stats.start(Instant::now());
+        let _admitted = OnDrop::new(|| {
+            self.stats.finish(Instant::now());
+            self.admitted.fetch_sub(1, Ordering::AcqRel);
+        });
         let deadline = self.config.timeout;
         let resp = match tokio::time::timeout(deadline, self.run(req, peer)).await {
             Ok(r) => r,
@@ -122,8 +127,6 @@ impl<H: Handler> InstanceProxy<H> {
                 format!("function {} did not answer within {deadline:?}", self.config.function),
             ),
         };
-        self.stats.finish(Instant::now());
-        self.admitted.fetch_sub(1, Ordering::AcqRel);
         resp
     }
 
@@ -139,19 +142,23 @@ impl<H: Handler> InstanceProxy<H> {
             }
         };
         self.metrics.queued.inc();
+        let queued = OnDrop::new(|| {
+            self.metrics.queued.dec();
+        });
         // On a deadline the future is dropped and the slot freed, while the guest
         // is stopped by its own epoch deadline a tick later: the limit may be
         // exceeded by one request for at most that tick.
         let permit = self.slots.acquire().await;
-        self.metrics.queued.dec();
+        drop(queued);
         let Ok(_permit) = permit else {
             return error_reply(StatusCode::SERVICE_UNAVAILABLE, "instance is shutting down");
         };
         self.metrics.inflight.inc();
+        let _inflight = OnDrop::new(|| {
+            self.metrics.inflight.dec();
+        });
         let script_name = parts.headers.get(SCRIPT_NAME_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let resp = self.handler.call(HandlerRequest { parts, body, peer, script_name }).await;
-        self.metrics.inflight.dec();
-        resp
+        self.handler.call(HandlerRequest { parts, body, peer, script_name }).await
     }
 
     /// The admin port: `/healthz`, `/metrics`, and `/stats` for the autoscaler.

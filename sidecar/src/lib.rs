@@ -14,6 +14,7 @@
 pub mod activator;
 pub mod endpoints;
 pub mod gateway;
+pub mod guard;
 pub mod http_util;
 pub mod instance_proxy;
 pub mod metrics;

@@ -86,3 +86,15 @@ async fn the_number_held_per_revision_is_bounded() {
         assert!(w.await.unwrap().is_ok());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_request_releases_its_hold() {
+    let (act, eps, hook) = setup();
+    let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
+    let held = tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(act.held("ns/r"), 1);
+    held.abort(); // the client went away
+    let _ = held.await;
+    assert_eq!(act.held("ns/r"), 0);
+}

@@ -140,3 +140,18 @@ async fn stats_report_load_since_the_last_read() {
     let area = field("concurrency") * field("seconds");
     assert!((1.1..1.6).contains(&area), "{text}");
 }
+
+#[tokio::test]
+async fn a_timed_out_request_leaves_no_phantom_load() {
+    let (_slow, addr, admin) = start(0, 200).await;
+    let c = client(false);
+    assert_eq!(get(&c, &format!("http://{addr}/?ms=1500"), None).await.0, 504);
+    let (_, _, metrics) = get(&c, &format!("http://{admin}/metrics"), None).await;
+    assert!(metrics.lines().any(|l| l == "weft_instance_inflight_requests 0"), "{metrics}");
+    assert!(metrics.lines().any(|l| l == "weft_instance_queued_requests 0"), "{metrics}");
+    // The autoscaler must not see the abandoned request as load.
+    let _ = get(&c, &format!("http://{admin}/stats"), None).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (_, _, stats) = get(&c, &format!("http://{admin}/stats"), None).await;
+    assert!(stats.starts_with(r#"{"concurrency":0,"#), "{stats}");
+}
