@@ -120,14 +120,13 @@ impl<H: Handler> InstanceProxy<H> {
             self.admitted.fetch_sub(1, Ordering::AcqRel);
         });
         let deadline = self.config.timeout;
-        let resp = match tokio::time::timeout(deadline, self.run(req, peer)).await {
+        match tokio::time::timeout(deadline, self.run(req, peer)).await {
             Ok(r) => r,
             Err(_) => error_reply(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("function {} did not answer within {deadline:?}", self.config.function),
             ),
-        };
-        resp
+        }
     }
 
     async fn run(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
