@@ -59,10 +59,6 @@ impl RevisionAutoscaler {
         }
     }
 
-    pub fn spec(&self) -> &ScalingSpec {
-        &self.spec
-    }
-
     /// True once the revision reached its initial scale (at once for 0): from
     /// then on it may sit at zero and still be ready to serve.
     pub fn initialized(&self) -> bool {

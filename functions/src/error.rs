@@ -51,9 +51,4 @@ impl HostError {
             _ => 500,
         }
     }
-
-    /// True when the guest misbehaved (as opposed to the platform failing).
-    pub fn is_guest_fault(&self) -> bool {
-        matches!(self, Self::Timeout(_) | Self::MemoryLimit { .. } | Self::Trap(_) | Self::Exit(_) | Self::BadOutput(_))
-    }
 }

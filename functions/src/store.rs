@@ -14,7 +14,7 @@ pub struct ModuleStore {
 }
 
 /// `sha256:<hex>` of `bytes`.
-pub fn digest_of(bytes: &[u8]) -> String {
+fn digest_of(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

@@ -113,11 +113,6 @@ impl Endpoints {
         self.bump();
     }
 
-    /// Ready addresses of a revision.
-    pub fn addrs(&self, key: &str) -> Vec<SocketAddr> {
-        self.by_revision.load().get(key).map(|r| r.instances.iter().map(|i| i.addr).collect()).unwrap_or_default()
-    }
-
     /// Claims an instance of the revision for one request.
     pub fn acquire(self: &Arc<Self>, key: &str) -> Result<Lease, NoLease> {
         let map = self.by_revision.load();

@@ -111,14 +111,6 @@ impl RouteTable {
         &self.domain
     }
 
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.paths.is_empty()
-    }
-
     /// Looks up by host first (port and case ignored), then by path.
     pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<Resolved> {
         self.resolve_host(host).or_else(|| self.resolve_path(path))

@@ -63,9 +63,8 @@ impl AutoscalerMetrics {
         m
     }
 
-    fn record(&self, key: &str, d: &Decision) {
-        let (namespace, revision) = key.split_once('/').unwrap_or(("", key));
-        let l = RevisionLabels { namespace: namespace.to_string(), revision: revision.to_string() };
+    fn record(&self, target: &ScaleTarget, d: &Decision) {
+        let l = RevisionLabels { namespace: target.namespace.clone(), revision: target.revision.clone() };
         self.stable.get_or_create(&l).set(d.stable);
         self.panic.get_or_create(&l).set(d.panic);
         self.desired.get_or_create(&l).set(i64::from(d.desired));
@@ -201,7 +200,7 @@ impl Autoscale {
         };
         let ready = self.supervisor.replicas(&e.target).map(|r| r.ready).unwrap_or(0);
         let d = e.auto.tick(now, ready, e.reachable);
-        self.metrics.record(key, &d);
+        self.metrics.record(&e.target, &d);
         let span = tracing::debug_span!("autoscale", revision = %key);
         let _g = span.enter();
         tracing::debug!(

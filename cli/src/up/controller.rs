@@ -43,17 +43,17 @@ impl Controller {
         mut changes: mpsc::UnboundedReceiver<FunctionKey>,
         shutdown: CancellationToken,
     ) {
-        self.reconcile_all().await;
+        self.reconcile_all();
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             let mut due = BTreeSet::new();
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = resync.tick() => { self.reconcile_all().await; continue; }
+                _ = resync.tick() => { self.reconcile_all(); continue; }
                 ev = watch.recv() => match ev {
                     Ok(ev) => { due.insert(function_of(&ev)); }
                     // Missed events: reconcile everything.
-                    Err(_) => { self.reconcile_all().await; continue; }
+                    Err(_) => { self.reconcile_all(); continue; }
                 },
                 Some(key) = changes.recv() => { due.insert(key); }
             }
@@ -65,32 +65,40 @@ impl Controller {
                 due.insert(key);
             }
             for (ns, name) in due {
-                self.reconcile_logged(&ns, &name).await;
+                self.reconcile_logged(&ns, &name);
             }
+            // Once per batch: the table is rebuilt from every Function.
+            self.publish_routes();
         }
     }
 
-    async fn reconcile_all(&self) {
+    fn reconcile_all(&self) {
         let mut keys = BTreeSet::new();
-        for f in self.store.list::<Function>(None).unwrap_or_default() {
+        let (functions, revisions) = match (self.store.list::<Function>(None), self.store.list::<Revision>(None)) {
+            (Ok(f), Ok(r)) => (f, r),
+            (Err(e), _) | (_, Err(e)) => {
+                return tracing::error!(error = %e, "list resources; will retry on the next resync");
+            }
+        };
+        for f in functions {
             keys.insert((
                 f.metadata.namespace.clone().unwrap_or_default(),
                 f.metadata.name.clone().unwrap_or_default(),
             ));
         }
         // Revisions whose function is gone still need cleaning up.
-        for r in self.store.list::<Revision>(None).unwrap_or_default() {
+        for r in revisions {
             if let Some(f) = r.metadata.labels.as_ref().and_then(|l| l.get(FUNCTION_LABEL)) {
                 keys.insert((r.metadata.namespace.clone().unwrap_or_default(), f.clone()));
             }
         }
         for (ns, name) in keys {
-            self.reconcile_logged(&ns, &name).await;
+            self.reconcile_logged(&ns, &name);
         }
         self.publish_routes();
     }
 
-    async fn reconcile_logged(&self, ns: &str, name: &str) {
+    fn reconcile_logged(&self, ns: &str, name: &str) {
         let span = tracing::info_span!("reconcile", namespace = %ns, function = %name);
         let _enter = span.enter();
         // Store writes wait for fsync: keep them off the async worker threads.
@@ -105,15 +113,15 @@ impl Controller {
             return self.remove(ns, revisions);
         };
         let now = now_rfc3339();
-        let plan = plan_function(&function, &revisions, &self.base, &now);
+        let mut plan = plan_function(&function, &revisions, &self.base, &now);
         let mut revisions = revisions;
-        if let Some(new) = plan.new_revision {
+        if let Some(new) = plan.new_revision.take() {
             self.prepare(&new);
             let (stored, _) = self.store.apply(&new)?;
             tracing::info!(revision = stored.metadata.name.as_deref().unwrap_or(""), "revision created");
             revisions.push(stored);
+            plan = plan_function(&function, &revisions, &self.base, &now);
         }
-        let plan = plan_function(&function, &revisions, &self.base, &now);
         for rev in &mut revisions {
             let rname = rev.metadata.name.clone().unwrap_or_default();
             let state = self.scale(ns, name, rev, plan.routed.contains(&rname));
@@ -124,7 +132,6 @@ impl Controller {
         // Plan again with the revisions' fresh status for the function's status.
         let plan = plan_function(&function, &revisions, &self.base, &now);
         self.store.update_status::<Function>(ns, name, &plan.status)?;
-        self.publish_routes();
         Ok(())
     }
 
@@ -178,7 +185,6 @@ impl Controller {
             self.store.delete::<Revision>(ns, &rname)?;
             tracing::info!(revision = %rname, "revision deleted");
         }
-        self.publish_routes();
         Ok(())
     }
 

@@ -84,9 +84,6 @@ impl StandbyPool {
 /// Hands a standby its revision and waits for its ready line.
 pub(super) async fn assign(ctx: &SlotCtx, mut s: Standby) -> Result<(Child, ReadyLine)> {
     use tokio::io::AsyncWriteExt;
-    if let Some(dir) = ctx.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
     let config = InstanceConfig { log_file: Some(ctx.log.display().to_string()), ..ctx.config.clone() };
     let mut line = serde_json::to_vec(&config)?;
     line.push(b'\n');

@@ -280,6 +280,9 @@ async fn supervise(ctx: &SlotCtx, mut child: Child) -> Exit {
 }
 
 async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
+    if let Some(dir) = ctx.log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
     if let Some(standby) = ctx.standby.take() {
         let pool = ctx.standby.clone();
         tokio::task::spawn_blocking(move || pool.refill());
@@ -292,9 +295,6 @@ async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
 }
 
 async fn spawn_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
-    if let Some(dir) = ctx.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -347,9 +347,9 @@ async fn terminate(child: &mut Child) {
 }
 
 impl SlotCtx {
+    /// Updates this slot's state; callers then report it with `changed`.
     fn set(&self, f: impl FnOnce(&mut SlotShared)) {
         f(&mut lock(&self.me));
-        self.publish();
     }
 
     /// Publishes the revision's ready addresses to the gateway.

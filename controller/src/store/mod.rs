@@ -33,7 +33,7 @@ pub enum StoreError {
     },
     #[error("resource store: {0}")]
     Db(String),
-    #[error("stored {key} does not decode: {source}")]
+    #[error("{key} does not encode or decode as JSON: {source}")]
     Decode {
         key: String,
         #[source]
@@ -158,7 +158,9 @@ impl EmbeddedStore {
                 (merged, outcome)
             } else {
                 let merged = self.stamp(&tx, merged)?;
-                table.insert(key.as_str(), serde_json::to_vec(&merged).unwrap_or_default().as_slice())?;
+                let bytes =
+                    serde_json::to_vec(&merged).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
+                table.insert(key.as_str(), bytes.as_slice())?;
                 (merged, outcome)
             }
         };
@@ -196,7 +198,9 @@ impl EmbeddedStore {
             } else {
                 obj["status"] = status;
                 let obj = self.stamp(&tx, obj)?;
-                table.insert(key.as_str(), serde_json::to_vec(&obj).unwrap_or_default().as_slice())?;
+                let bytes =
+                    serde_json::to_vec(&obj).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
+                table.insert(key.as_str(), bytes.as_slice())?;
                 true
             }
         };
