@@ -26,6 +26,10 @@ pub enum HostError {
     },
     #[error("link module (it may import something other than wasi_snapshot_preview1): {0}")]
     Link(#[source] wasmtime::Error),
+    #[error(
+        "module does not export `_start`: build it as a WASI command (a program with main), not a library or reactor"
+    )]
+    NotACommand,
     #[error("instantiate: {0}")]
     Instantiate(#[source] wasmtime::Error),
     #[error("function ran past its deadline of {0:?} and was stopped")]

@@ -82,6 +82,11 @@ impl FunctionHost {
         identity: Identity,
         env: Vec<(String, String)>,
     ) -> Result<Self, HostError> {
+        // Checked here so a module that is not a WASI command fails at startup
+        // with a clear reason, not on every request.
+        if !matches!(module.get_export("_start"), Some(wasmtime::ExternType::Func(_))) {
+            return Err(HostError::NotACommand);
+        }
         let mut linker: Linker<GuestState> = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi).map_err(HostError::Link)?;
         let pre = linker.instantiate_pre(module).map_err(HostError::Link)?;
@@ -93,7 +98,10 @@ impl FunctionHost {
     }
 
     /// Runs the guest for one request and parses its CGI response. Blocks the
-    /// calling thread for at most the deadline (plus one epoch tick).
+    /// calling thread until the guest ends or its deadline (plus one epoch tick)
+    /// passes — except inside a blocking WASI call (a sleep), which epochs
+    /// cannot interrupt: the guest is stopped when the call returns, while the
+    /// instance proxy has already answered 504 at the deadline.
     pub fn handle(&self, req: &GuestRequest) -> Result<GuestResponse, HostError> {
         let stdout = MemoryOutputPipe::new(MAX_STDOUT);
         let stderr = MemoryOutputPipe::new(MAX_STDERR);

@@ -127,3 +127,16 @@ fn store_recompiles_a_damaged_cache_and_refuses_non_wasm() {
     assert!(matches!(store.load(&engine, &missing), Err(HostError::ModuleMissing { .. })));
     assert!(matches!(store.load(&engine, "md5:x"), Err(HostError::BadDigest(_))));
 }
+
+#[test]
+fn a_module_without_start_is_refused_at_startup() {
+    let engine = new_engine(EngineOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModuleStore::open(dir.path()).unwrap();
+    // The smallest valid module: no imports, no exports.
+    let digest = store.put(&engine, b"\0asm\x01\0\0\0").unwrap();
+    let module = store.load(&engine, &digest).unwrap();
+    let limits = HostLimits { timeout: Duration::from_secs(1), memory_bytes: 1 << 20 };
+    let err = FunctionHost::new(&engine, &module, limits, Identity::default(), vec![]).err().unwrap();
+    assert!(matches!(err, HostError::NotACommand), "{err}");
+}
