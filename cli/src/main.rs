@@ -47,9 +47,10 @@ struct ScalingFlags {
     /// Let functions start at zero instances (`autoscaling.weft.dev/initial-scale: "0"`).
     #[arg(long)]
     allow_zero_initial_scale: bool,
-    /// Instance processes kept started ahead of demand, for fast cold starts.
-    #[arg(long, default_value_t = 2)]
-    standby_instances: usize,
+    /// Function host processes; each serves replicas of any revision, so a
+    /// cold start needs no process start (default: one per core).
+    #[arg(long, default_value_t = weft_sidecar::serve::default_workers())]
+    hosts: usize,
     /// How often the autoscaler decides.
     #[arg(long, default_value = "2s", value_parser = duration)]
     tick: Duration,
@@ -147,14 +148,15 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         tail: usize,
     },
-    /// Run one function instance (started by `weft up` or a cluster Deployment).
+    /// Run one function instance (a cluster Pod), or a function host that
+    /// `weft up` drives over stdin (`--host`).
     Instance {
         /// Instance configuration as JSON.
-        #[arg(long, required_unless_present = "standby")]
+        #[arg(long, required_unless_present = "host")]
         config: Option<String>,
-        /// Start ahead of demand and read the configuration from stdin.
+        /// Serve replicas of any revision, started and stopped by JSON lines on stdin.
         #[arg(long, conflicts_with = "config")]
-        standby: bool,
+        host: bool,
     },
 }
 
@@ -188,11 +190,11 @@ async fn run(cli: Cli) -> Result<()> {
     let connect = || client::Client::connect(&state);
     match cli.command {
         Command::Up { gateway, api, domain, scaling: flags } => {
-            let (scaling, standby) = (flags.defaults(), flags.standby_instances);
-            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, standby }).await
+            let (scaling, hosts) = (flags.defaults(), flags.hosts);
+            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts }).await
         }
         Command::Instance { config: Some(config), .. } => instance::run(&config).await,
-        Command::Instance { config: None, .. } => instance::run_standby().await,
+        Command::Instance { config: None, .. } => instance::host::run().await,
         Command::Apply { file, no_wait, timeout } => {
             let args = cmd::apply::ApplyArgs { file, wait: !no_wait, timeout: Duration::from_secs(timeout) };
             cmd::apply::run(&connect()?, &args).await

@@ -181,7 +181,7 @@ impl FunctionHost {
             HostError::Instantiate(e)
         };
         let id = &self.identity;
-        tracing::warn!(function = %id.function, revision = %id.revision, error = %err, "guest failed");
+        tracing::warn!(namespace = %id.namespace, function = %id.function, revision = %id.revision, error = %err, "guest failed");
         err
     }
 
@@ -193,7 +193,7 @@ impl FunctionHost {
         let bytes = stderr.contents();
         let id = &self.identity;
         for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.is_empty()) {
-            tracing::info!(target: "weft::guest", function = %id.function, revision = %id.revision, "{line}");
+            tracing::info!(target: "weft::guest", namespace = %id.namespace, function = %id.function, revision = %id.revision, "{line}");
         }
     }
 }

@@ -173,6 +173,7 @@ impl GatewayWorker {
         let held = self.gateway.activator.hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key).await;
         match held {
             Ok((lease, waited)) => {
+                tracing::debug!(instance = %lease.addr(), ?waited, "held request released");
                 m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
                 Ok(lease)
             }

@@ -97,7 +97,7 @@ impl<H: Handler> InstanceProxy<H> {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = Instant::now();
         let trace = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let span = tracing::info_span!("instance", function = %self.config.function, revision = %self.config.revision, traceparent = %trace);
+        let span = tracing::info_span!("instance", namespace = %self.config.namespace, function = %self.config.function, revision = %self.config.revision, traceparent = %trace);
         let resp = self.admit(req, peer).instrument(span).await;
         let labels = RequestLabels {
             namespace: self.config.namespace.clone(),

@@ -211,13 +211,14 @@ struct LogQuery {
     tail: Option<usize>,
 }
 
-/// The last lines of each instance log of a function, oldest file first.
+/// The last lines about a function in each function host's log: the lines
+/// tagged with its namespace and name (instance events and guest stderr).
 async fn logs(
     State(s): State<Shared>,
     Path((ns, function)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Result<String, ApiError> {
-    let dir = s.logs.join(&ns).join(&function);
+    let dir = s.logs.join("hosts");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no logs for function {ns}/{function}")))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -227,11 +228,39 @@ async fn logs(
     let mut out = String::new();
     for path in files {
         let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> =
+            text.lines().filter(|l| has_field(l, "namespace", &ns) && has_field(l, "function", &function)).collect();
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         for line in &lines[lines.len().saturating_sub(tail)..] {
             out.push_str(&format!("[{stem}] {line}\n"));
         }
     }
     Ok(out)
+}
+
+/// Whether a log line carries `name=value` as a whole field (so `hello` does
+/// not match `hello2`).
+fn has_field(line: &str, name: &str, value: &str) -> bool {
+    let needle = format!("{name}={value}");
+    line.match_indices(&needle).any(|(i, _)| {
+        let before = line[..i].chars().next_back();
+        let after = line[i + needle.len()..].chars().next();
+        matches!(before, None | Some(' ' | '{')) && matches!(after, None | Some(' ' | '}' | ':'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_field;
+
+    #[test]
+    fn log_fields_match_whole_values() {
+        let line = "INFO instance{namespace=default function=hello revision=hello-00001}: hi";
+        assert!(has_field(line, "function", "hello"));
+        assert!(has_field(line, "namespace", "default"));
+        assert!(!has_field(line, "function", "hell"));
+        assert!(!has_field("x function=hello2 y", "function", "hello"));
+        assert!(!has_field("x myfunction=hello", "function", "hello"));
+        assert!(has_field("ready function=hello", "function", "hello"));
+    }
 }

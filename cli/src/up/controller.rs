@@ -47,11 +47,13 @@ impl Controller {
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             let mut due = BTreeSet::new();
+            // Routes come from Functions only: rebuild them when one changed.
+            let mut routes_changed = false;
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = resync.tick() => { self.reconcile_all(); continue; }
                 ev = watch.recv() => match ev {
-                    Ok(ev) => { due.insert(function_of(&ev)); }
+                    Ok(ev) => { routes_changed |= ev.kind == "functions"; due.insert(function_of(&ev)); }
                     // Missed events: reconcile everything.
                     Err(_) => { self.reconcile_all(); continue; }
                 },
@@ -59,6 +61,7 @@ impl Controller {
             }
             // Coalesce whatever else is already queued.
             while let Ok(ev) = watch.try_recv() {
+                routes_changed |= ev.kind == "functions";
                 due.insert(function_of(&ev));
             }
             while let Ok(key) = changes.try_recv() {
@@ -67,8 +70,11 @@ impl Controller {
             for (ns, name) in due {
                 self.reconcile_logged(&ns, &name);
             }
-            // Once per batch: the table is rebuilt from every Function.
-            self.publish_routes();
+            // Reconciling may have written a Function's status (its ready revision):
+            // its event comes back through the watch and rebuilds the table then.
+            if routes_changed {
+                self.publish_routes(); // once per batch: built from every Function
+            }
         }
     }
 
@@ -101,10 +107,12 @@ impl Controller {
     fn reconcile_logged(&self, ns: &str, name: &str) {
         let span = tracing::info_span!("reconcile", namespace = %ns, function = %name);
         let _enter = span.enter();
+        let start = tokio::time::Instant::now();
         // Store writes wait for fsync: keep them off the async worker threads.
         if let Err(e) = tokio::task::block_in_place(|| self.reconcile(ns, name)) {
             tracing::error!(error = %e, "reconcile failed; will retry on the next resync");
         }
+        tracing::debug!(took = ?start.elapsed(), "reconciled");
     }
 
     fn reconcile(&self, ns: &str, name: &str) -> Result<(), StoreError> {
@@ -189,7 +197,8 @@ impl Controller {
     }
 
     fn revisions_of(&self, ns: &str, name: &str) -> Result<Vec<Revision>, StoreError> {
-        let all = self.store.list::<Revision>(Some(ns))?;
+        // Revision names start with their function's name: scan only those.
+        let all = self.store.list_prefixed::<Revision>(ns, &format!("{name}-"))?;
         Ok(all
             .into_iter()
             .filter(|r| r.metadata.labels.as_ref().and_then(|l| l.get(FUNCTION_LABEL)).is_some_and(|f| f == name))
@@ -197,10 +206,12 @@ impl Controller {
     }
 
     fn publish_routes(&self) {
+        let start = tokio::time::Instant::now();
         match self.store.list::<Function>(None) {
             Ok(fns) => self.gateway.set_routes(routes::table(&self.base.domain, &fns)),
             Err(e) => tracing::error!(error = %e, "list functions for routes"),
         }
+        tracing::debug!(took = ?start.elapsed(), "routes published");
     }
 
     fn broken_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
@@ -244,6 +255,5 @@ pub fn instance_config(
         container_concurrency: spec.container_concurrency.unwrap_or(0),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         exit_with_parent: true,
-        log_file: None,
     })
 }

@@ -4,8 +4,8 @@
 pub mod api;
 pub mod autoscale;
 pub mod controller;
+pub mod hosts;
 pub mod routes;
-pub mod standby;
 pub mod supervisor;
 
 use crate::state::{RuntimeInfo, StateDir};
@@ -27,8 +27,8 @@ pub struct UpArgs {
     pub domain: String,
     /// Platform-wide scaling defaults (Knative's unless overridden by flags).
     pub scaling: weft_autoscaler::Defaults,
-    /// Instance processes to keep started ahead of demand.
-    pub standby: usize,
+    /// Function host processes (each serves replicas of any revision).
+    pub hosts: usize,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -59,15 +59,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
-    let standby = Arc::new(standby::StandbyPool::new(
-        exe.clone(),
-        args.state.root.clone(),
-        args.state.logs().join("standby.log"),
-        args.standby,
-    ));
-    standby.refill();
-    let supervisor =
-        Arc::new(supervisor::Supervisor::new(standby.clone(), exe, args.state.logs(), endpoints, changes_tx));
+    let hosts = hosts::HostPool::start(exe, args.state.root.clone(), args.state.logs().join("hosts"), args.hosts);
+    let supervisor = Arc::new(supervisor::Supervisor::new(hosts.clone(), endpoints, changes_tx));
     let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), scaler_metrics);
     gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
@@ -122,7 +115,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     shutdown.cancel();
     let _ = tokio::join!(ctl, scaler);
     supervisor.shutdown().await;
-    standby.clear();
+    hosts.shutdown().await;
     let _ = tokio::join!(gw_task, api_task);
     let _ = std::fs::remove_file(args.state.runtime());
     eprintln!("weft stopped");

@@ -1,26 +1,21 @@
-//! The local process supervisor: runs each revision's replicas as `weft instance`
-//! child processes on loopback, restarts them with backoff when they crash,
-//! publishes ready addresses to the gateway's endpoints, and drains them on stop.
+//! The local supervisor: runs each revision's replicas on the function hosts
+//! (`hosts.rs`), restarts them with backoff when they are lost, publishes ready
+//! addresses to the gateway's endpoints, and drains them on stop.
 //!
-//! Each replica is a *slot* with its own task. A slot owns its child process, so
-//! a crash, a restart or a stop of one replica never touches another. Changes are
+//! Each replica is a *slot* with its own task. A slot owns its replica, so a
+//! crash, a restart or a stop of one replica never touches another. Changes are
 //! reported to the controller as the key of the function, which then re-reads the
 //! state (level-triggered, like a watch).
 //!
 //! This is the local backend of the `Scaler` seam (weft-autoscaler): the
 //! controller defines a revision, the autoscaler sets its replica count.
 
-use super::standby::{StandbyPool, assign};
-use crate::instance::{InstanceConfig, ReadyLine};
-use anyhow::{Context, Result, bail};
+use super::hosts::{Assignment, HostPool};
+use crate::instance::InstanceConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -30,10 +25,6 @@ use weft_controller::ReplicaState;
 use weft_sidecar::Endpoints;
 use weft_sidecar::endpoints::revision_key;
 
-/// Time an instance has to print its ready line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time a stopping instance has to drain before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A replica that ran this long is healthy again: its next crash restarts fast.
@@ -65,9 +56,7 @@ struct RevisionSet {
 }
 
 pub struct Supervisor {
-    standby: Arc<StandbyPool>,
-    exe: PathBuf,
-    logs: PathBuf,
+    hosts: Arc<HostPool>,
     endpoints: Arc<Endpoints>,
     notify: mpsc::UnboundedSender<FunctionKey>,
     revisions: Mutex<HashMap<String, RevisionSet>>,
@@ -78,10 +67,8 @@ pub struct Supervisor {
 /// What one slot task needs.
 #[derive(Clone)]
 pub(super) struct SlotCtx {
-    standby: Arc<StandbyPool>,
-    exe: PathBuf,
-    pub(super) log: PathBuf,
-    pub(super) config: InstanceConfig,
+    hosts: Arc<HostPool>,
+    config: InstanceConfig,
     me: Arc<Mutex<SlotShared>>,
     siblings: SharedSlots,
     failure: Failure,
@@ -90,28 +77,14 @@ pub(super) struct SlotCtx {
     stop: CancellationToken,
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Supervisor {
-    pub fn new(
-        standby: Arc<StandbyPool>,
-        exe: PathBuf,
-        logs: PathBuf,
-        endpoints: Arc<Endpoints>,
-        notify: mpsc::UnboundedSender<FunctionKey>,
-    ) -> Self {
-        Self {
-            standby,
-            exe,
-            logs,
-            endpoints,
-            notify,
-            revisions: Mutex::new(HashMap::new()),
-            closed: Default::default(),
-        }
+    pub fn new(hosts: Arc<HostPool>, endpoints: Arc<Endpoints>, notify: mpsc::UnboundedSender<FunctionKey>) -> Self {
+        Self { hosts, endpoints, notify, revisions: Mutex::new(HashMap::new()), closed: Default::default() }
     }
 
     /// Makes a revision known (like creating its Deployment) at its current
@@ -150,7 +123,7 @@ impl Supervisor {
             return;
         }
         while set.slots.len() < n {
-            let slot = self.start_slot(set, set.slots.len());
+            let slot = self.start_slot(set);
             set.slots.push(slot);
         }
         while set.slots.len() > n {
@@ -160,18 +133,13 @@ impl Supervisor {
         }
     }
 
-    fn start_slot(&self, set: &RevisionSet, index: usize) -> Slot {
-        let config = &set.config;
+    fn start_slot(&self, set: &RevisionSet) -> Slot {
         let me: Arc<Mutex<SlotShared>> = Arc::default();
         lock(&set.shared).push(me.clone());
         let stop = CancellationToken::new();
-        let log =
-            self.logs.join(&config.namespace).join(&config.function).join(format!("{}-{index}.log", config.revision));
         let ctx = SlotCtx {
-            standby: self.standby.clone(),
-            exe: self.exe.clone(),
-            log,
-            config: config.clone(),
+            hosts: self.hosts.clone(),
+            config: set.config.clone(),
             me,
             siblings: set.shared.clone(),
             failure: set.failure.clone(),
@@ -221,13 +189,15 @@ impl Supervisor {
 async fn run_slot(ctx: SlotCtx) {
     let mut backoff = BACKOFF_MIN;
     while !ctx.stop.is_cancelled() {
-        match start_instance(&ctx).await {
-            Ok((child, ready)) => {
+        match ctx.hosts.assign(&ctx.config).await {
+            Ok(replica) => {
                 let started = Instant::now();
+                let ready = replica.ready;
+                tracing::debug!(revision = %ctx.config.revision, serving = %ready.serving, "replica started");
                 ctx.set(|s| *s = SlotShared { running: true, ready: Some(ready.serving), admin: Some(ready.admin) });
                 *lock(&ctx.failure) = None;
                 ctx.changed();
-                if supervise(&ctx, child).await == Exit::Stopped {
+                if supervise(&ctx, replica).await == Exit::Stopped {
                     break;
                 }
                 if started.elapsed() > HEALTHY_RUN {
@@ -253,96 +223,30 @@ async fn run_slot(ctx: SlotCtx) {
 
 #[derive(PartialEq, Eq)]
 enum Exit {
-    Crashed,
+    Lost,
     Stopped,
 }
 
-/// Waits for the child to exit or for the slot to be stopped.
-async fn supervise(ctx: &SlotCtx, mut child: Child) -> Exit {
+/// Waits for the replica to be lost (its host died) or for the slot to be stopped.
+async fn supervise(ctx: &SlotCtx, replica: Assignment) -> Exit {
     tokio::select! {
-        status = child.wait() => {
-            let what = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-            tracing::warn!(revision = %ctx.config.revision, status = %what, "instance exited; restarting with backoff");
-            *lock(&ctx.failure) = Some(("ExitCode".into(), format!("instance exited ({what}); see `weft logs {}`", ctx.config.function)));
+        _ = replica.lost() => {
+            let pid = replica.host_pid();
+            tracing::warn!(revision = %ctx.config.revision, host_pid = pid, "instance lost with its host; restarting with backoff");
+            let why = format!("the function host (pid {pid}) running this instance exited; see `weft logs {}`", ctx.config.function);
+            *lock(&ctx.failure) = Some(("HostExited".into(), why));
             ctx.set(|s| *s = SlotShared::default());
             ctx.changed();
-            Exit::Crashed
+            Exit::Lost
         }
         _ = ctx.stop.cancelled() => {
             // Take it out of the endpoints first, so no new request reaches it.
             ctx.set(|s| (s.ready, s.admin) = (None, None));
             ctx.changed();
-            terminate(&mut child).await;
+            replica.stop().await;
             ctx.set(|s| s.running = false);
             Exit::Stopped
         }
-    }
-}
-
-async fn start_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
-    if let Some(dir) = ctx.log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    if let Some(standby) = ctx.standby.take() {
-        let pool = ctx.standby.clone();
-        tokio::task::spawn_blocking(move || pool.refill());
-        match assign(ctx, standby).await {
-            Ok(started) => return Ok(started),
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "standby instance failed; starting a new one"),
-        }
-    }
-    spawn_instance(ctx).await
-}
-
-async fn spawn_instance(ctx: &SlotCtx) -> Result<(Child, ReadyLine)> {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&ctx.log)
-        .with_context(|| format!("open {}", ctx.log.display()))?;
-    tracing::debug!(revision = %ctx.config.revision, "spawning instance");
-    let mut child = Command::new(&ctx.exe)
-        .arg("instance")
-        .arg("--config")
-        .arg(serde_json::to_string(&ctx.config)?)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("spawn {} instance", ctx.exe.display()))?;
-    let stdout = child.stdout.take().context("instance stdout")?;
-    let ready = read_ready(ctx, &mut child, stdout).await?;
-    Ok((child, ready))
-}
-
-/// Reads an instance's ready line (its readiness signal).
-pub(super) async fn read_ready(
-    ctx: &SlotCtx,
-    child: &mut Child,
-    stdout: tokio::process::ChildStdout,
-) -> Result<ReadyLine> {
-    let mut lines = BufReader::new(stdout).lines();
-    let line = match tokio::time::timeout(START_TIMEOUT, lines.next_line()).await {
-        Ok(Ok(Some(line))) => line,
-        Ok(_) => {
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
-            bail!("instance exited before it was ready ({status}); see {}", ctx.log.display());
-        }
-        Err(_) => bail!("instance was not ready within {START_TIMEOUT:?}"),
-    };
-    let ready: ReadyLine = serde_json::from_str(&line).with_context(|| format!("instance ready line {line:?}"))?;
-    tracing::debug!(revision = %ctx.config.revision, serving = %ready.serving, "instance ready line read");
-    Ok(ready)
-}
-
-/// SIGTERM, then SIGKILL after the grace period.
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-    }
-    if tokio::time::timeout(STOP_GRACE, child.wait()).await.is_err() {
-        let _ = child.kill().await;
     }
 }
 

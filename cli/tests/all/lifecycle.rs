@@ -67,15 +67,16 @@ fn delete_removes_the_function_and_stops_its_instances() {
     let p = Platform::start();
     p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
     assert_eq!(p.get(None, "/default/hello/").0, 200);
-    let serving = serving_pids(&p, "hello");
+    let serving = serving_addrs(&p, "hello");
     assert_eq!(serving.len(), 1);
+    assert!(std::net::TcpStream::connect(serving[0]).is_ok());
     let out = p.weft_ok(&["delete", "function", "hello"]);
     assert!(out.contains("hello deleted"), "{out}");
     assert_eq!(p.get(None, "/default/hello/").0, 404);
     let revs: Value = serde_json::from_str(&p.weft_ok(&["get", "rev", "-o", "json"])).unwrap();
     assert!(revs.as_array().unwrap().is_empty());
-    // Its instance process is gone (the platform's standbys stay).
-    wait_for(std::time::Duration::from_secs(15), || (!alive(serving[0])).then_some(()));
+    // Its instance is drained and stopped: its port is closed (its host stays).
+    wait_for(std::time::Duration::from_secs(15), || std::net::TcpStream::connect(serving[0]).is_err().then_some(()));
     let again = p.weft(&["delete", "function", "hello"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not found"));
@@ -99,13 +100,23 @@ fn the_hello_example_deploys_as_documented() {
     assert_eq!(p.get(None, "/default/hello/").0, 200);
 }
 
-/// PIDs of the instances that served `function`, from their ready log lines.
-fn serving_pids(p: &Platform, function: &str) -> Vec<i32> {
+/// Values of `field` in the ready log lines of `function`'s instances.
+fn ready_field<T: std::str::FromStr>(p: &Platform, function: &str, field: &str) -> Vec<T> {
     let logs = p.weft_ok(&["logs", function]);
     logs.lines()
         .filter(|l| l.contains("instance ready"))
-        .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .filter_map(|l| l.split(&format!(" {field}=")).nth(1)?.split_whitespace().next()?.parse().ok())
         .collect()
+}
+
+/// PIDs of the function hosts that served `function`.
+fn serving_pids(p: &Platform, function: &str) -> Vec<i32> {
+    ready_field(p, function, "pid")
+}
+
+/// Serving addresses of `function`'s instances.
+fn serving_addrs(p: &Platform, function: &str) -> Vec<std::net::SocketAddr> {
+    ready_field(p, function, "serving")
 }
 
 /// Whether a process is still there.
@@ -113,7 +124,7 @@ fn alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-/// PIDs of every process of this platform: instances and standbys name its state dir.
+/// PIDs of every process of this platform: its function hosts name its state dir.
 fn platform_pids(p: &Platform) -> Vec<i32> {
     let pattern = format!("weft instance.*{}", p.state().display());
     let out = std::process::Command::new("pgrep").args(["-f", &pattern]).output().unwrap();
@@ -126,7 +137,7 @@ fn a_crashed_instance_is_restarted() {
     p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
     let before = serving_pids(&p, "hello");
     assert_eq!(before.len(), 1, "{before:?}");
-    // SIGKILL, as an out-of-memory kill would.
+    // SIGKILL of its function host, as an out-of-memory kill would.
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(before[0]), nix::sys::signal::Signal::SIGKILL).unwrap();
     let after = wait_for(std::time::Duration::from_secs(10), || {
         let pids = serving_pids(&p, "hello");

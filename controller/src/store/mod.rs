@@ -70,7 +70,12 @@ pub enum ApplyOutcome {
 pub struct EmbeddedStore {
     db: Database,
     events: broadcast::Sender<WatchEvent>,
+    /// When a status write last waited for fsync.
+    last_durable_status: std::sync::Mutex<tokio::time::Instant>,
 }
+
+/// Status writes between two durable ones are at most this far apart.
+const DURABLE_STATUS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn key_of<K: Object>(namespace: &str, name: &str) -> String {
     format!("{}/{namespace}/{name}", K::plural(&()))
@@ -92,7 +97,7 @@ impl EmbeddedStore {
         let db =
             Database::create(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let (events, _) = broadcast::channel(1024);
-        let store = Self { db, events };
+        let store = Self { db, events, last_durable_status: std::sync::Mutex::new(tokio::time::Instant::now()) };
         store.init_tables()?;
         Ok(store)
     }
@@ -120,13 +125,21 @@ impl EmbeddedStore {
 
     /// Lists objects of a kind, in one namespace or all, ordered by namespace/name.
     pub fn list<K: Object>(&self, namespace: Option<&str>) -> Result<Vec<K>, StoreError> {
-        let prefix = prefix_of::<K>(namespace);
+        self.scan(&prefix_of::<K>(namespace))
+    }
+
+    /// Lists objects of a kind in one namespace whose names start with `prefix`.
+    pub fn list_prefixed<K: Object>(&self, namespace: &str, prefix: &str) -> Result<Vec<K>, StoreError> {
+        self.scan(&format!("{}{prefix}", prefix_of::<K>(Some(namespace))))
+    }
+
+    fn scan<K: Object>(&self, prefix: &str) -> Result<Vec<K>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(OBJECTS)?;
         let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..)? {
+        for entry in table.range(prefix..)? {
             let (k, v) = entry?;
-            if !k.value().starts_with(&prefix) {
+            if !k.value().starts_with(prefix) {
                 break;
             }
             out.push(decode(k.value(), v.value())?);
@@ -164,7 +177,11 @@ impl EmbeddedStore {
                 (merged, outcome)
             }
         };
-        tx.commit()?;
+        if outcome == ApplyOutcome::Unchanged {
+            tx.abort()?
+        } else {
+            tx.commit()?
+        }
         if outcome != ApplyOutcome::Unchanged {
             self.notify::<K>(&ns, &name);
         }
@@ -173,7 +190,14 @@ impl EmbeddedStore {
     }
 
     /// Replaces the status of an existing object; returns false if it is gone.
-    /// Writing an equal status is a no-op (no event), so reconcilers converge.
+    /// Writing an equal status is a no-op (no event, no disk write), so
+    /// reconcilers converge.
+    ///
+    /// Status is observed state that the controllers recompute after a restart
+    /// (as in Kubernetes), so it is committed without waiting for fsync, except
+    /// once a second (redb reuses freed pages only after a durable commit, so
+    /// this bounds the file's growth). This keeps an fsync off every replica
+    /// change, which is on the path of a cold start.
     pub fn update_status<K: Object>(
         &self,
         namespace: &str,
@@ -182,7 +206,10 @@ impl EmbeddedStore {
     ) -> Result<bool, StoreError> {
         let key = key_of::<K>(namespace, name);
         let status = serde_json::to_value(status).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
-        let tx = self.db.begin_write()?;
+        let mut tx = self.db.begin_write()?;
+        if !self.durable_status_due() {
+            tx.set_durability(redb::Durability::None).map_err(|e| StoreError::Db(e.to_string()))?;
+        }
         let changed = {
             let mut table = tx.open_table(OBJECTS)?;
             let Some(mut obj) = table
@@ -204,7 +231,11 @@ impl EmbeddedStore {
                 true
             }
         };
-        tx.commit()?;
+        if changed {
+            tx.commit()?
+        } else {
+            tx.abort()?
+        }
         if changed {
             self.notify::<K>(namespace, name);
         }
@@ -221,6 +252,16 @@ impl EmbeddedStore {
             self.notify::<K>(namespace, name);
         }
         Ok(existed)
+    }
+
+    /// Whether this status write should be durable (one a second at most).
+    fn durable_status_due(&self) -> bool {
+        let mut last = self.last_durable_status.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.elapsed() >= DURABLE_STATUS_EVERY;
+        if due {
+            *last = tokio::time::Instant::now();
+        }
+        due
     }
 
     /// Sets the next `resourceVersion` on an object inside a write transaction.
