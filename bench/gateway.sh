@@ -46,7 +46,7 @@ WEFT_LOG=info "$bin/weft" up --state "$work/state" --gateway 127.0.0.1:0 --api 1
 for _ in $(seq 100); do [ -s "$work/state/runtime.json" ] && [ -s "$work/bare.addr" ] && break; sleep 0.1; done
 "$bin/weft" --state "$work/state" apply -f examples/hello/function.yaml >/dev/null 2>&1
 gateway=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['gateway'])" "$work/state/runtime.json")
-instance=$(grep -ho 'serving=[0-9.:]*' "$work"/state/logs/default/hello/*.log | tail -1 | cut -d= -f2)
+instance=$(grep -h "instance ready.* function=hello " "$work"/state/logs/hosts/*.log | grep -o "serving=[0-9.:]*" | tail -1 | cut -d= -f2)
 bare=$(cat "$work/bare.addr")
 
 run() { # name url

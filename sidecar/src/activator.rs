@@ -7,8 +7,11 @@
 //! It also holds requests when every instance is at its `containerConcurrency`
 //! (see [`crate::endpoints`]), releasing them as slots free up.
 //!
-//! Still to come (scale-from-zero issue): staying in the path while a revision
-//! lacks burst capacity (`targetBurstCapacity`).
+//! Whether it holds requests for a revision whose instances are all at their
+//! limit is the autoscaler's call each tick, from the revision's excess burst
+//! capacity (`targetBurstCapacity`, as Knative): in the path, they wait here and
+//! go to the first instance with a free slot; out of it, they go straight to the
+//! least loaded instance and queue there. At zero it is always in the path.
 
 use crate::endpoints::{Endpoints, Lease};
 use crate::guard::OnDrop;
@@ -70,7 +73,7 @@ impl Activator {
         key: &str,
     ) -> Result<(Lease, Duration), HoldError> {
         let start = Instant::now();
-        let mut changes = endpoints.subscribe();
+        let wake = endpoints.waker(key);
         let held = self.change(key, true);
         // Released however the hold ends, a dropped request (client gone) too.
         let _release = OnDrop::new(|| {
@@ -82,13 +85,14 @@ impl Activator {
         hook.activate(ns, rev, held);
         let wait = async {
             loop {
+                // Registered before trying, so a wake-up between the try and
+                // the wait is not lost.
+                let mut woken = std::pin::pin!(wake.notified());
+                woken.as_mut().enable();
                 if let Ok(lease) = endpoints.acquire(key) {
                     return lease;
                 }
-                if changes.changed().await.is_err() {
-                    // The endpoints are gone with the platform; the deadline ends this.
-                    std::future::pending::<()>().await;
-                }
+                woken.await;
             }
         };
         let lease = tokio::time::timeout(HOLD_TIMEOUT, wait).await.map_err(|_| HoldError::Timeout)?;

@@ -12,7 +12,8 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio::sync::Notify;
 
 /// Key of a revision: `<namespace>/<revision>`.
 pub fn revision_key(namespace: &str, revision: &str) -> String {
@@ -30,6 +31,12 @@ struct Revision {
     instances: Vec<Arc<Instance>>,
     /// Requests an instance takes at once; 0 = unlimited.
     capacity: usize,
+    /// Whether the activator is in the path (the autoscaler's call, from the
+    /// revision's burst capacity): with a limit and every instance full, a
+    /// request is then held here; otherwise it goes to the least loaded
+    /// instance and waits in that instance's queue.
+    activator_in_path: AtomicBool,
+    wake: Arc<Notify>,
 }
 
 /// Why no lease was given.
@@ -41,24 +48,21 @@ pub enum NoLease {
     Busy,
 }
 
+#[derive(Default)]
 pub struct Endpoints {
     by_revision: ArcSwap<HashMap<String, Arc<Revision>>>,
-    /// Bumped when endpoints change or a full instance frees a slot, so held
-    /// requests can try again.
-    changes: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for Endpoints {
-    fn default() -> Self {
-        Self { by_revision: ArcSwap::default(), changes: tokio::sync::watch::Sender::new(0) }
-    }
+    /// Per revision, what wakes its held requests: one when a full instance
+    /// frees a slot (first come, first served: `Notify` wakes in FIFO order),
+    /// all when its instances change. Kept for the process's life (a few bytes
+    /// per revision), so a waiter never misses a wake-up across a change.
+    wakers: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 /// A request's claim on an instance; released on drop.
 pub struct Lease {
     instance: Arc<Instance>,
     capacity: usize,
-    endpoints: Arc<Endpoints>,
+    wake: Arc<Notify>,
 }
 
 impl Lease {
@@ -71,7 +75,7 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let before = self.instance.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.capacity > 0 && before >= self.capacity {
-            self.endpoints.bump(); // a full instance has room again
+            self.wake.notify_one(); // a full instance has room again: next in line
         }
     }
 }
@@ -81,18 +85,16 @@ impl Endpoints {
         Self::default()
     }
 
-    /// A receiver that wakes when a held request may now get a lease.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    fn bump(&self) {
-        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    /// What wakes the held requests of revision `key` when they may now get a lease.
+    pub fn waker(&self, key: &str) -> Arc<Notify> {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        wakers.entry(key.to_string()).or_default().clone()
     }
 
     /// Replaces the ready instances of one revision (empty removes it). Instances
     /// that stay keep their in-flight counts.
     pub fn set(&self, key: &str, addrs: Vec<SocketAddr>, capacity: usize) {
+        let wake = self.waker(key);
         self.by_revision.rcu(|current| {
             let mut map = HashMap::clone(current);
             if addrs.is_empty() {
@@ -107,10 +109,22 @@ impl Endpoints {
                         .unwrap_or_else(|| Arc::new(Instance { addr: *a, in_flight: AtomicUsize::new(0) }))
                 })
                 .collect();
-            map.insert(key.to_string(), Arc::new(Revision { instances, capacity }));
+            // A revision new to the endpoints starts with the activator in the path.
+            let in_path = old.is_none_or(|r| r.activator_in_path.load(Ordering::Relaxed));
+            let activator_in_path = AtomicBool::new(in_path);
+            let wake = wake.clone();
+            map.insert(key.to_string(), Arc::new(Revision { instances, capacity, activator_in_path, wake }));
             map
         });
-        self.bump();
+        wake.notify_waiters(); // new instances may take several held requests
+    }
+
+    /// Puts the activator in or out of a revision's path (see [`Revision`]).
+    /// A revision without instances keeps it in the path regardless.
+    pub fn set_activator_in_path(&self, key: &str, in_path: bool) {
+        if let Some(rev) = self.by_revision.load().get(key) {
+            rev.activator_in_path.store(in_path, Ordering::Relaxed);
+        }
     }
 
     /// Claims an instance of the revision for one request.
@@ -119,10 +133,12 @@ impl Endpoints {
         let rev = map.get(key).filter(|r| !r.instances.is_empty()).ok_or(NoLease::Empty)?;
         let instance = match rev.capacity {
             0 => Some(two_choices(&rev.instances)),
-            cap => first_free(&rev.instances, cap),
+            cap => first_free(&rev.instances, cap).or_else(|| {
+                (!rev.activator_in_path.load(Ordering::Relaxed)).then(|| least_loaded(&rev.instances)).flatten()
+            }),
         }
         .ok_or(NoLease::Busy)?;
-        Ok(Lease { instance, capacity: rev.capacity, endpoints: self.clone() })
+        Ok(Lease { instance, capacity: rev.capacity, wake: rev.wake.clone() })
     }
 }
 
@@ -132,6 +148,13 @@ fn first_free(instances: &[Arc<Instance>], cap: usize) -> Option<Arc<Instance>> 
         .iter()
         .find(|i| i.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < cap).then_some(n + 1)).is_ok())
         .cloned()
+}
+
+/// The instance with the fewest requests in flight (over its limit: it queues).
+fn least_loaded(instances: &[Arc<Instance>]) -> Option<Arc<Instance>> {
+    let pick = instances.iter().min_by_key(|i| i.in_flight.load(Ordering::Relaxed))?;
+    pick.in_flight.fetch_add(1, Ordering::AcqRel);
+    Some(pick.clone())
 }
 
 /// The less loaded of two random instances.
@@ -148,6 +171,13 @@ fn two_choices(instances: &[Arc<Instance>]) -> Arc<Instance> {
 mod tests {
     use super::*;
 
+    /// Whether a future is ready at its first poll.
+    fn futures_now(f: impl std::future::Future) -> bool {
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        f.as_mut().poll(&mut cx).is_ready()
+    }
+
     fn addr(p: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], p))
     }
@@ -160,10 +190,10 @@ mod tests {
         let b = e.acquire("ns/r").unwrap();
         assert_eq!((a.addr(), b.addr()), (addr(1), addr(2)));
         assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Busy));
-        let mut rx = e.subscribe();
-        rx.borrow_and_update();
+        let wake = e.waker("ns/r");
+        let woken = wake.notified();
         drop(a);
-        assert!(rx.has_changed().unwrap(), "a freed slot wakes held requests");
+        assert!(futures_now(woken), "a freed slot wakes a held request");
         assert_eq!(e.acquire("ns/r").unwrap().addr(), addr(1));
     }
 
@@ -177,6 +207,24 @@ mod tests {
         drop(held);
         e.set("ns/r", vec![], 1);
         assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Empty));
+    }
+
+    #[test]
+    fn out_of_the_path_a_full_revision_overflows_to_the_least_loaded_instance() {
+        let e = Arc::new(Endpoints::new());
+        e.set("ns/r", vec![addr(1), addr(2)], 1);
+        let _held = [e.acquire("ns/r").unwrap(), e.acquire("ns/r").unwrap()];
+        assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Busy), "in the path by default: held");
+        e.set_activator_in_path("ns/r", false);
+        let over = e.acquire("ns/r").unwrap();
+        assert_eq!(over.addr(), addr(1));
+        assert_eq!(e.acquire("ns/r").unwrap().addr(), addr(2), "the less loaded one next");
+        e.set("ns/r", vec![addr(1), addr(2), addr(3)], 1);
+        assert_eq!(e.acquire("ns/r").unwrap().addr(), addr(3), "an update keeps the setting; free slots first");
+        drop(over);
+        e.set_activator_in_path("ns/r", true);
+        let _a = e.acquire("ns/r").unwrap();
+        assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Busy));
     }
 
     #[test]

@@ -19,8 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_autoscaler::{Decision, Defaults, RevisionAutoscaler, ScaleTarget, Scaler, ScalingSpec, SpecError};
-use weft_sidecar::Activation;
 use weft_sidecar::metrics::RevisionLabels;
+use weft_sidecar::{Activation, Endpoints};
 
 const SCRAPE_EVERY: Duration = Duration::from_secs(1);
 const SCRAPE_TIMEOUT: Duration = Duration::from_millis(800);
@@ -41,6 +41,7 @@ pub struct AutoscalerMetrics {
     panic: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
     desired: Family<RevisionLabels, Gauge>,
     panicking: Family<RevisionLabels, Gauge>,
+    in_path: Family<RevisionLabels, Gauge>,
 }
 
 impl AutoscalerMetrics {
@@ -51,6 +52,7 @@ impl AutoscalerMetrics {
             panic: Family::default(),
             desired: Family::default(),
             panicking: Family::default(),
+            in_path: Family::default(),
         };
         reg.register(
             "stable_value",
@@ -60,6 +62,11 @@ impl AutoscalerMetrics {
         reg.register("panic_value", "Scaling metric averaged over the panic window", m.panic.clone());
         reg.register("desired_instances", "Instances the autoscaler asked for", m.desired.clone());
         reg.register("panic_mode", "1 while the revision is in panic mode", m.panicking.clone());
+        reg.register(
+            "activator_in_path",
+            "1 while the activator holds requests that find every instance full (targetBurstCapacity)",
+            m.in_path.clone(),
+        );
         m
     }
 
@@ -69,6 +76,7 @@ impl AutoscalerMetrics {
         self.panic.get_or_create(&l).set(d.panic);
         self.desired.get_or_create(&l).set(i64::from(d.desired));
         self.panicking.get_or_create(&l).set(i64::from(d.panicking));
+        self.in_path.get_or_create(&l).set(i64::from(d.activator_in_path));
     }
 }
 
@@ -76,6 +84,7 @@ pub struct Autoscale {
     metrics: AutoscalerMetrics,
     defaults: Defaults,
     supervisor: Arc<Supervisor>,
+    endpoints: Arc<Endpoints>,
     entries: Mutex<HashMap<String, Entry>>,
     pokes: mpsc::UnboundedSender<String>,
     http: reqwest::Client,
@@ -91,11 +100,23 @@ impl Autoscale {
     pub fn new(
         defaults: Defaults,
         supervisor: Arc<Supervisor>,
+        endpoints: Arc<Endpoints>,
         metrics: AutoscalerMetrics,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (pokes, rx) = mpsc::unbounded_channel();
         let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build().unwrap_or_default();
-        (Arc::new(Self { metrics, defaults, supervisor, entries: Mutex::new(HashMap::new()), pokes, http }), rx)
+        (
+            Arc::new(Self {
+                metrics,
+                defaults,
+                supervisor,
+                endpoints,
+                entries: Mutex::new(HashMap::new()),
+                pokes,
+                http,
+            }),
+            rx,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -211,6 +232,7 @@ impl Autoscale {
             panicking = d.panicking,
             "decision"
         );
+        self.endpoints.set_activator_in_path(key, d.activator_in_path);
         if let Err(err) = self.supervisor.set_replicas(&e.target, d.desired) {
             tracing::warn!(%err, "scale");
         }

@@ -60,8 +60,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
     let hosts = hosts::HostPool::start(exe, args.state.root.clone(), args.state.logs().join("hosts"), args.hosts);
-    let supervisor = Arc::new(supervisor::Supervisor::new(hosts.clone(), endpoints, changes_tx));
-    let (autoscale, pokes) = autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), scaler_metrics);
+    let supervisor = Arc::new(supervisor::Supervisor::new(hosts.clone(), endpoints.clone(), changes_tx));
+    let (autoscale, pokes) =
+        autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), endpoints, scaler_metrics);
     gateway.set_activation(autoscale.clone());
     let controller = Arc::new(controller::Controller {
         autoscale: autoscale.clone(),

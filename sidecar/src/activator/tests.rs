@@ -98,3 +98,23 @@ async fn a_dropped_request_releases_its_hold() {
     let _ = held.await;
     assert_eq!(act.held("ns/r"), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn held_requests_are_released_first_come_first_served() {
+    let (act, eps, hook) = setup();
+    eps.set("ns/r", vec![addr(1)], 1);
+    let mut lease = eps.acquire("ns/r").unwrap();
+    let mut waiting = std::collections::VecDeque::new();
+    for _ in 0..3 {
+        let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
+        waiting.push_back(tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await }));
+        tokio::time::sleep(Duration::from_millis(1)).await; // a strict arrival order
+    }
+    while !waiting.is_empty() {
+        drop(lease); // one slot frees
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert!(waiting[0].is_finished(), "the first in line goes first");
+        assert!(waiting.iter().skip(1).all(|h| !h.is_finished()), "the others still wait");
+        lease = waiting.pop_front().unwrap().await.unwrap().unwrap().0;
+    }
+}
