@@ -71,14 +71,12 @@ def main():
         print(f"activator in the path vs direct: {seconds} s x 2 rounds, {conns} connections, "
               f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
         print(f"{'function':12} {'req/s (2 rounds)':>22} {'p50':>9} {'p99':>9}")
-        best = {}
         for name, runs in results.items():
             rps = [r[0] for r in runs]
-            best[name] = sorted(rps)[len(rps) // 2]
             bad = "; ".join(b for r in runs for b in r[3])
             print(f"{name:12} {rps[0]:>10.0f} {rps[1]:>10.0f} {runs[-1][1]:>9} {runs[-1][2]:>9}  {bad}")
+        mean = lambda n: sum(r[0] for r in results[n]) / len(results[n])
         for kind in ("cc8", "unl"):
-            mean = lambda n: sum(r[0] for r in results[n]) / len(results[n])
             print(f"in-path/direct req/s ({kind}): {mean(f'inpath-{kind}') / mean(f'direct-{kind}'):.2f}")
 
 

@@ -5,6 +5,7 @@ mod cmd;
 mod instance;
 mod signals;
 mod state;
+mod sync;
 mod up;
 
 use anyhow::Result;

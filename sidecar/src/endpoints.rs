@@ -36,6 +36,8 @@ struct Revision {
     /// request is then held here; otherwise it goes to the least loaded
     /// instance and waits in that instance's queue.
     activator_in_path: AtomicBool,
+    /// This revision's entry of `Endpoints::wakers`, held here so a lease
+    /// release wakes the next request without taking that map's lock.
     wake: Arc<Notify>,
 }
 
@@ -88,6 +90,9 @@ impl Endpoints {
     /// What wakes the held requests of revision `key` when they may now get a lease.
     pub fn waker(&self, key: &str) -> Arc<Notify> {
         let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = wakers.get(key) {
+            return w.clone(); // the usual case: no key allocated
+        }
         wakers.entry(key.to_string()).or_default().clone()
     }
 

@@ -106,12 +106,11 @@ impl Host {
                 m
             }
         };
-        let ports = self.ports.take(cfg.listen).await;
-        let running = match ports {
+        let started = match self.ports.take(cfg.listen).await {
             Ok(ports) => start(cfg, &module, &self.rt, ports).await,
             Err(e) => Err(e),
-        }
-        .inspect_err(|_| self.forget_unused(&cfg.digest))?;
+        };
+        let running = started.inspect_err(|_| self.forget_unused(&cfg.digest))?;
         let ready = running.ready;
         self.running.insert(id, (cfg.digest.clone(), running));
         Ok(ready)

@@ -64,12 +64,6 @@ pub struct ReadyLine {
     pub admin: SocketAddr,
 }
 
-/// An engine with a pooling allocator of `slots` instances (each sized for the
-/// largest memory; every store's limiter enforces the revision's own cap).
-fn pooled_engine(slots: u32) -> Result<Engine> {
-    Ok(new_engine(EngineOptions { pool_instances: Some(slots), max_memory_bytes: MAX_MEMORY_BYTES })?)
-}
-
 /// What the guest runs on: an engine, its epoch ticker, and the bound on guest
 /// executions at once (the engine's pool size).
 #[derive(Clone)]
@@ -80,8 +74,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// A pooling allocator of `slots` instances, each sized for the largest
+    /// memory (every store's limiter enforces the revision's own cap).
     pub fn new(slots: u32) -> Result<Self> {
-        let engine = pooled_engine(slots)?;
+        let engine = new_engine(EngineOptions { pool_instances: Some(slots), max_memory_bytes: MAX_MEMORY_BYTES })?;
         let ticker = Arc::new(EpochTicker::start(&engine));
         Ok(Self { engine, ticker, executions: Arc::new(Semaphore::new(slots as usize)) })
     }

@@ -7,6 +7,7 @@
 //! a cold start. The refill runs on a blocking thread, after the replica is up.
 
 use super::Ports;
+use crate::sync::lock;
 use anyhow::Result;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,7 +39,7 @@ impl SparePorts {
             return Ports::bind(listen).await;
         }
         let pair = {
-            let mut ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ready = lock(&self.ready);
             if ready.len() >= 2 { ready.pop().zip(ready.pop()) } else { None }
         };
         self.refill();
@@ -52,15 +53,15 @@ impl SparePorts {
 
     /// Tops the spares up on a blocking thread, if they run low.
     fn refill(&self) {
-        let low = self.ready.lock().unwrap_or_else(|e| e.into_inner()).len() < LOW;
+        let low = lock(&self.ready).len() < LOW;
         if !low || self.refilling.swap(true, Ordering::AcqRel) {
             return;
         }
         let (ip, ready, refilling) = (self.ip, self.ready.clone(), self.refilling.clone());
         tokio::task::spawn_blocking(move || {
-            while ready.lock().unwrap_or_else(|e| e.into_inner()).len() < TARGET {
+            while lock(&ready).len() < TARGET {
                 match bind(ip) {
-                    Ok(l) => ready.lock().unwrap_or_else(|e| e.into_inner()).push(l),
+                    Ok(l) => lock(&ready).push(l),
                     Err(e) => {
                         tracing::warn!(error = %e, "open a spare port");
                         break;

@@ -120,7 +120,7 @@ impl Autoscale {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.entries)
     }
 
     /// Starts autoscaling a revision (or updates whether it is routed).

@@ -107,12 +107,10 @@ impl Controller {
     fn reconcile_logged(&self, ns: &str, name: &str) {
         let span = tracing::info_span!("reconcile", namespace = %ns, function = %name);
         let _enter = span.enter();
-        let start = tokio::time::Instant::now();
         // Store writes wait for fsync: keep them off the async worker threads.
         if let Err(e) = tokio::task::block_in_place(|| self.reconcile(ns, name)) {
             tracing::error!(error = %e, "reconcile failed; will retry on the next resync");
         }
-        tracing::debug!(took = ?start.elapsed(), "reconciled");
     }
 
     fn reconcile(&self, ns: &str, name: &str) -> Result<(), StoreError> {
@@ -206,16 +204,14 @@ impl Controller {
     }
 
     fn publish_routes(&self) {
-        let start = tokio::time::Instant::now();
         match self.store.list::<Function>(None) {
             Ok(fns) => self.gateway.set_routes(routes::table(&self.base.domain, &fns)),
             Err(e) => tracing::error!(error = %e, "list functions for routes"),
         }
-        tracing::debug!(took = ?start.elapsed(), "routes published");
     }
 
     fn broken_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
-        self.broken.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.broken)
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::instance::host::{HostCommand, HostReply};
 use crate::instance::{InstanceConfig, ReadyLine};
+use crate::sync::lock;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const EXIT_GRACE: Duration = Duration::from_secs(15);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// A host that ran this long is healthy again: its next crash restarts fast.
+const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
 /// One live host process, as seen by the replicas on it.
 struct HostProc {
@@ -48,9 +51,9 @@ struct Spawner {
 }
 
 pub struct HostPool {
-    spawner: Arc<Spawner>,
+    spawner: Spawner,
     /// The live process of each host slot, if it is up.
-    live: Arc<Mutex<Vec<Option<Arc<HostProc>>>>>,
+    live: Mutex<Vec<Option<Arc<HostProc>>>>,
     next_id: AtomicU64,
     closed: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -63,18 +66,13 @@ pub struct Assignment {
     pub ready: ReadyLine,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Plain data behind these locks: a panic elsewhere leaves nothing half-done.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl HostPool {
     /// Starts `n` host processes (at least one); their logs go to `logs/host-<i>.log`.
     pub fn start(exe: PathBuf, state: PathBuf, logs: PathBuf, n: usize) -> Arc<Self> {
         let n = n.max(1);
         let pool = Arc::new(Self {
-            spawner: Arc::new(Spawner { exe, state, logs }),
-            live: Arc::new(Mutex::new(vec![None; n])),
+            spawner: Spawner { exe, state, logs },
+            live: Mutex::new(vec![None; n]),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
@@ -93,7 +91,7 @@ impl HostPool {
                 Ok((child, stdin, stdout)) => self.serve(index, child, stdin, stdout).await,
                 Err(e) => tracing::error!(host = index, error = %format!("{e:#}"), "start a function host"),
             }
-            if started.elapsed() > Duration::from_secs(30) {
+            if started.elapsed() > HEALTHY_RUN {
                 backoff = BACKOFF_MIN;
             }
             tokio::select! {

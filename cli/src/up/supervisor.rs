@@ -12,6 +12,7 @@
 
 use super::hosts::{Assignment, HostPool};
 use crate::instance::InstanceConfig;
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,7 @@ struct Slot {
 }
 
 struct RevisionSet {
-    pub(super) config: InstanceConfig,
+    config: InstanceConfig,
     slots: Vec<Slot>,
     shared: SharedSlots,
     failure: Failure,
@@ -66,7 +67,7 @@ pub struct Supervisor {
 
 /// What one slot task needs.
 #[derive(Clone)]
-pub(super) struct SlotCtx {
+struct SlotCtx {
     hosts: Arc<HostPool>,
     config: InstanceConfig,
     me: Arc<Mutex<SlotShared>>,
@@ -75,11 +76,6 @@ pub(super) struct SlotCtx {
     endpoints: Arc<Endpoints>,
     notify: mpsc::UnboundedSender<FunctionKey>,
     stop: CancellationToken,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these locks leaves plain data behind; keep going.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Supervisor {
