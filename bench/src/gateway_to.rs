@@ -19,7 +19,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let upstream = args.next().ok_or_else(|| anyhow::anyhow!("usage: gateway-to UPSTREAM_ADDR [WORKERS]"))?.parse()?;
+    let upstream = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: gateway-to UPSTREAM_ADDR [WORKERS]"))?
+        .parse::<std::net::SocketAddr>()?;
     let workers = args.next().map(|w| w.parse()).transpose()?.unwrap_or_else(default_workers);
     let endpoints = Arc::new(Endpoints::new());
     endpoints.set("default/hello-00001", vec![upstream], 0);

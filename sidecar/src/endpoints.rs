@@ -7,6 +7,11 @@
 //! request waits in the activator instead of overflowing an instance's queue.
 //! Without a limit, the less loaded of two random instances wins ("power of two
 //! choices"), which avoids herding onto one instance at no coordination cost.
+//!
+//! An instance is reached at a [`Target`]: its own port, or the port of the
+//! host process it runs in plus its replica id (sent as the [`REPLICA_HEADER`]).
+//! The second lets the gateway reuse pooled connections to a host for a replica
+//! that just started, so a cold start opens no connection.
 
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -15,6 +20,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
+/// Header naming the replica a request is for, on a host's shared port.
+pub const REPLICA_HEADER: &str = "weft-replica";
+
+/// Where a replica takes requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Set when `addr` is a host's shared port: the replica to ask for there.
+    pub replica: Option<u64>,
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Self {
+        Self { addr, replica: None }
+    }
+}
+
 /// Key of a revision: `<namespace>/<revision>`.
 pub fn revision_key(namespace: &str, revision: &str) -> String {
     format!("{namespace}/{revision}")
@@ -22,7 +44,7 @@ pub fn revision_key(namespace: &str, revision: &str) -> String {
 
 #[derive(Debug)]
 struct Instance {
-    addr: SocketAddr,
+    target: Target,
     in_flight: AtomicUsize,
 }
 
@@ -69,7 +91,11 @@ pub struct Lease {
 
 impl Lease {
     pub fn addr(&self) -> SocketAddr {
-        self.instance.addr
+        self.instance.target.addr
+    }
+
+    pub fn target(&self) -> Target {
+        self.instance.target
     }
 }
 
@@ -98,7 +124,8 @@ impl Endpoints {
 
     /// Replaces the ready instances of one revision (empty removes it). Instances
     /// that stay keep their in-flight counts.
-    pub fn set(&self, key: &str, addrs: Vec<SocketAddr>, capacity: usize) {
+    pub fn set<T: Into<Target>>(&self, key: &str, targets: Vec<T>, capacity: usize) {
+        let addrs: Vec<Target> = targets.into_iter().map(Into::into).collect();
         let wake = self.waker(key);
         self.by_revision.rcu(|current| {
             let mut map = HashMap::clone(current);
@@ -110,8 +137,8 @@ impl Endpoints {
             let instances = addrs
                 .iter()
                 .map(|a| {
-                    old.and_then(|r| r.instances.iter().find(|i| i.addr == *a).cloned())
-                        .unwrap_or_else(|| Arc::new(Instance { addr: *a, in_flight: AtomicUsize::new(0) }))
+                    old.and_then(|r| r.instances.iter().find(|i| i.target == *a).cloned())
+                        .unwrap_or_else(|| Arc::new(Instance { target: *a, in_flight: AtomicUsize::new(0) }))
                 })
                 .collect();
             // A revision new to the endpoints starts with the activator in the path.
@@ -210,7 +237,7 @@ mod tests {
         e.set("ns/r", vec![addr(1), addr(2)], 1);
         assert_eq!(e.acquire("ns/r").unwrap().addr(), addr(2), "addr 1 is still busy");
         drop(held);
-        e.set("ns/r", vec![], 1);
+        e.set("ns/r", Vec::<Target>::new(), 1);
         assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Empty));
     }
 

@@ -3,7 +3,7 @@
 //! Bodies stream through in both directions; nothing is buffered.
 
 use crate::activator::{Activation, Activator, HoldError};
-use crate::endpoints::{Endpoints, Lease, revision_key};
+use crate::endpoints::{Endpoints, Lease, REPLICA_HEADER, Target, revision_key};
 use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
@@ -139,8 +139,9 @@ impl GatewayWorker {
                 Err(resp) => return resp,
             },
         };
-        let addr = lease.addr();
-        let req = match rewrite(req, addr, peer, resolved, traceparent) {
+        let target = lease.target();
+        let addr = target.addr;
+        let req = match rewrite(req, target, peer, resolved, traceparent) {
             Ok(r) => r,
             Err(msg) => return error_reply(StatusCode::BAD_REQUEST, msg),
         };
@@ -213,7 +214,7 @@ impl GatewayWorker {
 /// and trace headers, and speaks HTTP/1.1 to the instance whatever came in.
 fn rewrite(
     mut req: Request<Incoming>,
-    addr: SocketAddr,
+    target: Target,
     peer: SocketAddr,
     resolved: &Resolved,
     traceparent: &str,
@@ -223,11 +224,16 @@ fn rewrite(
     let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
     let script_name = pq[..resolved.prefix_len.min(pq.len())].to_string();
     let host = request_host(&req).map(str::to_string);
-    *req.uri_mut() = Uri::try_from(format!("http://{addr}{rest}")).map_err(|e| format!("bad request path: {e}"))?;
+    *req.uri_mut() =
+        Uri::try_from(format!("http://{}{rest}", target.addr)).map_err(|e| format!("bad request path: {e}"))?;
     *req.version_mut() = Version::HTTP_11;
     let h = req.headers_mut();
     strip_hop_by_hop(h);
     h.remove(SCRIPT_NAME_HEADER);
+    h.remove(REPLICA_HEADER); // only the gateway picks a replica on a host
+    if let Some(id) = target.replica {
+        h.insert(REPLICA_HEADER, HeaderValue::from(id));
+    }
     if let Some(host) = host.and_then(|v| HeaderValue::from_str(&v).ok()) {
         h.insert("x-forwarded-host", host.clone());
         h.insert(header::HOST, host);

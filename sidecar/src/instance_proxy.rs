@@ -160,6 +160,21 @@ impl<H: Handler> InstanceProxy<H> {
         self.handler.call(HandlerRequest { parts, body, peer, script_name }).await
     }
 
+    /// Waits until no request is admitted, for at most `within`; false if some
+    /// still are. Requests that reach the proxy other than through its own port
+    /// (a host's shared port) are not seen by that port's drain, so a stop waits
+    /// here too.
+    pub async fn wait_idle(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        while self.admitted.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// The admin port: `/healthz`, `/metrics`, and `/stats` for the autoscaler.
     pub async fn admin(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         match req.uri().path() {

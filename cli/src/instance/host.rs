@@ -8,6 +8,10 @@
 //! - out: `{"ready":{"id":N,"ready":{"serving":..,"admin":..}}}`,
 //!   `{"failed":{"id":N,"error":".."}}`, `{"stopped":{"id":N}}`.
 //!
+//! Every replica is also reachable on the host's shared port (see
+//! [`super::host_port`]), named by the `weft-replica` header; its `ready` line
+//! carries that port and id.
+//!
 //! Replicas share the host's engine and instance pool and a cache of loaded
 //! modules (a second replica of a revision skips the load); each has its own
 //! ports, `containerConcurrency`, statistics and drain, exactly as a replica in
@@ -15,8 +19,9 @@
 //! its fate: if it dies, its replicas are restarted elsewhere by the supervisor.
 //! Closing stdin (or the parent dying) drains every replica and exits.
 
+use super::host_port::HostPort;
 use super::spare_ports::SparePorts;
-use super::{InstanceConfig, ReadyLine, Running, Runtime, load_module, start};
+use super::{InstanceConfig, ReadyLine, Running, Runtime, SharedPort, load_module, start};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -45,6 +50,7 @@ pub enum HostReply {
 struct Host {
     rt: Runtime,
     ports: SparePorts,
+    port: HostPort,
     modules: HashMap<String, Module>,
     running: HashMap<u64, (String, Running)>,
     out: mpsc::UnboundedSender<HostReply>,
@@ -55,11 +61,12 @@ pub async fn run() -> Result<()> {
     let rt = Runtime::new(HOST_SLOTS)?;
     let (out, replies) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_replies(replies));
-    let ports = SparePorts::start(std::net::Ipv4Addr::LOCALHOST.into());
-    let mut host =
-        Host { rt, ports, modules: HashMap::new(), running: HashMap::new(), out, drains: Default::default() };
+    let ip = std::net::Ipv4Addr::LOCALHOST.into();
+    let (ports, port) = (SparePorts::start(ip), HostPort::bind(ip).await?);
+    let modules = HashMap::new();
+    let mut host = Host { rt, ports, port, modules, running: HashMap::new(), out, drains: Default::default() };
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    tracing::info!(pid = std::process::id(), "host ready");
+    tracing::info!(pid = std::process::id(), shared = %host.port.addr(), "host ready");
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
@@ -71,8 +78,7 @@ pub async fn run() -> Result<()> {
             _ = crate::signals::wait_for_shutdown() => break,
         }
     }
-    host.shutdown().await;
-    drop(host);
+    host.shutdown().await.close().await;
     let _ = writer.await;
     Ok(())
 }
@@ -111,7 +117,8 @@ impl Host {
             Err(e) => Err(e),
         };
         let running = started.inspect_err(|_| self.forget_unused(&cfg.digest))?;
-        let ready = running.ready;
+        self.port.add(id, running.proxy.clone());
+        let ready = ReadyLine { shared: Some(SharedPort { addr: self.port.addr(), replica: id }), ..running.ready };
         self.running.insert(id, (cfg.digest.clone(), running));
         Ok(ready)
     }
@@ -123,6 +130,7 @@ impl Host {
             let _ = out.send(HostReply::Stopped { id }); // already gone: stopping is idempotent
             return;
         };
+        self.port.remove(id);
         self.forget_unused(&digest);
         self.drains.spawn(async move {
             running.drain().await;
@@ -137,11 +145,14 @@ impl Host {
         }
     }
 
-    async fn shutdown(&mut self) {
+    /// Drains every replica; what is left to close is the shared port (the rest,
+    /// the reply channel with it, is dropped here so the writer ends).
+    async fn shutdown(mut self) -> HostPort {
         let ids: Vec<u64> = self.running.keys().copied().collect();
         tracing::info!(replicas = ids.len(), "host draining");
         ids.into_iter().for_each(|id| self.stop(id));
         while self.drains.join_next().await.is_some() {}
+        self.port
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod handler;
 pub mod host;
+mod host_port;
 mod spare_ports;
 
 use anyhow::{Context, Result};
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, Module};
 use weft_functions::{EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, new_engine};
+use weft_sidecar::endpoints::Target;
 use weft_sidecar::metrics::InstanceMetrics;
 use weft_sidecar::{InstanceProxy, InstanceProxyConfig};
 
@@ -62,7 +64,32 @@ pub struct InstanceConfig {
 pub struct ReadyLine {
     pub serving: SocketAddr,
     pub admin: SocketAddr,
+    /// On a host: the host's shared serving port, which also reaches this
+    /// replica when a request names it in `weft-replica` (see [`host`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<SharedPort>,
 }
+
+/// A replica's place on its host's shared port.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SharedPort {
+    pub addr: SocketAddr,
+    pub replica: u64,
+}
+
+impl ReadyLine {
+    /// Where the gateway sends this replica's requests: the host's shared port
+    /// when there is one (its connections are pooled already), else its own.
+    pub fn target(&self) -> Target {
+        match self.shared {
+            Some(s) => Target { addr: s.addr, replica: Some(s.replica) },
+            None => Target::from(self.serving),
+        }
+    }
+}
+
+/// The instance proxy of a replica running a wasm module.
+pub type Proxy = InstanceProxy<WasmHandler>;
 
 /// What the guest runs on: an engine, its epoch ticker, and the bound on guest
 /// executions at once (the engine's pool size).
@@ -86,6 +113,7 @@ impl Runtime {
 /// One replica serving a revision on its two ports, until drained.
 pub struct Running {
     pub ready: ReadyLine,
+    pub proxy: Arc<Proxy>,
     shutdown: CancellationToken,
     tasks: [JoinHandle<()>; 2],
 }
@@ -96,6 +124,9 @@ impl Running {
         self.shutdown.cancel();
         let [a, b] = self.tasks;
         let _ = tokio::join!(a, b);
+        if !self.proxy.wait_idle(weft_sidecar::serve::DRAIN_TIMEOUT).await {
+            tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
+        }
     }
 }
 
@@ -141,7 +172,7 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
     let handler = WasmHandler { host: Arc::new(host), ticker: rt.ticker.clone(), executions: rt.executions.clone() };
     let proxy = Arc::new(InstanceProxy::new(handler, proxy_cfg, metrics, Arc::new(registry)));
     let Ports { serving, admin } = ports;
-    let ready = ReadyLine { serving: serving.local_addr()?, admin: admin.local_addr()? };
+    let ready = ReadyLine { serving: serving.local_addr()?, admin: admin.local_addr()?, shared: None };
     let shutdown = CancellationToken::new();
     let p = proxy.clone();
     let main = tokio::spawn(weft_sidecar::serve::serve(
@@ -149,9 +180,10 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
         move |req, peer| p.clone().handle(req, peer),
         shutdown.clone(),
     ));
-    let adm = tokio::spawn(weft_sidecar::serve::serve(admin, move |req, _| proxy.clone().admin(req), shutdown.clone()));
+    let p = proxy.clone();
+    let adm = tokio::spawn(weft_sidecar::serve::serve(admin, move |req, _| p.clone().admin(req), shutdown.clone()));
     tracing::info!(pid = std::process::id(), namespace = %cfg.namespace, function = %cfg.function, revision = %cfg.revision, serving = %ready.serving, admin = %ready.admin, "instance ready");
-    Ok(Running { ready, shutdown, tasks: [main, adm] })
+    Ok(Running { ready, proxy, shutdown, tasks: [main, adm] })
 }
 
 /// `weft instance --config JSON`: one replica in its own process.

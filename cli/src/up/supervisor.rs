@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use weft_autoscaler::{Replicas, ScaleTarget, Scaler, ScalerError};
 use weft_controller::ReplicaState;
 use weft_sidecar::Endpoints;
-use weft_sidecar::endpoints::revision_key;
+use weft_sidecar::endpoints::{Target, revision_key};
 
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -37,7 +37,7 @@ pub type FunctionKey = (String, String);
 #[derive(Default)]
 struct SlotShared {
     running: bool,
-    ready: Option<SocketAddr>,
+    ready: Option<Target>,
     admin: Option<SocketAddr>,
 }
 
@@ -190,7 +190,7 @@ async fn run_slot(ctx: SlotCtx) {
                 let started = Instant::now();
                 let ready = replica.ready;
                 tracing::debug!(revision = %ctx.config.revision, serving = %ready.serving, "replica started");
-                ctx.set(|s| *s = SlotShared { running: true, ready: Some(ready.serving), admin: Some(ready.admin) });
+                ctx.set(|s| *s = SlotShared { running: true, ready: Some(ready.target()), admin: Some(ready.admin) });
                 *lock(&ctx.failure) = None;
                 ctx.changed();
                 if supervise(&ctx, replica).await == Exit::Stopped {
@@ -254,7 +254,7 @@ impl SlotCtx {
 
     /// Publishes the revision's ready addresses to the gateway.
     fn publish(&self) {
-        let addrs: Vec<SocketAddr> = lock(&self.siblings).iter().filter_map(|s| lock(s).ready).collect();
+        let addrs: Vec<Target> = lock(&self.siblings).iter().filter_map(|s| lock(s).ready).collect();
         let capacity = self.config.container_concurrency as usize;
         self.endpoints.set(&revision_key(&self.config.namespace, &self.config.revision), addrs, capacity);
     }

@@ -1,5 +1,6 @@
 //! The function host protocol (`weft instance --host`) driven directly: start,
-//! serve, refuse a bad module, survive a bad line, stop, exit on stdin close.
+//! serve (on the replica's port and on the host's shared port), refuse a bad
+//! module, survive a bad line, stop, exit on stdin close.
 
 use crate::platform::*;
 use serde_json::{Value, json};
@@ -35,6 +36,19 @@ fn a_host_starts_serves_and_stops_replicas_on_command() {
     assert_eq!(ready["ready"]["id"], 1);
     assert_eq!(http(&serving, "GET", None, "/", &[], "").1, "Hello from weft! (GET /, 0 bytes)\n");
 
+    // The host's shared port reaches the same replica by its id.
+    let shared = ready["ready"]["ready"]["shared"]["addr"].as_str().unwrap().to_string();
+    assert_eq!(ready["ready"]["ready"]["shared"]["replica"], 1);
+    assert_ne!(shared, serving);
+    let via_host = http(&shared, "GET", None, "/", &[("weft-replica", "1")], "");
+    assert_eq!(via_host, (200, "Hello from weft! (GET /, 0 bytes)\n".to_string()));
+    let (status, body) = http(&shared, "GET", None, "/", &[("weft-replica", "7")], "");
+    assert_eq!(status, 503, "an unknown replica: {body}");
+    assert!(body.contains("replica 7 is not running"), "{body}");
+    let (status, body) = http(&shared, "GET", None, "/", &[], "");
+    assert_eq!(status, 400, "no replica named: {body}");
+    assert!(body.contains("weft-replica"), "{body}");
+
     writeln!(stdin, "{}", json!({"start": {"id": 2, "config": config(&"0".repeat(64))}})).unwrap();
     let failed = next();
     assert_eq!(failed["failed"]["id"], 2, "{failed}");
@@ -44,6 +58,8 @@ fn a_host_starts_serves_and_stops_replicas_on_command() {
     writeln!(stdin, "{}", json!({"stop": {"id": 1}})).unwrap();
     assert_eq!(next(), json!({"stopped": {"id": 1}}));
     assert!(std::net::TcpStream::connect(&serving).is_err(), "a stopped replica's port is closed");
+    let (status, _) = http(&shared, "GET", None, "/", &[("weft-replica", "1")], "");
+    assert_eq!(status, 503, "a stopped replica is gone from the shared port");
 
     drop(stdin);
     let status = host.wait().unwrap();

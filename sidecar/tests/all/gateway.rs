@@ -6,6 +6,7 @@ use http::Response;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use weft_sidecar::endpoints::Target;
 use weft_sidecar::http_util::full;
 use weft_sidecar::metrics::GatewayMetrics;
 use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
@@ -15,12 +16,13 @@ async fn upstream(name: &'static str) -> SocketAddr {
     let (addr, _) = serve(move |req: http::Request<hyper::body::Incoming>, _| async move {
         let h = |k: &str| req.headers().get(k).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
         let text = format!(
-            "{name} {} {:?} script={} xff={} tp={}",
+            "{name} {} {:?} script={} xff={} tp={} replica={}",
             req.uri(),
             req.version(),
             h("weft-script-name"),
             h("x-forwarded-for"),
-            h("traceparent").len()
+            h("traceparent").len(),
+            h("weft-replica")
         );
         Response::new(full(text))
     })
@@ -76,12 +78,34 @@ async fn unknown_routes_404_and_missing_endpoints_503() {
     let (code, headers, body) = get(&c, &format!("http://{addr}/default/g/"), None).await;
     assert_eq!(code, 404);
     assert!(body.contains("<namespace>/<function>") && headers.contains_key("weft-error"), "{body}");
-    endpoints.set("default/f-00001", vec![], 0);
+    endpoints.set("default/f-00001", Vec::<std::net::SocketAddr>::new(), 0);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;
     assert_eq!(code, 503);
     assert!(body.contains("default/f-00001 has no ready instance"), "{body}");
     // An endpoint that does not answer is a 502 naming the instance.
-    endpoints.set("default/f-00001", vec!["127.0.0.1:9".parse().unwrap()], 0);
+    endpoints.set("default/f-00001", vec!["127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap()], 0);
     let (code, _, body) = get(&c, &format!("http://{addr}/default/f/"), None).await;
     assert_eq!(code, 502, "{body}");
+}
+
+/// GET through the gateway with a `weft-replica` header a client made up.
+async fn get_claiming_replica(addr: SocketAddr) -> String {
+    let req = http::Request::get(format!("http://{addr}/default/f/"))
+        .header("weft-replica", "9")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = client(false).request(req).await.unwrap();
+    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body).to_string()
+}
+
+#[tokio::test]
+async fn a_replica_on_a_host_port_is_named_by_header_and_clients_cannot_pick_one() {
+    let (addr, endpoints) = gateway().await;
+    let body = get_claiming_replica(addr).await;
+    assert!(body.starts_with("one ") && body.ends_with("replica=-"), "a client's header is dropped: {body}");
+    let host_port = upstream("host").await;
+    endpoints.set("default/f-00001", vec![Target { addr: host_port, replica: Some(42) }], 0);
+    let body = get_claiming_replica(addr).await;
+    assert!(body.starts_with("host ") && body.ends_with("replica=42"), "the gateway names the replica: {body}");
 }
