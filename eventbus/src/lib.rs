@@ -1,0 +1,13 @@
+//! The weft event bus.
+//!
+//! - [`log`]: the `EventLog` seam — append (durable when it returns), read per
+//!   consumer group from its committed position, commit — with the embedded
+//!   segment log as the default backend.
+//! - [`filter`]: Trigger filters (Knative's dialects and a CESQL subset).
+//! - [`delivery`]: what a delivery result means and when to retry.
+
+pub mod delivery;
+pub mod filter;
+pub mod log;
+
+pub use log::{Consumer, EventLog, LogError, Record};
