@@ -6,6 +6,7 @@
 //! - [`filter`]: Trigger filters (Knative's dialects and a CESQL subset).
 //! - [`delivery`]: what a delivery result means and when to retry.
 
+pub mod cloudevent;
 pub mod delivery;
 pub mod filter;
 pub mod log;
