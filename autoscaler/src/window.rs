@@ -46,13 +46,9 @@ impl Buckets {
         let end = self.second(now);
         let span = window.as_secs().max(1);
         let start = (end + 1).saturating_sub(span).max(self.first?);
-        let in_window = self.buckets.iter().filter(|(b, _)| (start..=end).contains(b));
-        let (mut seen, mut sum) = (false, 0.0);
-        for (_, v) in in_window {
-            seen = true;
-            sum += v;
-        }
-        seen.then(|| sum / (end - start + 1) as f64)
+        let mut in_window = self.buckets.iter().filter(|(b, _)| (start..=end).contains(b)).map(|(_, v)| v).peekable();
+        in_window.peek()?;
+        Some(in_window.sum::<f64>() / (end - start + 1) as f64)
     }
 }
 

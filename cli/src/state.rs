@@ -4,7 +4,7 @@
 //! ```text
 //! .weft/store.redb     resources (Functions, Revisions, …)
 //! .weft/modules/       uploaded modules (<sha256>.wasm) and compiled code (.cwasm)
-//! .weft/logs/<ns>/<function>/<revision>-<n>.log   instance logs
+//! .weft/logs/hosts/host-<i>.log   function host logs (`weft logs` filters them)
 //! .weft/runtime.json   addresses of the running platform (removed on exit)
 //! .weft/token          bearer token of the control API (mode 0600)
 //! .weft/weft.lock      held by the running `weft up`

@@ -97,18 +97,10 @@ fn split_head(out: &[u8]) -> Option<(&[u8], &[u8])> {
     if let Some(rest) = out.strip_prefix(b"\r\n").or_else(|| out.strip_prefix(b"\n")) {
         return Some((&[], rest));
     }
+    // The first blank line, whichever line end it uses.
     let lf = find(out, b"\n\n").map(|i| (i, 2));
     let crlf = find(out, b"\r\n\r\n").map(|i| (i, 4));
-    let (i, len) = match (lf, crlf) {
-        (Some(a), Some(b)) => {
-            if a.0 < b.0 {
-                a
-            } else {
-                b
-            }
-        }
-        (a, b) => a.or(b)?,
-    };
+    let (i, len) = lf.into_iter().chain(crlf).min_by_key(|(i, _)| *i)?;
     Some((&out[..i], &out[i + len..]))
 }
 

@@ -29,11 +29,33 @@ pub struct RevisionLabels {
     pub revision: String,
 }
 
+/// A request count and latency histogram by [`RequestLabels`]: what both
+/// HTTP roles record for every request.
+#[derive(Clone)]
+struct RequestMetrics {
+    requests: Family<RequestLabels, Counter>,
+    duration: Family<RequestLabels, Histogram>,
+}
+
+impl RequestMetrics {
+    fn register(reg: &mut Registry, requests_help: &str, duration_help: &str) -> Self {
+        let requests = Family::default();
+        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        reg.register("requests", requests_help, requests.clone());
+        reg.register("request_duration_seconds", duration_help, duration.clone());
+        Self { requests, duration }
+    }
+
+    fn record(&self, labels: &RequestLabels, took: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.duration.get_or_create(labels).observe(took.as_secs_f64());
+    }
+}
+
 /// `weft_gateway_*` and the activator's `weft_activator_*`.
 #[derive(Clone)]
 pub struct GatewayMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<RequestLabels, Histogram>,
+    requests: RequestMetrics,
     /// Requests held now, by revision.
     pub held: Family<RevisionLabels, Gauge>,
     /// Time requests were held until an instance was ready (the cold start as a
@@ -43,14 +65,10 @@ pub struct GatewayMetrics {
 
 impl GatewayMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let reg = registry.sub_registry_with_prefix("weft_gateway");
-        let requests = Family::default();
-        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
-        reg.register("requests", "Requests routed, by function, revision and status code", requests.clone());
-        reg.register(
-            "request_duration_seconds",
+        let requests = RequestMetrics::register(
+            registry.sub_registry_with_prefix("weft_gateway"),
+            "Requests routed, by function, revision and status code",
             "Time to the response headers, by function, revision and status code",
-            duration.clone(),
         );
         let act = registry.sub_registry_with_prefix("weft_activator");
         let held = Family::default();
@@ -61,20 +79,18 @@ impl GatewayMetrics {
             "Time held until an instance was ready (cold start seen by the caller)",
             held_wait.clone(),
         );
-        Self { requests, duration, held, held_wait }
+        Self { requests, held, held_wait }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {
-        self.requests.get_or_create(labels).inc();
-        self.duration.get_or_create(labels).observe(took.as_secs_f64());
+        self.requests.record(labels, took);
     }
 }
 
 /// `weft_instance_*`.
 #[derive(Clone)]
 pub struct InstanceMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<RequestLabels, Histogram>,
+    requests: RequestMetrics,
     pub inflight: Gauge,
     pub queued: Gauge,
 }
@@ -82,19 +98,16 @@ pub struct InstanceMetrics {
 impl InstanceMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let reg = registry.sub_registry_with_prefix("weft_instance");
-        let requests = Family::default();
-        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let requests =
+            RequestMetrics::register(reg, "Requests handled, by status code", "Request latency including queueing");
         let (inflight, queued) = (Gauge::default(), Gauge::default());
-        reg.register("requests", "Requests handled, by status code", requests.clone());
-        reg.register("request_duration_seconds", "Request latency including queueing", duration.clone());
         reg.register("inflight_requests", "Requests being handled now", inflight.clone());
         reg.register("queued_requests", "Requests waiting for a concurrency slot", queued.clone());
-        Self { requests, duration, inflight, queued }
+        Self { requests, inflight, queued }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {
-        self.requests.get_or_create(labels).inc();
-        self.duration.get_or_create(labels).observe(took.as_secs_f64());
+        self.requests.record(labels, took);
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_autoscaler::{Decision, Defaults, RevisionAutoscaler, ScaleTarget, Scaler, ScalingSpec, SpecError};
+use weft_sidecar::endpoints::revision_key;
 use weft_sidecar::metrics::RevisionLabels;
 use weft_sidecar::{Activation, Endpoints};
 
@@ -245,7 +246,7 @@ impl Activation for Autoscale {
     /// Held requests are load the instances cannot report yet: record them and
     /// decide now rather than at the next tick.
     fn activate(&self, namespace: &str, revision: &str, held: usize) {
-        let key = format!("{namespace}/{revision}");
+        let key = revision_key(namespace, revision);
         let first = held == 1;
         if let Some(e) = self.lock().get_mut(&key) {
             e.held_peak = e.held_peak.max(held);

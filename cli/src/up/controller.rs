@@ -20,6 +20,7 @@ use weft_crds::quantity::parse_memory;
 use weft_crds::{FUNCTION_LABEL, Function, Revision, RevisionSpec};
 use weft_functions::ModuleStore;
 use weft_sidecar::Gateway;
+use weft_sidecar::endpoints::revision_key;
 
 const RESYNC: Duration = Duration::from_secs(10);
 
@@ -216,7 +217,7 @@ impl Controller {
 }
 
 fn rev_key(rev: &Revision) -> String {
-    format!("{}/{}", rev.metadata.namespace.as_deref().unwrap_or(""), rev.metadata.name.as_deref().unwrap_or(""))
+    revision_key(rev.metadata.namespace.as_deref().unwrap_or(""), rev.metadata.name.as_deref().unwrap_or(""))
 }
 
 /// The function a store event is about.

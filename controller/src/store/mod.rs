@@ -161,28 +161,14 @@ impl EmbeddedStore {
         let tx = self.db.begin_write()?;
         let (stored, outcome) = {
             let mut table = tx.open_table(OBJECTS)?;
-            let old: Option<Value> = table
-                .get(key.as_str())?
-                .map(|v| serde_json::from_slice(v.value()))
-                .transpose()
-                .map_err(|source| StoreError::Decode { key: key.clone(), source })?;
-            let (merged, outcome) = merge(old, incoming);
+            let (merged, outcome) = merge(read_json(&table, &key)?, incoming);
             if outcome == ApplyOutcome::Unchanged {
                 (merged, outcome)
             } else {
-                let merged = self.stamp(&tx, merged)?;
-                let bytes =
-                    serde_json::to_vec(&merged).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
-                table.insert(key.as_str(), bytes.as_slice())?;
-                (merged, outcome)
+                (self.write_json(&tx, &mut table, &key, merged)?, outcome)
             }
         };
-        if outcome == ApplyOutcome::Unchanged {
-            tx.abort()?
-        } else {
-            tx.commit()?
-        }
-        if outcome != ApplyOutcome::Unchanged {
+        if finish(tx, outcome != ApplyOutcome::Unchanged)? {
             self.notify::<K>(&ns, &name);
         }
         let typed = serde_json::from_value(stored).map_err(|source| StoreError::Decode { key, source })?;
@@ -212,31 +198,17 @@ impl EmbeddedStore {
         }
         let changed = {
             let mut table = tx.open_table(OBJECTS)?;
-            let Some(mut obj) = table
-                .get(key.as_str())?
-                .map(|v| serde_json::from_slice::<Value>(v.value()))
-                .transpose()
-                .map_err(|source| StoreError::Decode { key: key.clone(), source })?
-            else {
+            let Some(mut obj) = read_json(&table, &key)? else {
                 return Ok(false);
             };
-            if obj.get("status") == Some(&status) {
-                false
-            } else {
+            let changed = obj.get("status") != Some(&status);
+            if changed {
                 obj["status"] = status;
-                let obj = self.stamp(&tx, obj)?;
-                let bytes =
-                    serde_json::to_vec(&obj).map_err(|source| StoreError::Decode { key: key.clone(), source })?;
-                table.insert(key.as_str(), bytes.as_slice())?;
-                true
+                self.write_json(&tx, &mut table, &key, obj)?;
             }
+            changed
         };
-        if changed {
-            tx.commit()?
-        } else {
-            tx.abort()?
-        }
-        if changed {
+        if finish(tx, changed)? {
             self.notify::<K>(namespace, name);
         }
         Ok(true)
@@ -264,6 +236,20 @@ impl EmbeddedStore {
         due
     }
 
+    /// Stamps `obj` with the next `resourceVersion` and stores it; returns it.
+    fn write_json(
+        &self,
+        tx: &redb::WriteTransaction,
+        table: &mut redb::Table<&str, &[u8]>,
+        key: &str,
+        obj: Value,
+    ) -> Result<Value, StoreError> {
+        let obj = self.stamp(tx, obj)?;
+        let bytes = serde_json::to_vec(&obj).map_err(|source| StoreError::Decode { key: key.into(), source })?;
+        table.insert(key, bytes.as_slice())?;
+        Ok(obj)
+    }
+
     /// Sets the next `resourceVersion` on an object inside a write transaction.
     fn stamp(&self, tx: &redb::WriteTransaction, mut obj: Value) -> Result<Value, StoreError> {
         let mut meta = tx.open_table(META)?;
@@ -281,6 +267,25 @@ impl EmbeddedStore {
             name: name.into(),
         });
     }
+}
+
+/// The object stored at `key`, as JSON.
+fn read_json(table: &redb::Table<&str, &[u8]>, key: &str) -> Result<Option<Value>, StoreError> {
+    let Some(v) = table.get(key)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(v.value()).map(Some).map_err(|source| StoreError::Decode { key: key.into(), source })
+}
+
+/// Commits a write transaction that changed something, aborts one that did
+/// not (no disk write); returns `changed`.
+fn finish(tx: redb::WriteTransaction, changed: bool) -> Result<bool, StoreError> {
+    if changed {
+        tx.commit()?
+    } else {
+        tx.abort()?
+    }
+    Ok(changed)
 }
 
 /// Merges what was written into what is stored, as the API server does for an

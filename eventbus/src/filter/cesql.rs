@@ -214,25 +214,27 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.xor()?;
-        while self.keyword("OR") {
-            e = Expr::Or(Box::new(e), Box::new(self.xor()?));
-        }
-        Ok(e)
+        self.chain("OR", Self::xor, Expr::Or)
     }
 
     fn xor(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.and()?;
-        while self.keyword("XOR") {
-            e = Expr::Xor(Box::new(e), Box::new(self.and()?));
-        }
-        Ok(e)
+        self.chain("XOR", Self::and, Expr::Xor)
     }
 
     fn and(&mut self) -> Result<Expr, ParseError> {
-        let mut e = self.not()?;
-        while self.keyword("AND") {
-            e = Expr::And(Box::new(e), Box::new(self.not()?));
+        self.chain("AND", Self::not, Expr::And)
+    }
+
+    /// `next (kw next)*`, joined left to right.
+    fn chain(
+        &mut self,
+        kw: &str,
+        next: fn(&mut Self) -> Result<Expr, ParseError>,
+        join: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, ParseError> {
+        let mut e = next(self)?;
+        while self.keyword(kw) {
+            e = join(Box::new(e), Box::new(next(self)?));
         }
         Ok(e)
     }

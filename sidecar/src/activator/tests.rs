@@ -19,15 +19,23 @@ fn addr(p: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], p))
 }
 
-fn setup() -> (Arc<Activator>, Arc<Endpoints>, Arc<Counting>) {
+type Setup = (Arc<Activator>, Arc<Endpoints>, Arc<Counting>);
+
+fn setup() -> Setup {
     (Arc::new(Activator::default()), Arc::new(Endpoints::new()), Arc::new(Counting::default()))
+}
+
+/// A request for `ns/r` held in a task of its own.
+fn spawn_hold((act, eps, hook): &Setup) -> tokio::task::JoinHandle<Result<(Lease, Duration), HoldError>> {
+    let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
+    tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await })
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_held_request_is_released_when_an_instance_is_ready() {
-    let (act, eps, hook) = setup();
-    let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
-    let held = tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await });
+    let s = setup();
+    let (act, eps, hook) = s.clone();
+    let held = spawn_hold(&s);
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(act.held("ns/r"), 1);
     assert_eq!(hook.calls.load(Ordering::SeqCst), 1, "the autoscaler is told at once");
@@ -48,13 +56,13 @@ async fn a_hold_times_out() {
 
 #[tokio::test(start_paused = true)]
 async fn full_instances_release_held_requests_one_slot_at_a_time() {
-    let (act, eps, hook) = setup();
+    let s = setup();
+    let (act, eps, hook) = s.clone();
     eps.set("ns/r", vec![addr(1)], 1);
     let first = eps.acquire("ns/r").unwrap();
     let mut waiting = Vec::new();
     for _ in 0..3 {
-        let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
-        waiting.push(tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await }));
+        waiting.push(spawn_hold(&s));
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(act.held("ns/r"), 3);
@@ -69,11 +77,11 @@ async fn full_instances_release_held_requests_one_slot_at_a_time() {
 
 #[tokio::test(start_paused = true)]
 async fn the_number_held_per_revision_is_bounded() {
-    let (act, eps, hook) = setup();
+    let s = setup();
+    let (act, eps, hook) = s.clone();
     let mut waiting = Vec::new();
     for _ in 0..MAX_HELD {
-        let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
-        waiting.push(tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await }));
+        waiting.push(spawn_hold(&s));
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(act.held("ns/r"), MAX_HELD);
@@ -89,9 +97,9 @@ async fn the_number_held_per_revision_is_bounded() {
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_request_releases_its_hold() {
-    let (act, eps, hook) = setup();
-    let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
-    let held = tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await });
+    let s = setup();
+    let act = s.0.clone();
+    let held = spawn_hold(&s);
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(act.held("ns/r"), 1);
     held.abort(); // the client went away
@@ -101,13 +109,13 @@ async fn a_dropped_request_releases_its_hold() {
 
 #[tokio::test(start_paused = true)]
 async fn held_requests_are_released_first_come_first_served() {
-    let (act, eps, hook) = setup();
+    let s = setup();
+    let eps = s.1.clone();
     eps.set("ns/r", vec![addr(1)], 1);
     let mut lease = eps.acquire("ns/r").unwrap();
     let mut waiting = std::collections::VecDeque::new();
     for _ in 0..3 {
-        let (a, e, h) = (act.clone(), eps.clone(), hook.clone());
-        waiting.push_back(tokio::spawn(async move { a.hold(&e, h.as_ref(), "ns", "r", "ns/r").await }));
+        waiting.push_back(spawn_hold(&s));
         tokio::time::sleep(Duration::from_millis(1)).await; // a strict arrival order
     }
     while !waiting.is_empty() {
