@@ -111,38 +111,17 @@ fn retryable_status(code: u16) -> bool {
 }
 
 /// Parses an ISO 8601 duration as Knative takes it: `PT0.5S`, `PT1M30S`,
-/// `PT2H`, `P1DT12H` (days, hours, minutes, fractional seconds; no months).
+/// `PT2H`, `P1DT12H` (weeks, days, hours, minutes, fractional seconds; a day is
+/// 24 h; no months or years, no negative values). Parsing is jiff's.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not an ISO 8601 duration like PT0.5S, PT1M or P1DT2H");
-    let rest = s.strip_prefix('P').ok_or_else(bad)?;
-    let (date, time) = match rest.split_once('T') {
-        Some((d, t)) if !t.is_empty() => (d, t),
-        Some(_) => return Err(bad()),
-        None => (rest, ""),
-    };
-    if date.is_empty() && time.is_empty() {
-        return Err(bad());
+    let bad = |why: String| format!("{s:?} is not an ISO 8601 duration like PT0.5S, PT1M or P1DT2H: {why}");
+    // jiff also takes its "friendly" form (`10s`); Knative's fields are ISO only.
+    if !s.starts_with(['P', 'p']) {
+        return Err(bad("it must start with P".into()));
     }
-    let mut secs = 0f64;
-    for (part, units) in
-        [(date, &[('D', 86400.0), ('W', 604800.0)][..]), (time, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)][..])]
-    {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() || c == '.' {
-                num.push(c);
-                continue;
-            }
-            let unit = units.iter().find(|(u, _)| *u == c).ok_or_else(bad)?.1;
-            let n: f64 = num.parse().map_err(|_| bad())?;
-            secs += n * unit;
-            num.clear();
-        }
-        if !num.is_empty() {
-            return Err(bad());
-        }
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+    let span: jiff::Span = s.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
+    let signed = span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).map_err(|e| bad(e.to_string()))?;
+    Duration::try_from(signed).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]
@@ -217,7 +196,8 @@ mod tests {
         for (s, want) in ok {
             assert_eq!(parse_duration(s), Ok(want), "{s}");
         }
-        for bad in ["", "P", "PT", "1S", "PT1", "PT1X", "P1H", "PTS", "PT-1S", "10s"] {
+        assert_eq!(parse_duration("P1W"), Ok(ms(604_800_000)));
+        for bad in ["", "P", "PT", "1S", "PT1", "PT1X", "P1H", "PTS", "PT-1S", "-PT1S", "10s", "P1M", "P1Y"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

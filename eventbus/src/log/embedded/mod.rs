@@ -96,18 +96,20 @@ impl TopicShared {
         if !self.offsets_dirty.swap(false, Ordering::AcqRel) {
             return;
         }
-        let json = {
-            let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-            serde_json::to_vec(&*offsets).unwrap_or_default()
-        };
-        let tmp = self.dir.join("offsets.json.tmp");
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &json).and_then(|()| f.sync_data()))
-            .and_then(|()| std::fs::rename(&tmp, self.dir.join("offsets.json")));
-        if let Err(e) = written {
+        if let Err(e) = self.write_offsets() {
             tracing::warn!(error = %e, dir = %self.dir.display(), "could not write committed offsets; will retry");
             self.offsets_dirty.store(true, Ordering::Release);
         }
+    }
+
+    fn write_offsets(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let json = serde_json::to_vec(&*self.offsets.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let tmp = self.dir.join("offsets.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, self.dir.join("offsets.json"))
     }
 }
 
@@ -201,7 +203,8 @@ fn start_topic(dir: &Path, config: &EmbeddedConfig) -> Result<Topic, LogError> {
         Some(s) => segment::open_for_append(&s.path)?,
         None => return Err(LogError::Unavailable("no segment".into())),
     };
-    let writer = Writer { shared: shared.clone(), limits: config.limits, segments, file, buf: Vec::new() };
+    let writer =
+        Writer { shared: shared.clone(), limits: config.limits, segments, file, buf: Vec::new(), chores_at: 0 };
     let (tx, rx) = sync_channel(config.queue);
     let name = format!("weft-log-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("topic"));
     let thread = std::thread::Builder::new().name(name).spawn(move || writer.run(rx))?;
