@@ -85,13 +85,11 @@ impl StateDir {
         {
             return Ok(t.trim().to_string());
         }
-        let token = format!(
-            "{:016x}{:016x}{:016x}{:016x}",
-            fastrand::u64(..),
-            fastrand::u64(..),
-            fastrand::u64(..),
-            fastrand::u64(..)
-        );
+        // The token guards the control API: it comes from the OS's secure
+        // random source (fastrand is fast, not unpredictable).
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("read random bytes for the API token: {e}"))?;
+        let token = hex::encode(bytes);
         std::fs::write(&path, &token).with_context(|| format!("write {}", path.display()))?;
         set_mode(&path, 0o600)?;
         Ok(token)
