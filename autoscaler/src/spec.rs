@@ -18,9 +18,12 @@ pub enum Metric {
     Rps,
 }
 
-/// Platform-wide defaults (`weft up` flags / config), Knative's values.
+/// Platform-wide defaults (`weft up` flags), Knative's values (its
+/// `config-autoscaler` and `config-defaults`). Annotations override them per
+/// Function, except the rates, the tick, the grace and the switches.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Defaults {
+    pub metric: Metric,
     pub target_concurrency: f64,
     pub target_utilization: f64,
     pub target_rps: f64,
@@ -32,7 +35,14 @@ pub struct Defaults {
     pub tick: Duration,
     pub scale_to_zero_grace: Duration,
     pub target_burst_capacity: f64,
+    pub min_scale: u32,
+    /// 0 = unbounded.
+    pub max_scale: u32,
     pub initial_scale: u32,
+    pub scale_down_delay: Duration,
+    pub scale_to_zero_retention: Duration,
+    /// `containerConcurrency` of a revision that does not set it (0 = unlimited).
+    pub container_concurrency: u32,
     pub allow_zero_initial_scale: bool,
     pub enable_scale_to_zero: bool,
 }
@@ -40,6 +50,7 @@ pub struct Defaults {
 impl Default for Defaults {
     fn default() -> Self {
         Self {
+            metric: Metric::Concurrency,
             target_concurrency: 100.0,
             target_utilization: 0.7,
             target_rps: 200.0,
@@ -51,10 +62,55 @@ impl Default for Defaults {
             tick: Duration::from_secs(2),
             scale_to_zero_grace: Duration::from_secs(30),
             target_burst_capacity: 200.0,
+            min_scale: 0,
+            max_scale: 0,
             initial_scale: 1,
+            scale_down_delay: Duration::ZERO,
+            scale_to_zero_retention: Duration::ZERO,
+            container_concurrency: 0,
             allow_zero_initial_scale: false,
             enable_scale_to_zero: true,
         }
+    }
+}
+
+impl Defaults {
+    /// Checks the ranges Knative's config accepts; the error names the setting
+    /// by its `weft up` flag.
+    pub fn check(&self) -> Result<(), String> {
+        let range = |flag: &str, v: f64, min: f64, max: f64| {
+            if v.is_finite() && (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("--{flag} {v} must be from {min} to {max}"))
+            }
+        };
+        range("target-concurrency", self.target_concurrency, 0.01, f64::MAX)?;
+        range("target-utilization", self.target_utilization * 100.0, 1.0, 100.0)?;
+        range("target-rps", self.target_rps, 0.01, f64::MAX)?;
+        range("panic-window-percentage", self.panic_window_percentage, 1.0, 100.0)?;
+        range("panic-threshold-percentage", self.panic_threshold_percentage, 110.0, 1000.0)?;
+        range("max-scale-up-rate", self.max_scale_up_rate, 1.000_001, f64::MAX)?;
+        range("max-scale-down-rate", self.max_scale_down_rate, 1.000_001, f64::MAX)?;
+        range("target-burst-capacity", self.target_burst_capacity, -1.0, f64::MAX)?;
+        if self.stable_window < Duration::from_secs(6) || self.stable_window > Duration::from_secs(3600) {
+            return Err(format!("--stable-window {:?} must be from 6s to 1h", self.stable_window));
+        }
+        if self.tick.is_zero() {
+            return Err("--tick must be above 0".into());
+        }
+        if self.max_scale > 0 && self.min_scale > self.max_scale {
+            return Err(format!("--min-scale {} is above --max-scale {}", self.min_scale, self.max_scale));
+        }
+        if self.initial_scale == 0 && !self.allow_zero_initial_scale {
+            return Err("--initial-scale 0 needs --allow-zero-initial-scale".into());
+        }
+        Ok(())
+    }
+
+    /// The `containerConcurrency` a revision runs with.
+    pub fn container_concurrency(&self, from_spec: Option<u32>) -> u32 {
+        from_spec.unwrap_or(self.container_concurrency)
     }
 }
 
@@ -168,7 +224,8 @@ impl ScalingSpec {
     ) -> Result<Self, SpecError> {
         let a = Annotations(a);
         let metric = match a.raw("metric") {
-            None | Some("concurrency") => Metric::Concurrency,
+            None => d.metric,
+            Some("concurrency") => Metric::Concurrency,
             Some("rps") => Metric::Rps,
             Some(other) => {
                 return Err(Annotations::err("metric", format!("{other:?} must be concurrency or rps")));
@@ -190,8 +247,8 @@ impl ScalingSpec {
             return Err(Annotations::err("window", "must be at least 6s"));
         }
         let panic_pct = a.number("panic-window-percentage", 1.0, 100.0)?.unwrap_or(d.panic_window_percentage);
-        let min_scale = a.count("min-scale")?.unwrap_or(0);
-        let max_scale = a.count("max-scale")?.unwrap_or(0);
+        let min_scale = a.count("min-scale")?.unwrap_or(d.min_scale);
+        let max_scale = a.count("max-scale")?.unwrap_or(d.max_scale);
         if max_scale > 0 && min_scale > max_scale {
             return Err(Annotations::err("min-scale", format!("{min_scale} is above max-scale {max_scale}")));
         }
@@ -221,11 +278,11 @@ impl ScalingSpec {
             min_scale,
             max_scale,
             initial_scale,
-            scale_down_delay: a.duration("scale-down-delay", Duration::from_secs(3600))?.unwrap_or(Duration::ZERO),
+            scale_down_delay: a.duration("scale-down-delay", Duration::from_secs(3600))?.unwrap_or(d.scale_down_delay),
             scale_to_zero_grace: d.scale_to_zero_grace,
             scale_to_zero_retention: a
                 .duration("scale-to-zero-pod-retention-period", Duration::from_secs(3600))?
-                .unwrap_or(Duration::ZERO),
+                .unwrap_or(d.scale_to_zero_retention),
             target_burst_capacity: a
                 .number("target-burst-capacity", -1.0, f64::MAX)?
                 .unwrap_or(d.target_burst_capacity),
@@ -276,6 +333,55 @@ mod tests {
             .unwrap();
         assert_eq!(s.metric, Metric::Rps);
         assert!((s.target_value - 105.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn platform_defaults_apply_where_annotations_are_silent() {
+        let d = Defaults {
+            metric: Metric::Rps,
+            target_rps: 50.0,
+            min_scale: 2,
+            max_scale: 8,
+            scale_down_delay: Duration::from_secs(20),
+            scale_to_zero_retention: Duration::from_secs(40),
+            panic_window_percentage: 50.0,
+            panic_threshold_percentage: 300.0,
+            max_scale_up_rate: 10.0,
+            target_burst_capacity: -1.0,
+            ..Defaults::default()
+        };
+        let s = ScalingSpec::from_annotations(&BTreeMap::new(), &d, 0).unwrap();
+        assert_eq!(s.metric, Metric::Rps);
+        assert!((s.target_value - 35.0).abs() < 1e-9, "50 rps x 70 %");
+        assert_eq!((s.min_scale, s.max_scale), (2, 8));
+        assert_eq!((s.scale_down_delay, s.scale_to_zero_retention), (Duration::from_secs(20), Duration::from_secs(40)));
+        assert_eq!((s.panic_window, s.panic_threshold), (Duration::from_secs(30), 3.0));
+        assert_eq!((s.max_scale_up_rate, s.target_burst_capacity), (10.0, -1.0));
+        let a = ann(&[("metric", "concurrency"), ("min-scale", "0"), ("max-scale", "3"), ("scale-down-delay", "0s")]);
+        let s = ScalingSpec::from_annotations(&a, &d, 0).unwrap();
+        assert_eq!(s.metric, Metric::Concurrency, "an annotation wins");
+        assert_eq!((s.min_scale, s.max_scale, s.scale_down_delay), (0, 3, Duration::ZERO));
+        assert_eq!(d.container_concurrency(None), 0);
+        assert_eq!(Defaults { container_concurrency: 4, ..d.clone() }.container_concurrency(None), 4);
+        assert_eq!(Defaults { container_concurrency: 4, ..d }.container_concurrency(Some(1)), 1);
+    }
+
+    #[test]
+    fn bad_platform_defaults_name_the_flag() {
+        assert_eq!(Defaults::default().check(), Ok(()));
+        let bad = [
+            (Defaults { max_scale_down_rate: 1.0, ..Defaults::default() }, "--max-scale-down-rate 1 must be from"),
+            (Defaults { panic_threshold_percentage: 50.0, ..Defaults::default() }, "--panic-threshold-percentage 50"),
+            (Defaults { target_utilization: 1.5, ..Defaults::default() }, "--target-utilization 150"),
+            (Defaults { target_burst_capacity: -2.0, ..Defaults::default() }, "--target-burst-capacity -2"),
+            (Defaults { min_scale: 3, max_scale: 2, ..Defaults::default() }, "--min-scale 3 is above --max-scale 2"),
+            (Defaults { initial_scale: 0, ..Defaults::default() }, "--initial-scale 0 needs"),
+            (Defaults { stable_window: Duration::from_secs(5), ..Defaults::default() }, "--stable-window 5s"),
+        ];
+        for (d, want) in bad {
+            let err = d.check().unwrap_err();
+            assert!(err.starts_with(want), "{err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use weft_autoscaler::Metric;
 
 // Each request allocates a store, a WASI context and buffers; mimalloc keeps
 // that off glibc malloc's global locks (see bench/README.md).
@@ -30,24 +31,67 @@ struct Cli {
 }
 
 /// Platform-wide autoscaling defaults; Knative's values unless set. Functions
-/// override them with `autoscaling.weft.dev/*` annotations.
+/// override most of them with `autoscaling.weft.dev/*` annotations.
 #[derive(clap::Args, Clone)]
 struct ScalingFlags {
+    /// What to scale on: requests in flight or requests per second.
+    #[arg(long, default_value = "concurrency", value_parser = ["concurrency", "rps"])]
+    metric: String,
     /// Target requests in flight per instance.
     #[arg(long, default_value_t = 100.0)]
     target_concurrency: f64,
+    /// Target requests per second per instance (with --metric rps).
+    #[arg(long, default_value_t = 200.0)]
+    target_rps: f64,
     /// Share of the target to aim for, in percent.
     #[arg(long, default_value_t = 70.0)]
     target_utilization: f64,
+    /// `containerConcurrency` of functions that do not set it (0 = unlimited).
+    #[arg(long, default_value_t = 0)]
+    container_concurrency: u32,
     /// Stable window (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = duration)]
     stable_window: Duration,
+    /// Panic window, in percent of the stable window.
+    #[arg(long, default_value_t = 10.0)]
+    panic_window_percentage: f64,
+    /// Panic when the panic-window load reaches this percent of capacity.
+    #[arg(long, default_value_t = 200.0)]
+    panic_threshold_percentage: f64,
+    /// Most a revision may grow per decision, as a factor of its ready instances.
+    #[arg(long, default_value_t = 1000.0)]
+    max_scale_up_rate: f64,
+    /// Most a revision may shrink per decision, as a divisor of its ready instances.
+    #[arg(long, default_value_t = 2.0)]
+    max_scale_down_rate: f64,
+    /// Instances a routed revision keeps at least.
+    #[arg(long, default_value_t = 0)]
+    min_scale: u32,
+    /// Instances a revision runs at most (0 = unbounded).
+    #[arg(long, default_value_t = 0)]
+    max_scale: u32,
+    /// Instances a new revision starts with.
+    #[arg(long, default_value_t = 1)]
+    initial_scale: u32,
+    /// A scale-down waits until the lower count has held this long (e.g. 30s).
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    scale_down_delay: Duration,
     /// Time a revision stays at one instance, activator in front, before zero.
     #[arg(long, default_value = "30s", value_parser = duration)]
     scale_to_zero_grace: Duration,
+    /// Time the last instance is kept after the revision went idle.
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    scale_to_zero_pod_retention_period: Duration,
+    /// Spare capacity to keep before the activator leaves the request path
+    /// (0: only at zero; -1: always in the path).
+    #[arg(long, default_value_t = 200.0, allow_negative_numbers = true)]
+    target_burst_capacity: f64,
     /// Let functions start at zero instances (`autoscaling.weft.dev/initial-scale: "0"`).
     #[arg(long)]
     allow_zero_initial_scale: bool,
+    /// Never scale an idle revision below one instance.
+    #[arg(long)]
+    no_scale_to_zero: bool,
     /// Function host processes; each serves replicas of any revision, so a
     /// cold start needs no process start (default: one per core).
     #[arg(long, default_value_t = weft_sidecar::serve::default_workers())]
@@ -62,16 +106,31 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 impl ScalingFlags {
-    fn defaults(&self) -> weft_autoscaler::Defaults {
-        weft_autoscaler::Defaults {
+    /// The platform's defaults; an error names the flag out of range.
+    fn defaults(&self) -> Result<weft_autoscaler::Defaults, String> {
+        let d = weft_autoscaler::Defaults {
+            metric: if self.metric == "rps" { Metric::Rps } else { Metric::Concurrency },
             target_concurrency: self.target_concurrency,
             target_utilization: self.target_utilization / 100.0,
+            target_rps: self.target_rps,
             stable_window: self.stable_window,
-            scale_to_zero_grace: self.scale_to_zero_grace,
+            panic_window_percentage: self.panic_window_percentage,
+            panic_threshold_percentage: self.panic_threshold_percentage,
+            max_scale_up_rate: self.max_scale_up_rate,
+            max_scale_down_rate: self.max_scale_down_rate,
             tick: self.tick,
+            scale_to_zero_grace: self.scale_to_zero_grace,
+            target_burst_capacity: self.target_burst_capacity,
+            min_scale: self.min_scale,
+            max_scale: self.max_scale,
+            initial_scale: self.initial_scale,
+            scale_down_delay: self.scale_down_delay,
+            scale_to_zero_retention: self.scale_to_zero_pod_retention_period,
+            container_concurrency: self.container_concurrency,
             allow_zero_initial_scale: self.allow_zero_initial_scale,
-            ..Default::default()
-        }
+            enable_scale_to_zero: !self.no_scale_to_zero,
+        };
+        d.check().map(|()| d)
     }
 }
 
@@ -191,7 +250,8 @@ async fn run(cli: Cli) -> Result<()> {
     let connect = || client::Client::connect(&state);
     match cli.command {
         Command::Up { gateway, api, domain, scaling: flags } => {
-            let (scaling, hosts) = (flags.defaults(), flags.hosts);
+            let scaling = flags.defaults().map_err(anyhow::Error::msg)?;
+            let hosts = flags.hosts;
             up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts }).await
         }
         Command::Instance { config: Some(config), .. } => instance::run(&config).await,

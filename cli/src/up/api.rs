@@ -138,7 +138,7 @@ fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
         )));
     }
     let annotations = &f.spec.template.metadata.annotations;
-    let cc = spec.container_concurrency.unwrap_or(0);
+    let cc = s.scaling.container_concurrency(spec.container_concurrency);
     if let Err(e) = weft_autoscaler::ScalingSpec::from_annotations(annotations, &s.scaling, cc) {
         return Err(bad(format!("Function {name}: spec.template.metadata.annotations: {e}")));
     }

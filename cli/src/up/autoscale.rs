@@ -120,6 +120,11 @@ impl Autoscale {
         )
     }
 
+    /// The platform's scaling defaults.
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         crate::sync::lock(&self.entries)
     }

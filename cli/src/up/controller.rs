@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use weft_autoscaler::ScaleTarget;
+use weft_autoscaler::{Defaults, ScaleTarget};
 use weft_controller::{
     EmbeddedStore, ReplicaState, RouteBase, StoreError, WatchEvent, now_rfc3339, plan_function, plan_revision_status,
 };
@@ -167,7 +167,7 @@ impl Controller {
         if let Some(failure) = self.broken_map().get(&key).cloned() {
             return ReplicaState { failure: Some(failure), ..Default::default() };
         }
-        let cfg = match instance_config(ns, function, rev, &self.modules) {
+        let cfg = match instance_config(ns, function, rev, &self.modules, self.autoscale.defaults()) {
             Ok(cfg) => cfg,
             Err(message) => {
                 return ReplicaState { failure: Some(("InvalidSpec".into(), message)), ..Default::default() };
@@ -236,6 +236,7 @@ pub fn instance_config(
     function: &str,
     rev: &Revision,
     modules: &ModuleStore,
+    defaults: &Defaults,
 ) -> Result<InstanceConfig, String> {
     let spec: &RevisionSpec = &rev.spec;
     let digest = spec.wasm.as_ref().and_then(|w| w.digest.clone()).ok_or("no module digest")?;
@@ -249,7 +250,7 @@ pub fn instance_config(
         env: spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
         timeout_ms: u64::from(spec.timeout_seconds()) * 1000,
         memory_bytes,
-        container_concurrency: spec.container_concurrency.unwrap_or(0),
+        container_concurrency: defaults.container_concurrency(spec.container_concurrency),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         exit_with_parent: true,
     })

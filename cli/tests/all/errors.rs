@@ -64,3 +64,24 @@ fn a_second_platform_on_the_same_state_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("another `weft up`"));
 }
+
+#[test]
+fn scaling_flags_out_of_range_are_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (vec!["--max-scale-down-rate", "1"], "--max-scale-down-rate 1 must be from"),
+        (vec!["--min-scale", "3", "--max-scale", "2"], "--min-scale 3 is above --max-scale 2"),
+        (vec!["--target-burst-capacity", "-5"], "--target-burst-capacity -5 must be from"),
+        (vec!["--initial-scale", "0"], "--initial-scale 0 needs --allow-zero-initial-scale"),
+    ];
+    for (flags, want) in cases {
+        let out = std::process::Command::new(WEFT)
+            .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state"])
+            .arg(dir.path())
+            .args(&flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{flags:?}: {err}");
+    }
+}

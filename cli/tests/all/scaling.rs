@@ -127,3 +127,26 @@ fn steady_load_while_scaling_down_fails_no_request() {
     let failed: Vec<&u16> = codes.iter().filter(|c| **c != 200).collect();
     assert!(failed.is_empty(), "{} of {} requests failed: {failed:?}", failed.len(), codes.len());
 }
+
+#[test]
+fn platform_flags_set_the_defaults_that_annotations_override() {
+    let p = Platform::start_with(&["--min-scale", "2", "--container-concurrency", "1"]);
+    p.apply("hello.yaml", &function_yaml("hello", "hello", "", ""));
+    wait_for(Duration::from_secs(20), || (actual_replicas(&p, "hello-00001") == 2).then_some(()));
+    // An annotation wins over the platform's default.
+    let one = with_scaling(&function_yaml("slow", "stress", "", ""), &[("min-scale", "1"), ("max-scale", "1")]);
+    p.apply("slow.yaml", &one);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(actual_replicas(&p, "slow-00001"), 1);
+    assert_eq!(actual_replicas(&p, "hello-00001"), 2);
+    // The default containerConcurrency (1) applies: two 300 ms requests to the
+    // one instance run one after the other.
+    let gw = p.gateway.clone();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        let calls: Vec<_> =
+            (0..2).map(|_| s.spawn(|| http(&gw, "GET", None, "/default/slow/?mode=sleep&ms=300", &[], "").0)).collect();
+        assert!(calls.into_iter().all(|c| c.join().unwrap() == 200));
+    });
+    assert!(start.elapsed() >= Duration::from_millis(590), "ran in parallel: {:?}", start.elapsed());
+}
