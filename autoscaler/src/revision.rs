@@ -29,6 +29,10 @@ pub struct Decision {
     pub panic: f64,
     /// Whether the activator must stay in the request path.
     pub activator_in_path: bool,
+    /// Observed load over the stable window, both metrics whichever one scales:
+    /// average requests in flight and requests per second (0 without data).
+    pub concurrency: f64,
+    pub rps: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +108,10 @@ impl RevisionAutoscaler {
         desired = self.bounds(desired, ready, reachable);
         self.last = desired;
         let activator_in_path = ready == 0 || desired == 0 || ebc.is_none_or(|e| e < 0.0);
-        Decision { desired, panicking, stable, panic, activator_in_path }
+        let window = self.spec.stable_window;
+        let concurrency = self.concurrency.average(now, window).unwrap_or(0.0);
+        let rps = self.rps.average(now, window).unwrap_or(0.0);
+        Decision { desired, panicking, stable, panic, activator_in_path, concurrency, rps }
     }
 
     fn scale_to_zero(&mut self, desired: u32, now: Instant) -> u32 {

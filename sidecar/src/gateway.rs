@@ -3,7 +3,7 @@
 //! Bodies stream through in both directions; nothing is buffered.
 
 use crate::activator::{Activation, Activator, HoldError};
-use crate::endpoints::{Endpoints, Lease, REPLICA_HEADER, Target, revision_key};
+use crate::endpoints::{Endpoints, Lease, NoLease, REPLICA_HEADER, Target, revision_key};
 use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
@@ -134,7 +134,7 @@ impl GatewayWorker {
         // for as long as it works on this request.
         let lease = match self.gateway.endpoints.acquire(&key) {
             Ok(l) => l,
-            Err(_) => match self.activate(&resolved.route.namespace, revision, &key).await {
+            Err(why) => match self.activate(&resolved.route.namespace, revision, &key, why).await {
                 Ok(l) => l,
                 Err(resp) => return resp,
             },
@@ -161,7 +161,9 @@ impl GatewayWorker {
     }
 
     /// Holds the request until the revision has a ready instance.
-    async fn activate(&self, ns: &str, revision: &str, key: &str) -> Result<Lease, Response<Body>> {
+    /// `why` says whether the revision had no instance (a cold start) or only
+    /// full ones.
+    async fn activate(&self, ns: &str, revision: &str, key: &str, why: NoLease) -> Result<Lease, Response<Body>> {
         let Some(hook) = self.gateway.activation.get() else {
             return Err(error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("revision {key} has no ready instance")));
         };
@@ -176,6 +178,9 @@ impl GatewayWorker {
             Ok((lease, waited)) => {
                 tracing::debug!(instance = %lease.addr(), ?waited, "held request released");
                 m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
+                if why == NoLease::Empty {
+                    m.cold_start.get_or_create(&labels).observe(waited.as_secs_f64());
+                }
                 Ok(lease)
             }
             Err(HoldError::Full) => {

@@ -58,9 +58,12 @@ pub struct GatewayMetrics {
     requests: RequestMetrics,
     /// Requests held now, by revision.
     pub held: Family<RevisionLabels, Gauge>,
-    /// Time requests were held until an instance was ready (the cold start as a
-    /// caller sees it), by revision.
+    /// Time requests were held until an instance could take them (at zero or
+    /// with every instance full), by revision.
     pub held_wait: Family<RevisionLabels, Histogram>,
+    /// Of those, the requests that arrived while the revision had no ready
+    /// instance: the cold start as a caller sees it.
+    pub cold_start: Family<RevisionLabels, Histogram>,
 }
 
 impl GatewayMetrics {
@@ -74,12 +77,14 @@ impl GatewayMetrics {
         let held = Family::default();
         let held_wait = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         act.register("held_requests", "Requests held for a revision with no ready instance", held.clone());
+        act.register("wait_seconds", "Time held until an instance could take the request", held_wait.clone());
+        let cold_start = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         act.register(
-            "wait_seconds",
-            "Time held until an instance was ready (cold start seen by the caller)",
-            held_wait.clone(),
+            "cold_start_seconds",
+            "Time held by requests that arrived with no ready instance (cold start seen by the caller)",
+            cold_start.clone(),
         );
-        Self { requests, held, held_wait }
+        Self { requests, held, held_wait, cold_start }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {

@@ -186,3 +186,21 @@ fn an_unrouted_revision_goes_to_zero_once_idle() {
     a.record(much_later, 0.0, 0.0);
     assert_eq!(a.tick(much_later, 1, false).desired, 0, "min-scale does not apply without a route");
 }
+
+#[test]
+fn decisions_report_both_observed_metrics_whichever_scales() {
+    let t0 = Instant::now();
+    let mut a = autoscaler(&[("metric", "rps"), ("window", "10s")], t0);
+    for s in 0..10 {
+        // Two instances each report 3 in flight and 40 requests a second.
+        for _ in 0..2 {
+            a.record(t0 + Duration::from_secs(s), 3.0, 40.0);
+        }
+    }
+    let d = a.tick(t0 + Duration::from_secs(9), 2, true);
+    assert!((d.concurrency - 6.0).abs() < 1e-9, "{d:?}");
+    assert!((d.rps - 80.0).abs() < 1e-9, "{d:?}");
+    assert!((d.stable - 80.0).abs() < 1e-9, "scales on rps: {d:?}");
+    let idle = autoscaler(&[], t0).tick(t0, 0, true);
+    assert_eq!((idle.concurrency, idle.rps), (0.0, 0.0), "no data is 0");
+}

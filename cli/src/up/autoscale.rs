@@ -43,6 +43,8 @@ pub struct AutoscalerMetrics {
     desired: Family<RevisionLabels, Gauge>,
     panicking: Family<RevisionLabels, Gauge>,
     in_path: Family<RevisionLabels, Gauge>,
+    concurrency: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
+    rps: Family<RevisionLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl AutoscalerMetrics {
@@ -54,6 +56,8 @@ impl AutoscalerMetrics {
             desired: Family::default(),
             panicking: Family::default(),
             in_path: Family::default(),
+            concurrency: Family::default(),
+            rps: Family::default(),
         };
         reg.register(
             "stable_value",
@@ -68,6 +72,12 @@ impl AutoscalerMetrics {
             "1 while the activator holds requests that find every instance full (targetBurstCapacity)",
             m.in_path.clone(),
         );
+        reg.register(
+            "observed_concurrency",
+            "Average requests in flight over the stable window, all instances",
+            m.concurrency.clone(),
+        );
+        reg.register("observed_rps", "Requests per second over the stable window, all instances", m.rps.clone());
         m
     }
 
@@ -78,6 +88,8 @@ impl AutoscalerMetrics {
         self.desired.get_or_create(&l).set(i64::from(d.desired));
         self.panicking.get_or_create(&l).set(i64::from(d.panicking));
         self.in_path.get_or_create(&l).set(i64::from(d.activator_in_path));
+        self.concurrency.get_or_create(&l).set(d.concurrency);
+        self.rps.get_or_create(&l).set(d.rps);
     }
 }
 

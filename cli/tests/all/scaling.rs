@@ -30,11 +30,13 @@ fn idle_function_scales_to_zero_and_the_next_request_is_answered() {
     assert!(took < Duration::from_secs(5), "cold start took {took:?}");
     assert_eq!(actual_replicas(&p, "hello-00001"), 1);
     let (_, metrics) = p.get(None, "/metrics");
-    assert!(
-        metrics.contains("weft_activator_wait_seconds_count{namespace=\"default\",revision=\"hello-00001\"} 1"),
-        "{metrics}"
-    );
+    for held in ["wait_seconds", "cold_start_seconds"] {
+        let count = format!("weft_activator_{held}_count{{namespace=\"default\",revision=\"hello-00001\"}} 1\n");
+        assert!(metrics.contains(&count), "{count} missing:\n{metrics}");
+    }
     let names = [
+        "weft_autoscaler_observed_concurrency",
+        "weft_autoscaler_observed_rps",
         "weft_autoscaler_stable_value",
         "weft_autoscaler_panic_value",
         "weft_autoscaler_desired_instances",
@@ -88,6 +90,11 @@ fn with_container_concurrency_1_requests_queue_and_instances_scale_out() {
         (n > 1).then_some(n)
     });
     assert!(most <= 4, "max-scale bounds it: {most}");
+    // Held because every instance was full: a wait, not a cold start.
+    let (_, metrics) = p.get(None, "/metrics");
+    let series = |name: &str| format!("weft_activator_{name}_count{{namespace=\"default\",revision=\"slow-00001\"}}");
+    assert!(metrics.contains(&series("wait_seconds")), "{metrics}");
+    assert!(!metrics.contains(&series("cold_start_seconds")), "{metrics}");
 }
 
 #[test]
