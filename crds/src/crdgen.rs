@@ -1,6 +1,7 @@
 //! CRD manifests generated from the Rust types (never hand-edited). The `crdgen`
 //! binary writes them to `crds/manifests/`; a test fails when they drift.
 
+use crate::eventing::{Broker, PingSource, Trigger};
 use crate::{Function, Revision};
 use kube::CustomResourceExt;
 
@@ -9,6 +10,9 @@ pub fn manifests() -> Result<Vec<(&'static str, String)>, yaml_serde::Error> {
     Ok(vec![
         ("functions.serving.weft.dev.yaml", yaml_serde::to_string(&Function::crd())?),
         ("revisions.serving.weft.dev.yaml", yaml_serde::to_string(&Revision::crd())?),
+        ("brokers.eventing.weft.dev.yaml", yaml_serde::to_string(&Broker::crd())?),
+        ("triggers.eventing.weft.dev.yaml", yaml_serde::to_string(&Trigger::crd())?),
+        ("pingsources.eventing.weft.dev.yaml", yaml_serde::to_string(&PingSource::crd())?),
     ])
 }
 

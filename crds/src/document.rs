@@ -2,6 +2,8 @@
 //! the document, the field and the fix.
 
 use crate::SERVING_API_VERSION;
+use crate::eventing::validate::{validate_broker, validate_ping_source, validate_trigger};
+use crate::eventing::{Broker, EVENTING_API_VERSION, PingSource, Trigger};
 use crate::function::Function;
 use crate::revision::Revision;
 use crate::validate::{ValidationErrors, validate_function};
@@ -13,10 +15,14 @@ use thiserror::Error;
 pub enum Document {
     Function(Box<Function>),
     Revision(Box<Revision>),
+    Broker(Box<Broker>),
+    Trigger(Box<Trigger>),
+    PingSource(Box<PingSource>),
 }
 
 /// Kinds a user may apply, for messages.
-pub const KNOWN_KINDS: &str = "Function (serving.weft.dev/v1alpha1)";
+pub const KNOWN_KINDS: &str =
+    "Function (serving.weft.dev/v1alpha1), Broker, Trigger and PingSource (eventing.weft.dev/v1alpha1)";
 
 /// Why a document was refused. `index` counts documents from 1.
 #[derive(Debug, Error)]
@@ -87,8 +93,35 @@ fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, Documen
             Ok(Document::Function(Box::new(f)))
         }
         (SERVING_API_VERSION, "Revision") => Ok(Document::Revision(Box::new(typed(index, "Revision", value)?))),
+        (EVENTING_API_VERSION, "Broker") => {
+            let b: Broker = checked(index, "Broker", value, |b: &Broker| &b.metadata, validate_broker)?;
+            Ok(Document::Broker(Box::new(b)))
+        }
+        (EVENTING_API_VERSION, "Trigger") => {
+            let t: Trigger = checked(index, "Trigger", value, |t: &Trigger| &t.metadata, validate_trigger)?;
+            Ok(Document::Trigger(Box::new(t)))
+        }
+        (EVENTING_API_VERSION, "PingSource") => {
+            let p = checked(index, "PingSource", value, |p: &PingSource| &p.metadata, validate_ping_source)?;
+            Ok(Document::PingSource(Box::new(p)))
+        }
         _ => Err(DocumentError::UnknownKind { index, api_version, kind }),
     }
+}
+
+/// Deserializes, requires a name, and validates.
+fn checked<T: serde::de::DeserializeOwned>(
+    index: usize,
+    kind: &'static str,
+    value: yaml_serde::Value,
+    meta: impl Fn(&T) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    validate: impl Fn(&T) -> Result<(), ValidationErrors>,
+) -> Result<T, DocumentError> {
+    let obj: T = typed(index, kind, value)?;
+    let name = meta(&obj).name.clone();
+    check_name(index, kind, name.as_deref())?;
+    validate(&obj).map_err(|source| DocumentError::Invalid { index, kind, name: name.unwrap_or_default(), source })?;
+    Ok(obj)
 }
 
 fn check_name(index: usize, kind: &'static str, name: Option<&str>) -> Result<(), DocumentError> {

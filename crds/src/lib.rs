@@ -1,5 +1,6 @@
 //! weft's API types: the `serving.weft.dev/v1alpha1` custom resources (Function,
-//! Revision), their validation, the YAML documents users apply, and the generated
+//! Revision) and the `eventing.weft.dev/v1alpha1` ones (Broker, Trigger,
+//! PingSource), their validation, the YAML documents users apply, and the generated
 //! CRD manifests.
 //!
 //! These are *API* types: they describe what users write and what the platform
@@ -11,6 +12,7 @@
 pub mod condition;
 pub mod crdgen;
 pub mod document;
+pub mod eventing;
 pub mod function;
 pub mod names;
 pub mod quantity;

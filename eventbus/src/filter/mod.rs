@@ -5,7 +5,7 @@
 
 pub mod cesql;
 
-use serde::{Deserialize, Serialize};
+pub use weft_crds::eventing::FilterSpec;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -19,26 +19,6 @@ impl Attributes for BTreeMap<String, String> {
     fn attribute(&self, name: &str) -> Option<Cow<'_, str>> {
         self.get(name).map(|v| Cow::Borrowed(v.as_str()))
     }
-}
-
-/// One entry of a Trigger's `spec.filters` (exactly one dialect set).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FilterSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exact: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suffix: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub all: Option<Vec<FilterSpec>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub any: Option<Vec<FilterSpec>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not: Option<Box<FilterSpec>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cesql: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
