@@ -141,6 +141,35 @@ fn is_known(key: &str) -> bool {
     )
 }
 
+/// An event in HTTP binary mode (`ce-*` headers, the data as the body), for
+/// delivery. The encoding is the SDK's; this only collects its output.
+pub fn to_binary(event: Event) -> Result<(HeaderMap, Bytes), EventError> {
+    use cloudevents::binding::http::{Builder, Serializer};
+    use cloudevents::message::BinaryDeserializer;
+    struct Collect(HeaderMap);
+    impl Builder<(HeaderMap, Bytes)> for Collect {
+        fn header(&mut self, key: &str, value: http::HeaderValue) {
+            if let Ok(name) = http::HeaderName::from_bytes(key.as_bytes()) {
+                self.0.insert(name, value);
+            }
+        }
+        fn body(&mut self, bytes: Vec<u8>) -> cloudevents::message::Result<(HeaderMap, Bytes)> {
+            Ok((std::mem::take(&mut self.0), Bytes::from(bytes)))
+        }
+        fn finish(&mut self) -> cloudevents::message::Result<(HeaderMap, Bytes)> {
+            self.body(Vec::new())
+        }
+    }
+    BinaryDeserializer::deserialize_binary(event, Serializer::new(Collect(HeaderMap::new())))
+        .map_err(|e| EventError::Body(format!("encode: {e}")))
+}
+
+/// Whether an HTTP message carries a CloudEvent (binary or structured mode).
+pub fn is_event(headers: &HeaderMap) -> bool {
+    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    headers.contains_key("ce-specversion") || ct.starts_with(STRUCTURED)
+}
+
 /// An event as a log record (structured JSON).
 pub fn to_record(event: &Event) -> Result<Bytes, serde_json::Error> {
     serde_json::to_vec(event).map(Bytes::from)

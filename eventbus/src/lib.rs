@@ -7,8 +7,13 @@
 //! - [`delivery`]: what a delivery result means and when to retry.
 
 pub mod cloudevent;
+pub mod config;
 pub mod delivery;
+pub mod dispatch;
 pub mod filter;
 pub mod log;
+pub mod metrics;
+pub mod sender;
+pub mod trace;
 
 pub use log::{Consumer, EventLog, LogError, Record};

@@ -58,12 +58,17 @@ pub trait EventLog: Send + Sync {
     /// A reader of `topic` for consumer group `group`, starting at the group's
     /// committed position (the start of the log for a new group).
     async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError>;
+
+    /// The offset the next appended record will get (so `end - committed` is a
+    /// group's lag).
+    async fn end_offset(&self, topic: &str) -> Result<u64, LogError>;
 }
 
 #[async_trait]
 pub trait Consumer: Send {
     /// The records after the last one returned, up to `max`, waiting up to
-    /// `wait` for the first; empty if none came.
+    /// `wait` for the first; empty if none came. Cancel-safe: a poll dropped
+    /// before it returns loses no record (the next poll returns them).
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError>;
 
     /// Every record before offset `next` is done for this group: after a

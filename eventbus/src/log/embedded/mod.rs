@@ -241,4 +241,8 @@ impl EventLog for EmbeddedLog {
         let t = self.topic(topic)?;
         Ok(Box::new(EmbeddedConsumer::new(t.shared.clone(), group.to_string())))
     }
+
+    async fn end_offset(&self, topic: &str) -> Result<u64, LogError> {
+        Ok(*self.topic(topic)?.shared.durable.borrow())
+    }
 }

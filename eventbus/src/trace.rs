@@ -1,0 +1,202 @@
+//! Where each event went: a per-event record (ingested, which triggers matched,
+//! every attempt with status and latency, the outcome), kept in memory for a
+//! bounded time and count. `weft events trace <id>` reads it.
+//!
+//! It is a debugging aid, not the source of truth (the log is): records are
+//! not kept across a restart.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Attempts kept per trigger and event; later ones are counted, not kept.
+const MAX_ATTEMPTS: usize = 32;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventTrace {
+    pub id: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub broker: String,
+    /// Each append of an event with this id (a producer's retry appends again).
+    pub ingested: Vec<Ingest>,
+    pub triggers: BTreeMap<String, TriggerTrace>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ingest {
+    pub at: String,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct TriggerTrace {
+    pub subscriber: String,
+    pub attempts: Vec<AttemptTrace>,
+    /// Attempts beyond those kept.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_attempts: u32,
+    /// `delivered`, `dead-lettered`, `dropped`; absent while in progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AttemptTrace {
+    pub at: String,
+    /// HTTP status, or absent for a timeout / connection error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub latency_ms: f64,
+    /// `subscriber` or `dead-letter`.
+    pub to: &'static str,
+}
+
+pub struct Traces {
+    inner: Mutex<Inner>,
+    retention: Duration,
+    max_events: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_id: HashMap<String, EventTrace>,
+    /// Insertion order with Unix ms, for eviction.
+    order: VecDeque<(i64, String)>,
+}
+
+fn now() -> (i64, String) {
+    let t = jiff::Timestamp::now();
+    (t.as_millisecond(), t.to_string())
+}
+
+impl Traces {
+    pub fn new(retention: Duration, max_events: usize) -> Self {
+        Self { inner: Mutex::new(Inner::default()), retention, max_events }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        // A panic while holding the lock cannot leave a trace half-written in a
+        // way that matters: keep going with what is there.
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
+    }
+
+    pub fn ingested(&self, broker: &str, event: &impl crate::filter::Attributes, offset: u64) {
+        let (ms, at) = now();
+        let attr = |n: &str| event.attribute(n).map(|v| v.into_owned()).unwrap_or_default();
+        let id = attr("id");
+        self.with(|g| {
+            g.evict(ms, self.retention, self.max_events);
+            if !g.by_id.contains_key(&id) {
+                g.order.push_back((ms, id.clone()));
+            }
+            let entry = g.by_id.entry(id.clone()).or_insert_with(|| EventTrace {
+                id: id.clone(),
+                source: attr("source"),
+                type_: attr("type"),
+                broker: broker.to_string(),
+                ingested: Vec::new(),
+                triggers: BTreeMap::new(),
+            });
+            if entry.ingested.len() < MAX_ATTEMPTS {
+                entry.ingested.push(Ingest { at, offset });
+            }
+        });
+    }
+
+    /// Runs `f` on the trace of `trigger` for event `id` (if the event is still kept).
+    pub fn trigger(&self, id: &str, trigger: &str, f: impl FnOnce(&mut TriggerTrace)) {
+        self.with(|g| {
+            if let Some(e) = g.by_id.get_mut(id) {
+                f(e.triggers.entry(trigger.to_string()).or_default());
+            }
+        });
+    }
+
+    pub fn attempt(&self, id: &str, trigger: &str, mut a: AttemptTrace) {
+        a.at = now().1;
+        self.trigger(id, trigger, |t| {
+            if t.attempts.len() < MAX_ATTEMPTS {
+                t.attempts.push(a);
+            } else {
+                t.more_attempts += 1;
+            }
+        });
+    }
+
+    pub fn get(&self, id: &str) -> Option<EventTrace> {
+        self.with(|g| g.by_id.get(id).cloned())
+    }
+
+    pub fn len(&self) -> usize {
+        self.with(|g| g.by_id.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Inner {
+    fn evict(&mut self, now_ms: i64, retention: Duration, max: usize) {
+        let oldest_kept = now_ms - retention.as_millis() as i64;
+        while let Some((ms, _)) = self.order.front() {
+            if *ms >= oldest_kept && self.order.len() < max {
+                break;
+            }
+            if let Some((_, id)) = self.order.pop_front() {
+                self.by_id.remove(&id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str) -> BTreeMap<String, String> {
+        [("id", id), ("source", "/s"), ("type", "t")].into_iter().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    #[test]
+    fn records_attempts_and_outcome_and_keeps_a_bounded_number() {
+        let t = Traces::new(Duration::from_secs(3600), 3);
+        t.ingested("default/default", &ev("a"), 0);
+        let a = AttemptTrace { at: String::new(), status: Some(500), error: None, latency_ms: 1.0, to: "subscriber" };
+        t.attempt("a", "default/t1", a.clone());
+        t.attempt("a", "default/t1", AttemptTrace { status: Some(200), ..a });
+        t.trigger("a", "default/t1", |x| x.outcome = Some("delivered".into()));
+        let got = t.get("a").unwrap();
+        assert_eq!(got.triggers["default/t1"].attempts.len(), 2);
+        assert_eq!(got.triggers["default/t1"].outcome.as_deref(), Some("delivered"));
+        for id in ["b", "c", "d"] {
+            t.ingested("default/default", &ev(id), 1);
+        }
+        assert_eq!(t.len(), 3, "the oldest is evicted past the bound");
+        assert!(t.get("a").is_none());
+        t.attempt("zzz", "x", AttemptTrace { at: String::new(), status: None, error: None, latency_ms: 0.0, to: "subscriber" });
+        assert!(t.get("zzz").is_none(), "attempts of unknown events are not kept");
+    }
+
+    #[test]
+    fn old_records_expire() {
+        let t = Traces::new(Duration::ZERO, 100);
+        t.ingested("b", &ev("a"), 0);
+        std::thread::sleep(Duration::from_millis(5));
+        t.ingested("b", &ev("b"), 1);
+        assert!(t.get("a").is_none());
+        assert!(t.get("b").is_some());
+    }
+}
