@@ -11,9 +11,11 @@ pub mod config;
 pub mod delivery;
 pub mod dispatch;
 pub mod filter;
+pub mod ingress;
 pub mod log;
 pub mod metrics;
+pub mod ping;
 pub mod sender;
 pub mod trace;
 
-pub use log::{Consumer, EventLog, LogError, Record};
+pub use log::{Consumer, EventLog, Initial, LogError, Record};

@@ -5,6 +5,7 @@ use super::*;
 use crate::cloudevent::to_record;
 use crate::delivery::{Attempt, DeliveryPolicy};
 use crate::filter::Filter;
+use crate::log::Initial;
 use crate::log::embedded::{EmbeddedConfig, EmbeddedLog};
 use crate::sender::Sent;
 use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
@@ -118,7 +119,7 @@ impl Harness {
     /// Runs the dispatcher until `sends` sends were made and all settled, then stops it.
     async fn run(&self, d: Arc<Dispatcher>, sends: usize) {
         let stop = CancellationToken::new();
-        let consumer = self.log.consumer("b", "t").await.unwrap();
+        let consumer = self.log.consumer("b", "t", Initial::Earliest).await.unwrap();
         let task = tokio::spawn(d.run(consumer, stop.clone()));
         for _ in 0..10_000 {
             if self.script.calls.lock().unwrap().len() >= sends && self.script.in_flight.lock().unwrap().0 == 0 {
@@ -245,7 +246,7 @@ async fn unordered_is_parallel_up_to_max_in_flight_and_commits_what_is_done() {
     assert_eq!(h.replies.0.lock().unwrap().len(), 20, "every reply went back to the broker");
     assert!(h.replies.0.lock().unwrap().iter().all(|(b, e)| b == "ns/b" && e.ty() == "reply"));
     // Everything was committed: a new consumer of the group sees nothing.
-    let mut again = h.log.consumer("b", "t").await.unwrap();
+    let mut again = h.log.consumer("b", "t", Initial::Earliest).await.unwrap();
     assert!(again.poll(10, ms(10)).await.unwrap().is_empty());
     let delivered = h.metrics.delivered.get_or_create(&TriggerLabels { trigger: "ns/t".into() }).get();
     assert_eq!(delivered, 20);
@@ -264,6 +265,6 @@ async fn unmatched_events_are_skipped_and_committed() {
     h.run(Arc::new(d), 1).await;
     let ids: Vec<_> = h.calls().iter().map(|c| c.1.id().to_string()).collect();
     assert_eq!(ids, ["y"]);
-    let mut again = h.log.consumer("b", "t").await.unwrap();
+    let mut again = h.log.consumer("b", "t", Initial::Earliest).await.unwrap();
     assert!(again.poll(10, ms(10)).await.unwrap().is_empty());
 }

@@ -21,6 +21,16 @@ pub struct Record {
     pub payload: Bytes,
 }
 
+/// Where a new consumer group starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Initial {
+    /// The oldest record kept.
+    #[default]
+    Earliest,
+    /// The next record appended (Knative's default for a new Trigger).
+    Latest,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// Too many appends are waiting: the caller should retry later (a 503).
@@ -56,8 +66,9 @@ pub trait EventLog: Send + Sync {
     async fn append(&self, topic: &str, records: Vec<Bytes>) -> Result<Vec<u64>, LogError>;
 
     /// A reader of `topic` for consumer group `group`, starting at the group's
-    /// committed position (the start of the log for a new group).
-    async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError>;
+    /// committed position. A group with none starts where `initial` says, and
+    /// that position is committed at once (so a restart does not move it).
+    async fn consumer(&self, topic: &str, group: &str, initial: Initial) -> Result<Box<dyn Consumer>, LogError>;
 
     /// The offset the next appended record will get (so `end - committed` is a
     /// group's lag).

@@ -3,6 +3,7 @@
 
 use crate::conformance::{self, Backend};
 use bytes::Bytes;
+use weft_eventbus::log::Initial;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,7 +39,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 }
 
 async fn read_n(log: &EmbeddedLog, topic: &str, group: &str, n: usize) -> Vec<weft_eventbus::Record> {
-    let mut c = log.consumer(topic, group).await.unwrap();
+    let mut c = log.consumer(topic, group, Initial::Earliest).await.unwrap();
     let mut out = Vec::new();
     loop {
         let got = c.poll(n, Duration::from_millis(200)).await.unwrap();

@@ -14,7 +14,7 @@ pub mod record;
 pub mod segment;
 mod writer;
 
-use super::{Consumer, EventLog, LogError, check_name};
+use super::{Consumer, EventLog, Initial, LogError, check_name};
 use async_trait::async_trait;
 use bytes::Bytes;
 use reader::EmbeddedConsumer;
@@ -81,9 +81,19 @@ impl TopicShared {
         segs.iter().find(|(b, _)| *b > base).cloned()
     }
 
-    fn committed(&self, group: &str) -> u64 {
-        let offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        offsets.get(group).copied().unwrap_or(0)
+    /// The group's committed position; a new group's is set from `initial`.
+    fn committed_or(&self, group: &str, initial: Initial) -> u64 {
+        let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = offsets.get(group) {
+            return *o;
+        }
+        let start = match initial {
+            Initial::Earliest => 0,
+            Initial::Latest => *self.durable.borrow(),
+        };
+        offsets.insert(group.to_string(), start);
+        self.offsets_dirty.store(true, Ordering::Release);
+        start
     }
 
     fn commit(&self, group: &str, next: u64) {
@@ -236,10 +246,11 @@ impl EventLog for EmbeddedLog {
         answer.await.map_err(|_| LogError::Unavailable("writer stopped".into()))?
     }
 
-    async fn consumer(&self, topic: &str, group: &str) -> Result<Box<dyn Consumer>, LogError> {
+    async fn consumer(&self, topic: &str, group: &str, initial: Initial) -> Result<Box<dyn Consumer>, LogError> {
         check_name(group)?;
         let t = self.topic(topic)?;
-        Ok(Box::new(EmbeddedConsumer::new(t.shared.clone(), group.to_string())))
+        let next = t.shared.committed_or(group, initial);
+        Ok(Box::new(EmbeddedConsumer::new(t.shared.clone(), group.to_string(), next)))
     }
 
     async fn end_offset(&self, topic: &str) -> Result<u64, LogError> {

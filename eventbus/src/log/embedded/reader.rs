@@ -26,8 +26,7 @@ pub struct EmbeddedConsumer {
 }
 
 impl EmbeddedConsumer {
-    pub fn new(topic: Arc<TopicShared>, group: String) -> Self {
-        let next = topic.committed(&group);
+    pub fn new(topic: Arc<TopicShared>, group: String, next: u64) -> Self {
         Self { topic, group, next, cursor: None }
     }
 }

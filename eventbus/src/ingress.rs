@@ -1,0 +1,164 @@
+//! The broker ingress: `POST /{namespace}/{broker}` with CloudEvents in binary,
+//! structured or batched mode. 202 only once every event of the request is
+//! durable in the broker's log; 400 naming the bad attribute; 404 for an
+//! unknown broker; 503 with `Retry-After` when the log is busy or down.
+
+use crate::cloudevent::{EventError, decode_http, to_record};
+use crate::dispatch::Publish;
+use crate::log::{EventLog, LogError};
+use crate::metrics::{BrokerLabels, EventbusMetrics, RejectLabels};
+use crate::trace::Traces;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use cloudevents::Event;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest request body (a batch).
+pub const MAX_BODY: usize = 8 << 20;
+/// What a 503 asks the producer to wait, seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
+/// A broker the ingress can append to.
+#[derive(Clone)]
+pub struct BrokerLog {
+    pub topic: String,
+    pub log: Arc<dyn EventLog>,
+}
+
+/// Brokers by `namespace/name`, replaced as a whole when brokers change.
+pub struct Ingress {
+    brokers: ArcSwap<HashMap<String, BrokerLog>>,
+    traces: Arc<Traces>,
+    metrics: EventbusMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error("no broker {0}")]
+    UnknownBroker(String),
+    #[error("{0}")]
+    Invalid(#[from] EventError),
+    #[error("{0}")]
+    Log(#[from] LogError),
+}
+
+impl Ingress {
+    pub fn new(traces: Arc<Traces>, metrics: EventbusMetrics) -> Self {
+        Self { brokers: ArcSwap::from_pointee(HashMap::new()), traces, metrics }
+    }
+
+    pub fn set_brokers(&self, brokers: HashMap<String, BrokerLog>) {
+        self.brokers.store(Arc::new(brokers));
+    }
+
+    pub fn broker(&self, key: &str) -> Option<BrokerLog> {
+        self.brokers.load().get(key).cloned()
+    }
+
+    /// Appends `events` to `broker`'s log; returns their offsets once durable.
+    pub async fn append(&self, broker: &str, events: &[Event]) -> Result<Vec<u64>, IngressError> {
+        let b = self.broker(broker).ok_or_else(|| IngressError::UnknownBroker(broker.to_string()))?;
+        let records = events
+            .iter()
+            .map(|e| to_record(e).map_err(|e| EventError::Body(format!("encode: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = b.log.append(&b.topic, records).await?;
+        for (event, offset) in events.iter().zip(&offsets) {
+            self.traces.ingested(broker, event, *offset);
+        }
+        self.metrics.ingested.get_or_create(&BrokerLabels { broker: broker.to_string() }).inc_by(events.len() as u64);
+        Ok(offsets)
+    }
+
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/{ns}/{broker}", post(ingest))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self)
+    }
+
+    fn reject(&self, broker: &str, reason: &'static str) {
+        self.metrics.rejected.get_or_create(&RejectLabels { broker: broker.to_string(), reason }).inc();
+    }
+}
+
+#[async_trait]
+impl Publish for Ingress {
+    async fn publish(&self, broker: &str, event: Event) -> Result<(), LogError> {
+        match self.append(broker, std::slice::from_ref(&event)).await {
+            Ok(_) => Ok(()),
+            Err(IngressError::Log(e)) => Err(e),
+            Err(IngressError::UnknownBroker(b)) => Err(LogError::UnknownTopic(b)),
+            Err(IngressError::Invalid(e)) => Err(LogError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+async fn ingest(
+    State(ingress): State<Arc<Ingress>>,
+    Path((ns, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let broker = format!("{ns}/{name}");
+    let span = tracing::debug_span!("ingress", %broker);
+    let _g = span.enter();
+    drop(_g);
+    if ingress.broker(&broker).is_none() {
+        ingress.reject(&broker, "unknown_broker");
+        return error(StatusCode::NOT_FOUND, format!("no broker {broker}"));
+    }
+    let events = match decode_http(&headers, &body) {
+        Ok(e) if e.is_empty() => return StatusCode::ACCEPTED.into_response(), // an empty batch
+        Ok(e) => e,
+        Err(e) => {
+            ingress.reject(&broker, "invalid");
+            return error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    match ingress.append(&broker, &events).await {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e) => refused(&ingress, &broker, e),
+    }
+}
+
+fn refused(ingress: &Ingress, broker: &str, e: IngressError) -> Response {
+    match e {
+        IngressError::UnknownBroker(_) => {
+            ingress.reject(broker, "unknown_broker");
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        IngressError::Invalid(_) => {
+            ingress.reject(broker, "invalid");
+            error(StatusCode::BAD_REQUEST, e.to_string())
+        }
+        IngressError::Log(LogError::TooLarge(..)) => {
+            ingress.reject(broker, "too_large");
+            error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        IngressError::Log(ref l) if l.is_retryable() => {
+            let reason = if matches!(l, LogError::Full(_)) { "busy" } else { "unavailable" };
+            ingress.reject(broker, reason);
+            tracing::warn!(%broker, error = %e, "event refused: log busy or unavailable");
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static(RETRY_AFTER_SECS));
+            r
+        }
+        IngressError::Log(_) => {
+            ingress.reject(broker, "unavailable");
+            tracing::error!(%broker, error = %e, "event refused");
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
+    }
+}
+
+fn error(code: StatusCode, message: String) -> Response {
+    (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
+}
