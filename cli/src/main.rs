@@ -135,6 +135,17 @@ impl ScalingFlags {
 }
 
 #[derive(Subcommand)]
+enum EventsCommand {
+    /// Where an event went: ingested, matched triggers, attempts, outcome.
+    Trace {
+        id: String,
+        /// Print the record as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the local platform in the foreground (Ctrl-C stops it).
     Up {
@@ -147,6 +158,12 @@ enum Command {
         /// Domain of host routes: <function>.<namespace>.<domain>.
         #[arg(long, default_value = "localhost")]
         domain: String,
+        /// Broker ingress address: events are POSTed to http://ADDR/<namespace>/<broker>.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        events: SocketAddr,
+        /// Kafka bootstrap servers, for Brokers with `spec.backend: kafka`.
+        #[arg(long)]
+        kafka_bootstrap: Option<String>,
         #[command(flatten)]
         scaling: ScalingFlags,
     },
@@ -161,7 +178,37 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
-    /// List or show resources: functions (fn), revisions (rev).
+    /// Send one CloudEvent to a broker (prints its id once it is durable).
+    Send {
+        #[arg(long, default_value = "default")]
+        broker: String,
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+        /// The event's type, e.g. com.example.order.created.
+        #[arg(long = "type")]
+        type_: String,
+        #[arg(long, default_value = "weft-cli")]
+        source: String,
+        /// Default: a random id.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// The data (JSON is sent as application/json).
+        #[arg(short, long)]
+        data: Option<String>,
+        #[arg(long)]
+        content_type: Option<String>,
+        /// An extension attribute, name=value (repeatable), e.g. partitionkey=user-7.
+        #[arg(short = 'e', long = "extension")]
+        extensions: Vec<String>,
+    },
+    /// Inspect events: `weft events trace ID` shows where an event went.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// List or show resources: functions (fn), revisions (rev), brokers, triggers, pingsources.
     Get {
         kind: String,
         name: Option<String>,
@@ -249,10 +296,18 @@ async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
     let connect = || client::Client::connect(&state);
     match cli.command {
-        Command::Up { gateway, api, domain, scaling: flags } => {
+        Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, scaling: flags } => {
             let scaling = flags.defaults().map_err(anyhow::Error::msg)?;
             let hosts = flags.hosts;
-            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts }).await
+            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts, events, kafka }).await
+        }
+        Command::Send { broker, namespace, type_, source, id, subject, data, content_type, extensions } => {
+            let args =
+                cmd::events::SendArgs { broker, namespace, type_, source, id, subject, data, content_type, extensions };
+            cmd::events::send(&connect()?, &args).await
+        }
+        Command::Events { command: EventsCommand::Trace { id, json } } => {
+            cmd::events::trace(&connect()?, &id, json).await
         }
         Command::Instance { config: Some(config), .. } => instance::run(&config).await,
         Command::Instance { config: None, .. } => instance::host::run().await,

@@ -4,6 +4,7 @@
 //! ```text
 //! .weft/store.redb     resources (Functions, Revisions, …)
 //! .weft/modules/       uploaded modules (<sha256>.wasm) and compiled code (.cwasm)
+//! .weft/events/<ns>.<broker>/  the embedded event log of each broker (segments, offsets.json)
 //! .weft/logs/hosts/host-<i>.log   function host logs (`weft logs` filters them)
 //! .weft/runtime.json   addresses of the running platform (removed on exit)
 //! .weft/token          bearer token of the control API (mode 0600)
@@ -25,6 +26,9 @@ pub struct StateDir {
 pub struct RuntimeInfo {
     pub api: SocketAddr,
     pub gateway: SocketAddr,
+    /// The broker ingress (absent when written by an older weft).
+    #[serde(default)]
+    pub events: Option<SocketAddr>,
     pub domain: String,
     pub pid: u32,
 }
@@ -40,6 +44,11 @@ impl StateDir {
 
     pub fn modules(&self) -> PathBuf {
         self.root.join("modules")
+    }
+
+    /// The embedded event log (one directory per broker topic).
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events")
     }
 
     pub fn logs(&self) -> PathBuf {

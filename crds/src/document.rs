@@ -94,6 +94,7 @@ fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, Documen
         }
         (SERVING_API_VERSION, "Revision") => Ok(Document::Revision(Box::new(typed(index, "Revision", value)?))),
         (EVENTING_API_VERSION, "Broker") => {
+            let value = with_empty_spec(value); // a Broker needs no spec, as in Knative
             let b: Broker = checked(index, "Broker", value, |b: &Broker| &b.metadata, validate_broker)?;
             Ok(Document::Broker(Box::new(b)))
         }
@@ -107,6 +108,15 @@ fn parse_one(index: usize, value: yaml_serde::Value) -> Result<Document, Documen
         }
         _ => Err(DocumentError::UnknownKind { index, api_version, kind }),
     }
+}
+
+fn with_empty_spec(mut value: yaml_serde::Value) -> yaml_serde::Value {
+    if let Some(map) = value.as_mapping_mut()
+        && !map.contains_key("spec")
+    {
+        map.insert("spec".into(), yaml_serde::Value::Mapping(Default::default()));
+    }
+    value
 }
 
 /// Deserializes, requires a name, and validates.

@@ -11,6 +11,7 @@ use weft_crds::{Document, Function, parse_documents};
 
 #[derive(Deserialize)]
 struct Applied {
+    kind: String,
     namespace: String,
     name: String,
     outcome: String,
@@ -37,19 +38,74 @@ pub async fn run(client: &Client, args: &ApplyArgs) -> Result<()> {
             Document::Revision(_) => {
                 bail!("{shown}: Revisions are created from a Function's template; apply the Function instead")
             }
+            Document::Broker(b) => objects.push(serde_json::to_value(&*b)?),
+            Document::Trigger(t) => objects.push(serde_json::to_value(&*t)?),
+            Document::PingSource(p) => objects.push(serde_json::to_value(&*p)?),
         }
     }
     let applied: Vec<Applied> =
         client.post_json("/v1/apply", &objects).await.with_context(|| format!("apply {shown}"))?;
     for a in &applied {
-        println!("function.serving.weft.dev/{} {}", a.name, a.outcome);
+        println!("{}/{} {}", qualified_kind(&a.kind), a.name, a.outcome);
     }
     if args.wait {
         for a in &applied {
-            wait_ready(client, a, args.timeout).await?;
+            match a.kind.as_str() {
+                "Function" => wait_ready(client, a, args.timeout).await?,
+                _ => wait_eventing(client, a, args.timeout).await?,
+            }
         }
     }
     Ok(())
+}
+
+fn qualified_kind(kind: &str) -> String {
+    let group = if kind == "Function" { "serving.weft.dev" } else { "eventing.weft.dev" };
+    format!("{}.{group}", kind.to_lowercase())
+}
+
+/// How long an eventing resource may stay `Ready=False` before apply gives up
+/// (it can be transient: a Trigger applied with its Broker in one file).
+const NOT_READY_GRACE: Duration = Duration::from_secs(3);
+
+/// Waits for a Broker, Trigger or PingSource to be Ready, and prints its address.
+async fn wait_eventing(client: &Client, a: &Applied, timeout: Duration) -> Result<()> {
+    let plural = format!("{}s", a.kind.to_lowercase());
+    let path = format!("/v1/{plural}/{}/{}", a.namespace, a.name);
+    let start = tokio::time::Instant::now();
+    let mut false_since = None;
+    loop {
+        let v: serde_json::Value = client.get(&path).await?;
+        let st = &v["status"];
+        let current = st["observedGeneration"].as_i64() >= a.generation;
+        let ready = st["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+        let status = ready.as_ref().and_then(|c| c["status"].as_str()).unwrap_or("Unknown");
+        let why = ready.as_ref().map(|c| format!("{}: {}", c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")));
+        match (current, status) {
+            (true, "True") => {
+                let addr = [&st["address"]["url"], &st["subscriberUri"], &st["sinkUri"]]
+                    .into_iter()
+                    .find_map(|v| v.as_str().map(String::from))
+                    .unwrap_or_default();
+                eprintln!("{} {}: ready", a.kind.to_lowercase(), a.name);
+                if a.kind == "Broker" {
+                    println!("{addr}");
+                }
+                return Ok(());
+            }
+            (true, "False") => {
+                let since = *false_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > NOT_READY_GRACE {
+                    bail!("{} {}: not ready: {}", a.kind, a.name, why.unwrap_or_default());
+                }
+            }
+            _ => false_since = None,
+        }
+        if start.elapsed() > timeout {
+            bail!("{} {}: not ready after {timeout:?}: {}", a.kind, a.name, why.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn read_input(file: &Path) -> Result<(String, PathBuf)> {

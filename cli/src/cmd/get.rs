@@ -58,6 +58,14 @@ fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
             vec!["NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AVAILABLE", "AGE"],
             items.iter().map(revision_row).collect(),
         ),
+        "brokers" => (vec!["NAME", "URL", "BACKEND", "READY", "REASON", "AGE"], items.iter().map(broker_row).collect()),
+        "triggers" => (
+            vec!["NAME", "BROKER", "SUBSCRIBER", "READY", "REASON", "AGE"],
+            items.iter().map(trigger_row).collect(),
+        ),
+        "pingsources" => {
+            (vec!["NAME", "SCHEDULE", "SINK", "READY", "REASON", "AGE"], items.iter().map(ping_row).collect())
+        }
         other => bail!("no table for {other}"),
     };
     let mut header: Vec<String> = header.into_iter().map(String::from).collect();
@@ -121,6 +129,27 @@ fn revision_row(item: &Value) -> Vec<String> {
         s(&st["readyReplicas"]),
         age(&item["metadata"]["creationTimestamp"]),
     ]
+}
+
+fn broker_row(item: &Value) -> Vec<String> {
+    let (ready, reason) = ready_condition(item);
+    let backend = item["spec"]["backend"].as_str().unwrap_or("embedded").to_string();
+    let url = s(&item["status"]["address"]["url"]);
+    vec![s(&item["metadata"]["name"]), url, backend, ready, reason, age(&item["metadata"]["creationTimestamp"])]
+}
+
+fn trigger_row(item: &Value) -> Vec<String> {
+    let (ready, reason) = ready_condition(item);
+    let (spec, st) = (&item["spec"], &item["status"]);
+    let sub = s(&st["subscriberUri"]);
+    vec![s(&item["metadata"]["name"]), s(&spec["broker"]), sub, ready, reason, age(&item["metadata"]["creationTimestamp"])]
+}
+
+fn ping_row(item: &Value) -> Vec<String> {
+    let (ready, reason) = ready_condition(item);
+    let (spec, st) = (&item["spec"], &item["status"]);
+    let sink = s(&st["sinkUri"]);
+    vec![s(&item["metadata"]["name"]), s(&spec["schedule"]), sink, ready, reason, age(&item["metadata"]["creationTimestamp"])]
 }
 
 /// `42s`, `5m`, `3h`, `2d`, as kubectl prints ages.

@@ -8,7 +8,10 @@
 //! GET    /v1/{kind}/{ns}/{name}      one resource
 //! DELETE /v1/{kind}/{ns}/{name}      delete
 //! GET    /v1/logs/{ns}/{function}    instance logs (?tail=N lines per file)
+//! GET    /v1/events/{id}             where an event went (`weft events trace`)
 //! ```
+//!
+//! Kinds: functions, revisions, brokers, triggers, pingsources.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -21,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use weft_controller::{ApplyOutcome, EmbeddedStore, StoreError};
+use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_crds::{Document, Function, Revision, parse_documents};
 use weft_functions::ModuleStore;
 
@@ -35,6 +39,7 @@ pub struct ApiState {
     pub logs: std::path::PathBuf,
     /// To validate scaling annotations at apply time.
     pub scaling: weft_autoscaler::Defaults,
+    pub traces: Arc<weft_eventbus::trace::Traces>,
 }
 
 type Shared = Arc<ApiState>;
@@ -64,6 +69,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/modules", post(upload_module).layer(DefaultBodyLimit::max(MAX_MODULE)))
         .route("/v1/apply", post(apply))
         .route("/v1/logs/{ns}/{function}", get(logs))
+        .route("/v1/events/{id}", get(trace))
         .route("/v1/{kind}", get(list))
         .route("/v1/{kind}/{ns}/{name}", get(get_one).delete(delete_one))
         .layer(middleware::from_fn_with_state(state.clone(), auth))
@@ -99,33 +105,62 @@ struct Applied {
 
 async fn apply(State(s): State<Shared>, Json(objects): Json<Vec<Value>>) -> Result<Json<Vec<Applied>>, ApiError> {
     // Validate everything before storing anything: an apply is all or nothing.
-    let mut functions = Vec::new();
+    let mut docs = Vec::new();
     for obj in &objects {
         for doc in parse_documents(&obj.to_string()).map_err(|e| bad(e.to_string()))? {
-            match doc {
-                Document::Function(f) => functions.push(check_function(&s, *f)?),
+            docs.push(match doc {
+                Document::Function(f) => Document::Function(Box::new(check_function(&s, *f)?)),
                 Document::Revision(_) => {
                     return Err(bad("Revisions are created by weft from a Function's template; apply the Function"));
                 }
-            }
+                Document::Trigger(t) => Document::Trigger(Box::new(check_trigger(*t)?)),
+                Document::PingSource(p) => Document::PingSource(Box::new(check_ping(*p)?)),
+                other => other,
+            });
         }
     }
     let mut out = Vec::new();
-    for f in functions {
-        let (stored, outcome) = s.store.apply(&f)?;
-        out.push(Applied {
-            kind: "Function".into(),
-            namespace: stored.metadata.namespace.clone().unwrap_or_default(),
-            name: stored.metadata.name.clone().unwrap_or_default(),
-            outcome: match outcome {
-                ApplyOutcome::Created => "created",
-                ApplyOutcome::Configured => "configured",
-                ApplyOutcome::Unchanged => "unchanged",
-            },
-            generation: stored.metadata.generation,
+    for doc in docs {
+        out.push(match doc {
+            Document::Function(f) => store_one(&s, &*f)?,
+            Document::Broker(b) => store_one(&s, &*b)?,
+            Document::Trigger(t) => store_one(&s, &*t)?,
+            Document::PingSource(p) => store_one(&s, &*p)?,
+            Document::Revision(_) => continue,
         });
     }
     Ok(Json(out))
+}
+
+fn store_one<K: weft_controller::store::Object>(s: &ApiState, obj: &K) -> Result<Applied, ApiError> {
+    let (stored, outcome) = s.store.apply(obj)?;
+    let meta = stored.meta();
+    Ok(Applied {
+        kind: K::kind(&()).to_string(),
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        outcome: match outcome {
+            ApplyOutcome::Created => "created",
+            ApplyOutcome::Configured => "configured",
+            ApplyOutcome::Unchanged => "unchanged",
+        },
+        generation: meta.generation,
+    })
+}
+
+/// Filters and delivery are checked now, so a bad Trigger is refused at apply
+/// with the field named (the Broker's defaults are merged when it runs).
+fn check_trigger(t: Trigger) -> Result<Trigger, ApiError> {
+    let name = t.metadata.name.clone().unwrap_or_default();
+    weft_eventbus::config::TriggerConfig::new(&t, None).map_err(|e| bad(format!("Trigger {name}: {e}")))?;
+    Ok(t)
+}
+
+fn check_ping(p: PingSource) -> Result<PingSource, ApiError> {
+    let name = p.metadata.name.clone().unwrap_or_default();
+    weft_eventbus::ping::parse_schedule(&p.spec.schedule, p.spec.timezone.as_deref())
+        .map_err(|e| bad(format!("PingSource {name}: {e}")))?;
+    Ok(p)
 }
 
 fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
@@ -167,6 +202,9 @@ async fn list(
     let items = match kind.as_str() {
         "functions" => serde_json::to_value(s.store.list::<Function>(ns)?),
         "revisions" => serde_json::to_value(s.store.list::<Revision>(ns)?),
+        "brokers" => serde_json::to_value(s.store.list::<Broker>(ns)?),
+        "triggers" => serde_json::to_value(s.store.list::<Trigger>(ns)?),
+        "pingsources" => serde_json::to_value(s.store.list::<PingSource>(ns)?),
         other => return Err(unknown_kind(other)),
     };
     Ok(Json(items.unwrap_or_default()))
@@ -179,6 +217,9 @@ async fn get_one(
     let item = match kind.as_str() {
         "functions" => s.store.get::<Function>(&ns, &name)?.map(serde_json::to_value),
         "revisions" => s.store.get::<Revision>(&ns, &name)?.map(serde_json::to_value),
+        "brokers" => s.store.get::<Broker>(&ns, &name)?.map(serde_json::to_value),
+        "triggers" => s.store.get::<Trigger>(&ns, &name)?.map(serde_json::to_value),
+        "pingsources" => s.store.get::<PingSource>(&ns, &name)?.map(serde_json::to_value),
         other => return Err(unknown_kind(other)),
     };
     match item {
@@ -194,6 +235,9 @@ async fn delete_one(
     let existed = match kind.as_str() {
         "functions" => s.store.delete::<Function>(&ns, &name)?,
         "revisions" => return Err(bad("revisions are deleted with their Function")),
+        "brokers" => s.store.delete::<Broker>(&ns, &name)?,
+        "triggers" => s.store.delete::<Trigger>(&ns, &name)?,
+        "pingsources" => s.store.delete::<PingSource>(&ns, &name)?,
         other => return Err(unknown_kind(other)),
     };
     if !existed {
@@ -203,7 +247,21 @@ async fn delete_one(
 }
 
 fn unknown_kind(kind: &str) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, format!("unknown kind {kind:?}: use functions or revisions"))
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("unknown kind {kind:?}: use functions, revisions, brokers, triggers or pingsources"),
+    )
+}
+
+/// The delivery record of an event, by id.
+async fn trace(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    match s.traces.get(&id) {
+        Some(t) => Ok(Json(serde_json::to_value(t).unwrap_or_default())),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no record of event {id:?} (records are kept in memory for an hour and not across restarts)"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod autoscale;
 pub mod controller;
+pub mod eventing;
 pub mod hosts;
 pub mod routes;
 pub mod supervisor;
@@ -18,7 +19,17 @@ use tokio_util::sync::CancellationToken;
 use weft_controller::{EmbeddedStore, RouteBase};
 use weft_functions::{EngineOptions, ModuleStore, new_engine};
 use weft_sidecar::metrics::GatewayMetrics;
+use weft_eventbus::ingress::Ingress;
+use weft_eventbus::log::embedded::{EmbeddedConfig, EmbeddedLog};
+use weft_eventbus::log::kafka::KafkaLog;
+use weft_eventbus::metrics::EventbusMetrics;
+use weft_eventbus::sender::HttpSender;
+use weft_eventbus::trace::Traces;
 use weft_sidecar::{Endpoints, Gateway, GatewayConfig};
+
+/// How long and how many per-event delivery records `weft events trace` keeps.
+const TRACE_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
+const TRACE_MAX_EVENTS: usize = 200_000;
 
 pub struct UpArgs {
     pub state: StateDir,
@@ -29,6 +40,10 @@ pub struct UpArgs {
     pub scaling: weft_autoscaler::Defaults,
     /// Function host processes (each serves replicas of any revision).
     pub hosts: usize,
+    /// Broker ingress address.
+    pub events: SocketAddr,
+    /// Kafka bootstrap servers for brokers with `spec.backend: kafka`.
+    pub kafka: Option<String>,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -43,13 +58,17 @@ pub async fn run(args: UpArgs) -> Result<()> {
         .with_context(|| format!("bind gateway on {}", args.gateway))?;
     let api_listener =
         TcpListener::bind(args.api).await.with_context(|| format!("bind control API on {}", args.api))?;
+    let events_listener =
+        TcpListener::bind(args.events).await.with_context(|| format!("bind broker ingress on {}", args.events))?;
     let gateway_addr = gw_listeners[0].local_addr()?;
     let api_addr = api_listener.local_addr()?;
+    let events_addr = events_listener.local_addr()?;
 
     let endpoints = Arc::new(Endpoints::new());
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
     let scaler_metrics = autoscale::AutoscalerMetrics::register(&mut registry);
+    let eventbus_metrics = EventbusMetrics::register(&mut registry);
     let gateway = Arc::new(Gateway::new(
         GatewayConfig { domain: args.domain.clone() },
         endpoints.clone(),
@@ -74,6 +93,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         broken: Default::default(),
     });
+    let traces = Arc::new(Traces::new(TRACE_RETENTION, TRACE_MAX_EVENTS));
+    let ingress = Arc::new(Ingress::new(traces.clone(), eventbus_metrics.clone()));
+    let eventing = Arc::new(eventing::Eventing {
+        store: store.clone(),
+        embedded: Arc::new(EmbeddedLog::open(args.state.events(), EmbeddedConfig::default())?),
+        kafka: match &args.kafka {
+            Some(bootstrap) => Some(Arc::new(KafkaLog::connect(bootstrap).await?)),
+            None => None,
+        },
+        ingress: ingress.clone(),
+        sender: Arc::new(HttpSender::new()?),
+        traces: traces.clone(),
+        metrics: eventbus_metrics,
+        addresses: eventing::Addresses {
+            gateway: gateway_addr,
+            domain: args.domain.clone(),
+            ingress: format!("http://{events_addr}"),
+        },
+        running: Default::default(),
+    });
     let api_state = Arc::new(api::ApiState {
         store: store.clone(),
         modules,
@@ -81,12 +120,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
         token,
         logs: args.state.logs(),
         scaling: args.scaling.clone(),
+        traces,
     });
 
     let shutdown = CancellationToken::new();
     let watch = store.watch();
     let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
     let scaler = tokio::spawn(autoscale.run(pokes, shutdown.clone()));
+    let events_ctl = tokio::spawn(eventing.run(store.watch(), shutdown.clone()));
+    let events_task = tokio::spawn(serve_api(events_listener, ingress.router(), shutdown.clone()));
     let gw = gateway.clone();
     // The gateway runs thread-per-core, each worker with its own connection pool.
     let make_worker = move || {
@@ -99,12 +141,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
     args.state.write_runtime(&RuntimeInfo {
         api: api_addr,
         gateway: gateway_addr,
+        events: Some(events_addr),
         domain: args.domain.clone(),
         pid: std::process::id(),
     })?;
-    tracing::info!(gateway = %gateway_addr, api = %api_addr, state = %args.state.root.display(), "weft is up");
+    tracing::info!(gateway = %gateway_addr, api = %api_addr, events = %events_addr, state = %args.state.root.display(), "weft is up");
     eprintln!(
-        "weft is up: gateway http://{gateway_addr}  control API http://{api_addr}  state {}",
+        "weft is up: gateway http://{gateway_addr}  control API http://{api_addr}  broker ingress http://{events_addr}  state {}",
         args.state.root.display()
     );
     eprintln!("deploy with: weft apply -f examples/hello/function.yaml   (Ctrl-C stops)");
@@ -114,10 +157,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Order matters: the controller must be stopped before the supervisor, or a
     // reconcile in progress could start an instance after the drain.
     shutdown.cancel();
-    let _ = tokio::join!(ctl, scaler);
+    let _ = tokio::join!(ctl, scaler, events_ctl);
     supervisor.shutdown().await;
     hosts.shutdown().await;
-    let _ = tokio::join!(gw_task, api_task);
+    let _ = tokio::join!(gw_task, api_task, events_task);
     let _ = std::fs::remove_file(args.state.runtime());
     eprintln!("weft stopped");
     Ok(())

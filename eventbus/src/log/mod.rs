@@ -7,6 +7,7 @@
 //! after a restart (at least once).
 
 pub mod embedded;
+pub mod kafka;
 
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,0 +1,62 @@
+//! Status of the eventing resources: `Ready` with a reason, the address
+//! (Broker `status.address.url`, Trigger `subscriberUri`, PingSource
+//! `sinkUri`), and `observedGeneration`.
+
+use serde_json::{Value, json};
+use weft_controller::store::Object;
+use weft_controller::{EmbeddedStore, StoreError, now_rfc3339};
+use weft_crds::condition::set_condition;
+use weft_crds::{Condition, ConditionStatus};
+
+/// What a reconcile found.
+pub struct Readiness {
+    /// The resolved address, when ready.
+    pub address: Option<String>,
+    pub dead_letter: Option<String>,
+    pub problem: Option<(&'static str, String)>,
+}
+
+impl Readiness {
+    pub fn ready(address: String) -> Self {
+        Self { address: Some(address), dead_letter: None, problem: None }
+    }
+
+    pub fn not(reason: &'static str, message: impl Into<String>) -> Self {
+        Self { address: None, dead_letter: None, problem: Some((reason, message.into())) }
+    }
+}
+
+/// Writes the status of `K` (a no-op when unchanged, so reconciles converge).
+pub fn write_status<K: Object>(
+    store: &EmbeddedStore,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    r: Readiness,
+) -> Result<(), StoreError> {
+    let ns = meta.namespace.as_deref().unwrap_or("default");
+    let name = meta.name.as_deref().unwrap_or_default();
+    let Some(current) = store.get::<K>(ns, name)? else { return Ok(()) };
+    let old = serde_json::to_value(&current).ok().map(|v| v["status"].clone()).unwrap_or(Value::Null);
+    let mut conditions: Vec<Condition> = serde_json::from_value(old["conditions"].clone()).unwrap_or_default();
+    let cond = match &r.problem {
+        None => Condition::new("Ready", ConditionStatus::True, "", ""),
+        Some((reason, message)) => Condition::new("Ready", ConditionStatus::False, reason, message),
+    };
+    set_condition(&mut conditions, cond, &now_rfc3339());
+    let mut status = json!({ "observedGeneration": meta.generation, "conditions": conditions });
+    match K::kind(&()).as_ref() {
+        "Broker" => status["address"] = r.address.map_or(Value::Null, |url| json!({ "url": url })),
+        "Trigger" => {
+            status["subscriberUri"] = json!(r.address);
+            status["deadLetterSinkUri"] = json!(r.dead_letter);
+        }
+        _ => status["sinkUri"] = json!(r.address),
+    }
+    strip_nulls(&mut status);
+    tokio::task::block_in_place(|| store.update_status::<K>(ns, name, &status)).map(drop)
+}
+
+fn strip_nulls(v: &mut Value) {
+    if let Value::Object(m) = v {
+        m.retain(|_, v| !v.is_null());
+    }
+}
