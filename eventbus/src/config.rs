@@ -123,9 +123,18 @@ mod tests {
         let bad = |d: DeliverySpec| {
             TriggerConfig::new(&trigger(TriggerSpec { delivery: Some(d), ..Default::default() }), None).unwrap_err()
         };
-        assert_eq!(bad(DeliverySpec { backoff_delay: Some("1s".into()), ..Default::default() }).field, "spec.delivery.backoffDelay");
-        assert_eq!(bad(DeliverySpec { timeout: Some("PT0S".into()), ..Default::default() }).field, "spec.delivery.timeout");
-        assert_eq!(bad(DeliverySpec { backoff_max: Some("P1M".into()), ..Default::default() }).field, "spec.delivery.backoffMax");
+        assert_eq!(
+            bad(DeliverySpec { backoff_delay: Some("1s".into()), ..Default::default() }).field,
+            "spec.delivery.backoffDelay"
+        );
+        assert_eq!(
+            bad(DeliverySpec { timeout: Some("PT0S".into()), ..Default::default() }).field,
+            "spec.delivery.timeout"
+        );
+        assert_eq!(
+            bad(DeliverySpec { backoff_max: Some("P1M".into()), ..Default::default() }).field,
+            "spec.delivery.backoffMax"
+        );
         let f = FilterSpec { cesql: Some("type = ".into()), ..Default::default() };
         let e = TriggerConfig::new(&trigger(TriggerSpec { filters: vec![f], ..Default::default() }), None).unwrap_err();
         assert!(e.to_string().contains("spec.filters[0].cesql"), "{e}");

@@ -78,10 +78,7 @@ impl Ingress {
     }
 
     pub fn router(self: Arc<Self>) -> Router {
-        Router::new()
-            .route("/{ns}/{broker}", post(ingest))
-            .layer(DefaultBodyLimit::max(MAX_BODY))
-            .with_state(self)
+        Router::new().route("/{ns}/{broker}", post(ingest)).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(self)
     }
 
     fn reject(&self, broker: &str, reason: &'static str) {

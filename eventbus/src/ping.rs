@@ -35,8 +35,7 @@ pub struct Ping {
 
 /// Parses a schedule: five fields, or six with seconds first. Errors name the field.
 pub fn parse_schedule(s: &str, timezone: Option<&str>) -> Result<Cron, String> {
-    if let Some(tz) = timezone.filter(|tz| !matches!(*tz, "UTC" | "Etc/UTC"))
-    {
+    if let Some(tz) = timezone.filter(|tz| !matches!(*tz, "UTC" | "Etc/UTC")) {
         return Err(format!("spec.timezone: {tz:?}: weft evaluates schedules in UTC only for now"));
     }
     CronParser::builder()

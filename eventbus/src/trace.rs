@@ -92,35 +92,28 @@ impl Traces {
         f(&mut g)
     }
 
+    /// Records an append. The dispatcher can see the record before this
+    /// runs (it is durable first), so either side may create the entry.
     pub fn ingested(&self, broker: &str, event: &impl crate::filter::Attributes, offset: u64) {
         let (ms, at) = now();
         let attr = |n: &str| event.attribute(n).map(|v| v.into_owned()).unwrap_or_default();
         let id = attr("id");
         self.with(|g| {
-            g.evict(ms, self.retention, self.max_events);
-            if !g.by_id.contains_key(&id) {
-                g.order.push_back((ms, id.clone()));
+            let e = g.entry(&id, ms, self.retention, self.max_events);
+            if e.broker.is_empty() {
+                (e.source, e.type_, e.broker) = (attr("source"), attr("type"), broker.to_string());
             }
-            let entry = g.by_id.entry(id.clone()).or_insert_with(|| EventTrace {
-                id: id.clone(),
-                source: attr("source"),
-                type_: attr("type"),
-                broker: broker.to_string(),
-                ingested: Vec::new(),
-                triggers: BTreeMap::new(),
-            });
-            if entry.ingested.len() < MAX_ATTEMPTS {
-                entry.ingested.push(Ingest { at, offset });
+            if e.ingested.len() < MAX_ATTEMPTS {
+                e.ingested.push(Ingest { at, offset });
             }
         });
     }
 
-    /// Runs `f` on the trace of `trigger` for event `id` (if the event is still kept).
+    /// Runs `f` on the trace of `trigger` for event `id`.
     pub fn trigger(&self, id: &str, trigger: &str, f: impl FnOnce(&mut TriggerTrace)) {
+        let ms = jiff::Timestamp::now().as_millisecond();
         self.with(|g| {
-            if let Some(e) = g.by_id.get_mut(id) {
-                f(e.triggers.entry(trigger.to_string()).or_default());
-            }
+            f(g.entry(id, ms, self.retention, self.max_events).triggers.entry(trigger.to_string()).or_default())
         });
     }
 
@@ -149,6 +142,22 @@ impl Traces {
 }
 
 impl Inner {
+    /// The trace of `id`, created (and older ones evicted) if new.
+    fn entry(&mut self, id: &str, now_ms: i64, retention: Duration, max: usize) -> &mut EventTrace {
+        if !self.by_id.contains_key(id) {
+            self.evict(now_ms, retention, max);
+            self.order.push_back((now_ms, id.to_string()));
+        }
+        self.by_id.entry(id.to_string()).or_insert_with(|| EventTrace {
+            id: id.to_string(),
+            source: String::new(),
+            type_: String::new(),
+            broker: String::new(),
+            ingested: Vec::new(),
+            triggers: BTreeMap::new(),
+        })
+    }
+
     fn evict(&mut self, now_ms: i64, retention: Duration, max: usize) {
         let oldest_kept = now_ms - retention.as_millis() as i64;
         while let Some((ms, _)) = self.order.front() {
@@ -186,8 +195,16 @@ mod tests {
         }
         assert_eq!(t.len(), 3, "the oldest is evicted past the bound");
         assert!(t.get("a").is_none());
-        t.attempt("zzz", "x", AttemptTrace { at: String::new(), status: None, error: None, latency_ms: 0.0, to: "subscriber" });
-        assert!(t.get("zzz").is_none(), "attempts of unknown events are not kept");
+        let a = AttemptTrace { at: String::new(), status: None, error: None, latency_ms: 0.0, to: "subscriber" };
+        t.attempt("e", "x", a);
+        t.ingested("default/default", &ev("e"), 9);
+        let e = t.get("e").unwrap();
+        assert_eq!(
+            (e.broker.as_str(), e.type_.as_str(), e.triggers.len()),
+            ("default/default", "t", 1),
+            "either order"
+        );
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

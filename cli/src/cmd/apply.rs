@@ -80,7 +80,9 @@ async fn wait_eventing(client: &Client, a: &Applied, timeout: Duration) -> Resul
         let current = st["observedGeneration"].as_i64() >= a.generation;
         let ready = st["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
         let status = ready.as_ref().and_then(|c| c["status"].as_str()).unwrap_or("Unknown");
-        let why = ready.as_ref().map(|c| format!("{}: {}", c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")));
+        let why = ready
+            .as_ref()
+            .map(|c| format!("{}: {}", c["reason"].as_str().unwrap_or(""), c["message"].as_str().unwrap_or("")));
         match (current, status) {
             (true, "True") => {
                 let addr = [&st["address"]["url"], &st["subscriberUri"], &st["sinkUri"]]

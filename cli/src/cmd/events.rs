@@ -23,7 +23,8 @@ pub async fn send(client: &Client, a: &SendArgs) -> Result<()> {
         bail!("this weft up has no broker ingress (restart it with this version of weft)");
     };
     let id = a.id.clone().unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
-    let mut b = EventBuilderV10::new().id(id.as_str()).ty(a.type_.as_str()).source(a.source.as_str()).time(chrono::Utc::now());
+    let mut b =
+        EventBuilderV10::new().id(id.as_str()).ty(a.type_.as_str()).source(a.source.as_str()).time(chrono::Utc::now());
     if let Some(s) = &a.subject {
         b = b.subject(s.as_str());
     }
@@ -33,13 +34,20 @@ pub async fn send(client: &Client, a: &SendArgs) -> Result<()> {
     }
     if let Some(d) = &a.data {
         let looks_json = serde_json::from_str::<Value>(d).is_ok();
-        let ct = a.content_type.clone().unwrap_or_else(|| if looks_json { "application/json" } else { "text/plain" }.into());
+        let ct =
+            a.content_type.clone().unwrap_or_else(|| if looks_json { "application/json" } else { "text/plain" }.into());
         b = b.data(ct, d.clone().into_bytes());
     }
     let event = b.build().map_err(|e| anyhow::anyhow!("not a valid event: {e}"))?;
     let (headers, body) = weft_eventbus::cloudevent::to_binary(event)?;
     let url = format!("http://{events}/{}/{}", a.namespace, a.broker);
-    let resp = reqwest::Client::new().post(&url).headers(headers).body(body).send().await.with_context(|| format!("reach the broker ingress at {url}"))?;
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("reach the broker ingress at {url}"))?;
     let status = resp.status();
     if status.as_u16() != 202 {
         let text = resp.text().await.unwrap_or_default();

@@ -59,10 +59,9 @@ fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
             items.iter().map(revision_row).collect(),
         ),
         "brokers" => (vec!["NAME", "URL", "BACKEND", "READY", "REASON", "AGE"], items.iter().map(broker_row).collect()),
-        "triggers" => (
-            vec!["NAME", "BROKER", "SUBSCRIBER", "READY", "REASON", "AGE"],
-            items.iter().map(trigger_row).collect(),
-        ),
+        "triggers" => {
+            (vec!["NAME", "BROKER", "SUBSCRIBER", "READY", "REASON", "AGE"], items.iter().map(trigger_row).collect())
+        }
         "pingsources" => {
             (vec!["NAME", "SCHEDULE", "SINK", "READY", "REASON", "AGE"], items.iter().map(ping_row).collect())
         }
@@ -142,14 +141,28 @@ fn trigger_row(item: &Value) -> Vec<String> {
     let (ready, reason) = ready_condition(item);
     let (spec, st) = (&item["spec"], &item["status"]);
     let sub = s(&st["subscriberUri"]);
-    vec![s(&item["metadata"]["name"]), s(&spec["broker"]), sub, ready, reason, age(&item["metadata"]["creationTimestamp"])]
+    vec![
+        s(&item["metadata"]["name"]),
+        s(&spec["broker"]),
+        sub,
+        ready,
+        reason,
+        age(&item["metadata"]["creationTimestamp"]),
+    ]
 }
 
 fn ping_row(item: &Value) -> Vec<String> {
     let (ready, reason) = ready_condition(item);
     let (spec, st) = (&item["spec"], &item["status"]);
     let sink = s(&st["sinkUri"]);
-    vec![s(&item["metadata"]["name"]), s(&spec["schedule"]), sink, ready, reason, age(&item["metadata"]["creationTimestamp"])]
+    vec![
+        s(&item["metadata"]["name"]),
+        s(&spec["schedule"]),
+        sink,
+        ready,
+        reason,
+        age(&item["metadata"]["creationTimestamp"]),
+    ]
 }
 
 /// `42s`, `5m`, `3h`, `2d`, as kubectl prints ages.

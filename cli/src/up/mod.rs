@@ -17,14 +17,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weft_controller::{EmbeddedStore, RouteBase};
-use weft_functions::{EngineOptions, ModuleStore, new_engine};
-use weft_sidecar::metrics::GatewayMetrics;
 use weft_eventbus::ingress::Ingress;
 use weft_eventbus::log::embedded::{EmbeddedConfig, EmbeddedLog};
 use weft_eventbus::log::kafka::KafkaLog;
 use weft_eventbus::metrics::EventbusMetrics;
 use weft_eventbus::sender::HttpSender;
 use weft_eventbus::trace::Traces;
+use weft_functions::{EngineOptions, ModuleStore, new_engine};
+use weft_sidecar::metrics::GatewayMetrics;
 use weft_sidecar::{Endpoints, Gateway, GatewayConfig};
 
 /// How long and how many per-event delivery records `weft events trace` keeps.

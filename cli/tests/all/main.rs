@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
 mod errors;
+mod eventing;
 mod host;
 mod lifecycle;
 mod limits;

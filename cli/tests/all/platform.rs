@@ -37,6 +37,8 @@ pub struct Platform {
     child: Option<Child>,
     pub gateway: String,
     pub api: String,
+    /// The broker ingress.
+    pub events: String,
     flags: Vec<String>,
 }
 
@@ -49,7 +51,8 @@ impl Platform {
     pub fn start_with(flags: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let flags = flags.iter().map(|f| f.to_string()).collect();
-        let mut p = Platform { dir, child: None, gateway: String::new(), api: String::new(), flags };
+        let mut p =
+            Platform { dir, child: None, gateway: String::new(), api: String::new(), events: String::new(), flags };
         p.boot();
         p
     }
@@ -62,7 +65,7 @@ impl Platform {
     pub fn boot(&mut self) {
         let log = std::fs::File::create(self.dir.path().join(format!("up-{}.log", now_ms()))).unwrap();
         let child = Command::new(WEFT)
-            .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state"])
+            .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--events", "127.0.0.1:0", "--state"])
             .arg(self.state())
             .args(&self.flags)
             .stdout(Stdio::null())
@@ -77,6 +80,7 @@ impl Platform {
         });
         self.gateway = v["gateway"].as_str().unwrap().to_string();
         self.api = v["api"].as_str().unwrap().to_string();
+        self.events = v["events"].as_str().unwrap().to_string();
     }
 
     /// SIGTERM, as Ctrl-C; returns whether `weft up` exited cleanly in time.

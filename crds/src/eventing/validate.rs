@@ -119,8 +119,10 @@ mod tests {
         t.spec.subscriber.uri = Some("ftp://x".into());
         assert_eq!(fields(validate_trigger(&t)), ["spec.subscriber.uri"]);
         t.spec.subscriber.uri = None;
-        t.spec.subscriber.reference = Some(KReference { kind: "Service".into(), name: "x".into(), ..Default::default() });
-        t.spec.delivery = Some(DeliverySpec { retry: Some(-1), backoff_policy: Some("fast".into()), ..Default::default() });
+        t.spec.subscriber.reference =
+            Some(KReference { kind: "Service".into(), name: "x".into(), ..Default::default() });
+        t.spec.delivery =
+            Some(DeliverySpec { retry: Some(-1), backoff_policy: Some("fast".into()), ..Default::default() });
         assert_eq!(
             fields(validate_trigger(&t)),
             ["spec.subscriber.ref.kind", "spec.delivery.retry", "spec.delivery.backoffPolicy"]
@@ -132,7 +134,11 @@ mod tests {
 
     #[test]
     fn broker_backend_is_checked() {
-        let b = Broker { metadata: meta("b"), spec: BrokerSpec { backend: Some("redis".into()), ..Default::default() }, status: None };
+        let b = Broker {
+            metadata: meta("b"),
+            spec: BrokerSpec { backend: Some("redis".into()), ..Default::default() },
+            status: None,
+        };
         assert_eq!(fields(validate_broker(&b)), ["spec.backend"]);
         let bad_name = Broker { metadata: meta("B_1"), spec: BrokerSpec::default(), status: None };
         assert_eq!(fields(validate_broker(&bad_name)), ["metadata.name"]);

@@ -21,7 +21,11 @@ pub const DEAD_DETAIL: &str = "deadletterdetail";
 /// The result of a series of attempts at one target.
 enum Tried {
     Done(Sent),
-    GaveUp { why: GiveUp, last: Sent, attempts: u32 },
+    GaveUp {
+        why: GiveUp,
+        last: Sent,
+        attempts: u32,
+    },
     /// Shut down before an answer: not finished, delivered again after restart.
     Stopped,
 }
@@ -122,7 +126,14 @@ pub fn dead_letter_event(event: &Event, trigger: &str, why: GiveUp, last: &Sent,
     e
 }
 
-async fn dead_letter(d: &Dispatcher, job: &Job, why: GiveUp, last: &Sent, attempts_made: u32, stop: &CancellationToken) {
+async fn dead_letter(
+    d: &Dispatcher,
+    job: &Job,
+    why: GiveUp,
+    last: &Sent,
+    attempts_made: u32,
+    stop: &CancellationToken,
+) {
     let id = job.event.id().to_string();
     let reason = reason_of(why);
     d.metrics.dead_lettered.get_or_create(&DeadLabels { trigger: d.trigger.clone(), reason }).inc();

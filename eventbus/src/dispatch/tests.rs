@@ -173,7 +173,11 @@ async fn retries_follow_the_exact_backoff_schedule_then_dead_letter_says_why() {
 #[tokio::test(start_paused = true)]
 async fn linear_backoff_is_capped_by_backoff_max_and_timeouts_are_retried() {
     let script = Script::default();
-    script.answers.lock().unwrap().insert("e1".into(), [Attempt::Timeout, Attempt::ConnectionError, status(408), status(429)].into());
+    script
+        .answers
+        .lock()
+        .unwrap()
+        .insert("e1".into(), [Attempt::Timeout, Attempt::ConnectionError, status(408), status(429)].into());
     let h = Harness::new(script);
     h.append(&[event_with("e1", "t", "/s")]).await;
     let policy = DeliveryPolicy {
@@ -227,9 +231,8 @@ async fn ordered_delivers_one_at_a_time_per_key_in_log_order() {
     let policy = DeliveryPolicy { retry: 1, delay: ms(100), ..DeliveryPolicy::default() };
     h.run(h.dispatcher(policy, Ordering::Ordered, 10), 9).await;
     let calls = h.calls();
-    let ids = |prefix: &str| {
-        calls.iter().map(|c| c.1.id().to_string()).filter(|i| i.starts_with(prefix)).collect::<Vec<_>>()
-    };
+    let ids =
+        |prefix: &str| calls.iter().map(|c| c.1.id().to_string()).filter(|i| i.starts_with(prefix)).collect::<Vec<_>>();
     assert_eq!(ids("a"), ["a0", "a0", "a1", "a2", "a3"]);
     assert_eq!(ids("b"), ["b0", "b1", "b2", "b3"]);
     assert_eq!(h.script.in_flight.lock().unwrap().1, 2, "two keys in parallel, never two of one key");

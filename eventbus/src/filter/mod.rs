@@ -5,9 +5,9 @@
 
 pub mod cesql;
 
-pub use weft_crds::eventing::FilterSpec;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+pub use weft_crds::eventing::FilterSpec;
 
 /// What a filter reads from an event: its context attributes and extensions,
 /// by lower-case name (`id`, `source`, `type`, `subject`, ..., `partitionkey`).

@@ -3,11 +3,11 @@
 
 use crate::conformance::{self, Backend};
 use bytes::Bytes;
-use weft_eventbus::log::Initial;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weft_eventbus::EventLog;
+use weft_eventbus::log::Initial;
 use weft_eventbus::log::embedded::{EmbeddedConfig, EmbeddedLog, Limits};
 
 struct Embedded {

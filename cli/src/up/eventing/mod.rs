@@ -141,15 +141,22 @@ impl Eventing {
             Ok(s) => s,
             Err(e) => return Readiness::not("SubscriberNotResolved", e),
         };
-        let dead_letter = match config.dead_letter_sink.as_ref().map(|d| resolve(&self.store, &self.addresses, d, &ns)) {
+        let dead_letter = match config.dead_letter_sink.as_ref().map(|d| resolve(&self.store, &self.addresses, d, &ns))
+        {
             Some(Err(e)) => return Readiness::not("DeadLetterSinkNotResolved", e),
             Some(Ok(d)) => Some(d),
             None => None,
         };
         let uid = t.metadata.uid.clone().unwrap_or_default();
         let key = format!("trigger/{ns}/{name}");
-        let fingerprint = serde_json::json!([t.spec, broker_delivery, uid, log.topic, subscriber.display(),
-            dead_letter.as_ref().map(|d| d.display())])
+        let fingerprint = serde_json::json!([
+            t.spec,
+            broker_delivery,
+            uid,
+            log.topic,
+            subscriber.display(),
+            dead_letter.as_ref().map(|d| d.display())
+        ])
         .to_string();
         wanted.insert(key.clone(), ());
         let mut ready = Readiness::ready(subscriber.display());
@@ -183,7 +190,12 @@ impl Eventing {
         ready
     }
 
-    async fn ping(&self, p: &PingSource, logs: &HashMap<String, BrokerLog>, wanted: &mut HashMap<String, ()>) -> Readiness {
+    async fn ping(
+        &self,
+        p: &PingSource,
+        logs: &HashMap<String, BrokerLog>,
+        wanted: &mut HashMap<String, ()>,
+    ) -> Readiness {
         let (ns, name) = key_of(&p.metadata);
         let sink = match broker_ref(&p.spec.sink, &ns) {
             Some(b) if logs.contains_key(&b) => PingSink::Broker(b),
