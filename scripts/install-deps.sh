@@ -18,3 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# A real Kafka-protocol broker for the Kafka event-log tests: tansu from
+# crates.io (see ../shared/TOOLCHAIN.md). Its first build is long (20-40 min on
+# 2 cores), so it is built once per machine into ~/.cargo/bin and reused.
+if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
+  echo "installing tansu (a Kafka-protocol broker; a long first build)"
+  cargo install --locked tansu --no-default-features --features dynostore
+fi

@@ -331,3 +331,42 @@ fn bad_eventing_resources_are_refused_with_the_field_named() {
     let out = p.weft(&["apply", "-f", path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("BrokerDoesNotExist"), "{out:?}");
 }
+
+#[path = "../../../eventbus/tests/all/tansu.rs"]
+mod tansu;
+
+#[test]
+fn a_kafka_broker_delivers_in_order_per_partition_key() {
+    let kafka = tansu::Tansu::start();
+    let p = Platform::start_with(&["--kafka-bootstrap", &kafka.bootstrap]);
+    let s = Subscriber::start();
+    let yaml = format!(
+        "apiVersion: eventing.weft.dev/v1alpha1
+kind: Broker
+metadata: {{name: orders}}
+spec: {{backend: kafka}}
+---
+apiVersion: eventing.weft.dev/v1alpha1
+kind: Trigger
+metadata: {{name: in-order}}
+spec:
+  broker: orders
+  ordering: ordered
+  subscriber: {{uri: \"http://{a}/ordered\"}}
+",
+        a = s.addr
+    );
+    p.apply("kafka.yaml", &yaml);
+    assert!(p.weft_ok(&["get", "brokers"]).contains("kafka"));
+    for i in 0..30 {
+        let key = format!("partitionkey=user-{}", i % 3);
+        p.weft_ok(&["send", "--broker", "orders", "--type", "t", "--id", &format!("e{i}"), "-e", &key]);
+    }
+    let got = s.wait("ordered", 30);
+    for user in 0..3 {
+        let ids: Vec<String> =
+            got.iter().filter(|g| g.ce("partitionkey") == format!("user-{user}")).map(|g| g.ce("id")).collect();
+        let want: Vec<String> = (0..30).filter(|i| i % 3 == user).map(|i| format!("e{i}")).collect();
+        assert_eq!(ids, want, "user-{user}'s events in log order, each once");
+    }
+}

@@ -32,6 +32,9 @@ pub struct KafkaLog {
     admin: AdminClient<DefaultClientContext>,
     /// For metadata calls (watermarks); never subscribes.
     meta: Arc<BaseConsumer>,
+    /// Topics seen to exist: an append to any other is checked first, as the
+    /// producer would otherwise wait for it until the message times out.
+    known: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> LogError {
@@ -64,7 +67,7 @@ impl KafkaLog {
             .await
             .map_err(unavailable)?
             .map_err(|e| unavailable(format!("{bootstrap} does not answer: {e}")))?;
-        Ok(Self { bootstrap: bootstrap.to_string(), producer, admin, meta })
+        Ok(Self { bootstrap: bootstrap.to_string(), producer, admin, meta, known: Default::default() })
     }
 }
 
@@ -81,10 +84,12 @@ impl EventLog for KafkaLog {
                 Err((t, code)) => return Err(unavailable(format!("create topic {t}: {code}"))),
             }
         }
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
         Ok(())
     }
 
     async fn append(&self, topic: &str, records: Vec<Bytes>) -> Result<Vec<u64>, LogError> {
+        self.check_exists(topic).await?;
         // Enqueue all first (in order: the idempotent producer keeps it), then wait.
         let mut pending = Vec::with_capacity(records.len());
         for payload in &records {
@@ -126,16 +131,22 @@ impl EventLog for KafkaLog {
             .create()
             .map_err(unavailable)?;
         let consumer = Arc::new(consumer);
-        let (c, meta, t) = (consumer.clone(), self.meta.clone(), topic.to_string());
-        let start = tokio::task::spawn_blocking(move || start_position(&c, &meta, &t, initial))
+        let (c, meta, t, b) = (consumer.clone(), self.meta.clone(), topic.to_string(), self.bootstrap.clone());
+        let start = tokio::task::spawn_blocking(move || start_position(&c, &meta, &b, &t, initial))
             .await
             .map_err(unavailable)??;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, PARTITION, start).map_err(unavailable)?;
         consumer.assign(&tpl).map_err(unavailable)?;
-        Ok(Box::new(KafkaConsumer { consumer, topic: topic.to_string() }))
+        let next = match start {
+            Offset::Offset(o) => o.max(0) as u64,
+            _ => 0,
+        };
+        Ok(Box::new(KafkaConsumer { consumer, topic: topic.to_string(), next }))
     }
 
+    /// The broker's high watermark. (tansu reports the start of the last batch
+    /// instead, so there the lag metric can be short by up to one batch.)
     async fn end_offset(&self, topic: &str) -> Result<u64, LogError> {
         let (meta, t) = (self.meta.clone(), topic.to_string());
         let (_, high) = tokio::task::spawn_blocking(move || meta.fetch_watermarks(&t, PARTITION, META_TIMEOUT))
@@ -146,8 +157,33 @@ impl EventLog for KafkaLog {
     }
 }
 
+impl KafkaLog {
+    async fn check_exists(&self, topic: &str) -> Result<(), LogError> {
+        if self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(topic) {
+            return Ok(());
+        }
+        let (meta, t) = (self.meta.clone(), topic.to_string());
+        let md = tokio::task::spawn_blocking(move || meta.fetch_metadata(Some(&t), META_TIMEOUT))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
+        let exists = md.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+        if !exists {
+            return Err(LogError::UnknownTopic(topic.to_string()));
+        }
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
+        Ok(())
+    }
+}
+
 /// The group's committed offset, or (for a new group) `initial`, committed now.
-fn start_position(c: &StreamConsumer, meta: &BaseConsumer, topic: &str, initial: Initial) -> Result<Offset, LogError> {
+fn start_position(
+    c: &StreamConsumer,
+    meta: &BaseConsumer,
+    bootstrap: &str,
+    topic: &str,
+    initial: Initial,
+) -> Result<Offset, LogError> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, PARTITION);
     let committed = c.committed_offsets(tpl, META_TIMEOUT).map_err(unavailable)?;
@@ -157,7 +193,10 @@ fn start_position(c: &StreamConsumer, meta: &BaseConsumer, topic: &str, initial:
     }
     let start = match initial {
         Initial::Earliest => meta.fetch_watermarks(topic, PARTITION, META_TIMEOUT).map_err(unavailable)?.0,
-        Initial::Latest => meta.fetch_watermarks(topic, PARTITION, META_TIMEOUT).map_err(unavailable)?.1,
+        Initial::Latest => {
+            let high = meta.fetch_watermarks(topic, PARTITION, META_TIMEOUT).map_err(unavailable)?.1;
+            end_from(bootstrap, topic, high)?
+        }
     };
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, PARTITION, Offset::Offset(start)).map_err(unavailable)?;
@@ -165,24 +204,59 @@ fn start_position(c: &StreamConsumer, meta: &BaseConsumer, topic: &str, initial:
     Ok(Offset::Offset(start))
 }
 
+/// The end of the log, read forward from a reported high watermark: some
+/// Kafka-protocol brokers (tansu) report the start of the last batch instead,
+/// and a new `latest` group must not replay that batch. On Kafka the scan
+/// finds nothing and costs one short poll.
+fn end_from(bootstrap: &str, topic: &str, high: i64) -> Result<i64, LogError> {
+    let scan: BaseConsumer = base_config(bootstrap)
+        .set("group.id", "weft-end-scan")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(unavailable)?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, PARTITION, Offset::Offset(high)).map_err(unavailable)?;
+    scan.assign(&tpl).map_err(unavailable)?;
+    let mut end = high;
+    while let Some(m) = scan.poll(Duration::from_millis(300)) {
+        end = end.max(m.map_err(unavailable)?.offset() + 1);
+    }
+    Ok(end)
+}
+
 struct KafkaConsumer {
     consumer: Arc<StreamConsumer>,
     topic: String,
+    /// One past the last offset returned: a record below it is a replay by the
+    /// broker (tansu can return a batch again) and is dropped.
+    next: u64,
+}
+
+impl KafkaConsumer {
+    fn keep(&mut self, m: &rdkafka::message::BorrowedMessage<'_>, out: &mut Vec<Record>) {
+        let r = to_record(m);
+        if r.offset >= self.next {
+            self.next = r.offset + 1;
+            out.push(r);
+        }
+    }
 }
 
 #[async_trait]
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Record>, LogError> {
         let mut out = Vec::new();
+        let consumer = self.consumer.clone();
         // recv() is cancel-safe: an undelivered message stays in the queue.
-        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
+        let first = match tokio::time::timeout(wait, consumer.recv()).await {
             Err(_) => return Ok(out),
             Ok(m) => m.map_err(unavailable)?,
         };
-        out.push(to_record(&first));
+        self.keep(&first, &mut out);
         while out.len() < max {
-            match futures::FutureExt::now_or_never(self.consumer.recv()) {
-                Some(Ok(m)) => out.push(to_record(&m)),
+            match futures::FutureExt::now_or_never(consumer.recv()) {
+                Some(Ok(m)) => self.keep(&m, &mut out),
                 Some(Err(e)) => return Err(unavailable(e)),
                 None => break,
             }

@@ -6,3 +6,5 @@
 
 mod conformance;
 mod embedded;
+mod kafka;
+pub mod tansu;
