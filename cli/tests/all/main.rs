@@ -7,6 +7,7 @@
 // is the wall clock, not tokio's.
 #![allow(clippy::unwrap_used, clippy::disallowed_types)]
 
+mod crash;
 mod errors;
 mod eventing;
 mod host;

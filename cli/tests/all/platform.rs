@@ -102,6 +102,14 @@ impl Platform {
         false
     }
 
+    /// SIGKILL, as a crash: nothing gets to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Runs the CLI against this platform.
     pub fn weft(&self, args: &[&str]) -> Output {
         Command::new(WEFT).arg("--state").arg(self.state()).args(args).output().unwrap()

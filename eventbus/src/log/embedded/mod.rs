@@ -58,6 +58,7 @@ pub struct TopicShared {
     segments: RwLock<Vec<(u64, PathBuf)>>,
     offsets: Mutex<BTreeMap<String, u64>>,
     offsets_dirty: AtomicBool,
+    offsets_write: Mutex<()>,
 }
 
 impl TopicShared {
@@ -81,11 +82,12 @@ impl TopicShared {
         segs.iter().find(|(b, _)| *b > base).cloned()
     }
 
-    /// The group's committed position; a new group's is set from `initial`.
-    fn committed_or(&self, group: &str, initial: Initial) -> u64 {
+    /// The group's committed position, and whether the group is new (its
+    /// start, set from `initial`, then needs writing before it is relied on).
+    fn committed_or(&self, group: &str, initial: Initial) -> (u64, bool) {
         let mut offsets = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(o) = offsets.get(group) {
-            return *o;
+            return (*o, false);
         }
         let start = match initial {
             Initial::Earliest => 0,
@@ -93,7 +95,7 @@ impl TopicShared {
         };
         offsets.insert(group.to_string(), start);
         self.offsets_dirty.store(true, Ordering::Release);
-        start
+        (start, true)
     }
 
     fn commit(&self, group: &str, next: u64) {
@@ -114,6 +116,8 @@ impl TopicShared {
 
     fn write_offsets(&self) -> std::io::Result<()> {
         use std::io::Write;
+        // The writer thread and a new consumer group may both write.
+        let _one_at_a_time = self.offsets_write.lock().unwrap_or_else(|e| e.into_inner());
         let json = serde_json::to_vec(&*self.offsets.lock().unwrap_or_else(|e| e.into_inner()))?;
         let tmp = self.dir.join("offsets.json.tmp");
         let mut f = std::fs::File::create(&tmp)?;
@@ -208,6 +212,7 @@ fn start_topic(dir: &Path, config: &EmbeddedConfig) -> Result<Topic, LogError> {
         segments: RwLock::new(segments.iter().map(|s| (s.base, s.path.clone())).collect()),
         offsets: Mutex::new(offsets),
         offsets_dirty: AtomicBool::new(false),
+        offsets_write: Mutex::new(()),
     });
     let file = match segments.last() {
         Some(s) => segment::open_for_append(&s.path)?,
@@ -249,7 +254,15 @@ impl EventLog for EmbeddedLog {
     async fn consumer(&self, topic: &str, group: &str, initial: Initial) -> Result<Box<dyn Consumer>, LogError> {
         check_name(group)?;
         let t = self.topic(topic)?;
-        let next = t.shared.committed_or(group, initial);
+        let (next, new) = t.shared.committed_or(group, initial);
+        if new {
+            // A new group's start must survive a crash: with `Latest`, a start
+            // lost would move to a later end and skip events sent in between.
+            let shared = t.shared.clone();
+            tokio::task::spawn_blocking(move || shared.write_offsets())
+                .await
+                .map_err(|e| LogError::Unavailable(format!("offsets writer: {e}")))??;
+        }
         Ok(Box::new(EmbeddedConsumer::new(t.shared.clone(), group.to_string(), next)))
     }
 
