@@ -26,3 +26,10 @@ if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "installing tansu (a Kafka-protocol broker; a long first build)"
   cargo install --locked tansu --no-default-features --features dynostore
 fi
+
+# The official CloudEvents JavaScript SDK, for the interop test (Node is on the
+# machine; the package comes from npm).
+if [ ! -d eventbus/interop/node_modules/cloudevents ]; then
+  echo "installing the CloudEvents JavaScript SDK (npm)"
+  (cd eventbus/interop && npm install --no-audit --no-fund --loglevel=error)
+fi

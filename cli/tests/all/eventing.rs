@@ -370,3 +370,42 @@ spec:
         assert_eq!(ids, want, "user-{user}'s events in log order, each once");
     }
 }
+
+/// The official CloudEvents JavaScript SDK (eventbus/interop, installed by
+/// scripts/install-deps.sh) sends in binary and structured mode; what weft
+/// delivers is parsed and validated by the same SDK.
+#[test]
+fn the_official_javascript_sdk_sends_and_parses_what_weft_delivers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eventbus/interop");
+    assert!(dir.join("node_modules/cloudevents").exists(), "run `bash scripts/install-deps.sh` to install the SDK");
+    let p = Platform::start();
+    let mut receiver = Command::new("node").arg("interop.mjs").arg("receive").current_dir(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let port = first.strip_prefix("listening ").expect("receiver port");
+    let yaml = format!(
+        "{BROKER}---\napiVersion: eventing.weft.dev/v1alpha1\nkind: Trigger\nmetadata: {{name: to-node}}\nspec:\n  broker: default\n  subscriber: {{uri: \"http://127.0.0.1:{port}/\"}}\n"
+    );
+    p.apply("node.yaml", &yaml);
+    let url = format!("http://{}/default/default", p.events);
+    let sent = Command::new("node").args(["interop.mjs", "send", &url, "js"]).current_dir(&dir).output().unwrap();
+    assert!(sent.status.success(), "the SDK's events were refused: {}", String::from_utf8_lossy(&sent.stdout));
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        got.push(serde_json::from_str::<serde_json::Value>(&line).unwrap());
+    }
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    got.sort_by_key(|v| v["event"]["id"].as_str().map(String::from));
+    for (v, mode) in got.iter().zip(["binary", "structured"]) {
+        assert_eq!(v["ok"], true, "the SDK could not parse what weft delivered: {v}");
+        let e = &v["event"];
+        assert_eq!(e["id"], format!("js-{mode}"));
+        assert_eq!((e["type"].as_str(), e["source"].as_str(), e["subject"].as_str()), (Some("com.example.interop"), Some("/node-sdk"), Some(mode)));
+        assert_eq!(e["partitionkey"], "k1", "extensions survive");
+        assert_eq!(e["data"], serde_json::json!({"via": mode, "n": 42}), "data survives");
+    }
+}
