@@ -17,7 +17,13 @@ const KILLS: usize = 5;
 /// down) are expected and just mean "not accepted".
 fn send(addr: &str, n: u64) -> bool {
     let id = format!("n{n}");
-    let headers = [("ce-specversion", "1.0"), ("ce-id", id.as_str()), ("ce-type", "crash.test"), ("ce-source", "/producer"), ("content-type", "application/json")];
+    let headers = [
+        ("ce-specversion", "1.0"),
+        ("ce-id", id.as_str()),
+        ("ce-type", "crash.test"),
+        ("ce-source", "/producer"),
+        ("content-type", "application/json"),
+    ];
     let body = format!(r#"{{"n":{n},"pad":"{}"}}"#, "x".repeat((n % 200) as usize));
     try_post(addr, &headers, &body).is_ok_and(|status| status == 202)
 }
@@ -27,7 +33,10 @@ fn try_post(addr: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("POST /default/default HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "POST /default/default HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -96,7 +105,12 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
         if missing.is_empty() {
             break counts;
         }
-        assert!(Instant::now() < deadline, "{} acknowledged events never arrived, e.g. {:?}", missing.len(), &missing[..missing.len().min(10)]);
+        assert!(
+            Instant::now() < deadline,
+            "{} acknowledged events never arrived, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let duplicates: usize = counts.values().map(|c| c - 1).sum();

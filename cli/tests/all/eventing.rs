@@ -381,7 +381,13 @@ fn the_official_javascript_sdk_sends_and_parses_what_weft_delivers() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../eventbus/interop");
     assert!(dir.join("node_modules/cloudevents").exists(), "run `bash scripts/install-deps.sh` to install the SDK");
     let p = Platform::start();
-    let mut receiver = Command::new("node").arg("interop.mjs").arg("receive").current_dir(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut receiver = Command::new("node")
+        .arg("interop.mjs")
+        .arg("receive")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(receiver.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let port = first.strip_prefix("listening ").expect("receiver port");
@@ -404,7 +410,10 @@ fn the_official_javascript_sdk_sends_and_parses_what_weft_delivers() {
         assert_eq!(v["ok"], true, "the SDK could not parse what weft delivered: {v}");
         let e = &v["event"];
         assert_eq!(e["id"], format!("js-{mode}"));
-        assert_eq!((e["type"].as_str(), e["source"].as_str(), e["subject"].as_str()), (Some("com.example.interop"), Some("/node-sdk"), Some(mode)));
+        assert_eq!(
+            (e["type"].as_str(), e["source"].as_str(), e["subject"].as_str()),
+            (Some("com.example.interop"), Some("/node-sdk"), Some(mode))
+        );
         assert_eq!(e["partitionkey"], "k1", "extensions survive");
         assert_eq!(e["data"], serde_json::json!({"via": mode, "n": 42}), "data survives");
     }

@@ -21,6 +21,7 @@ use cloudevents::Event;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use weft_crds::eventing::Ordering;
@@ -74,27 +75,91 @@ impl Dispatcher {
     /// Runs until `shutdown`. Deliveries in progress then stop (their events are
     /// not committed, so they are delivered again after a restart).
     pub async fn run(self: Arc<Self>, consumer: Box<dyn Consumer>, shutdown: CancellationToken) {
-        let span = tracing::info_span!("dispatcher", trigger = %self.trigger, broker = %self.broker);
-        let _g = span.enter();
-        drop(_g);
-        let mut state = Loop::new(self.clone(), consumer, shutdown.clone());
-        while !shutdown.is_cancelled() {
-            if let Err(e) = state.step().await {
-                tracing::error!(trigger = %self.trigger, error = %e, "event log read failed; retrying in 1 s");
-                tokio::select! {
-                    _ = shutdown.cancelled() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        // The log is read by its own task, so a poll is never cut short by a
+        // finished delivery (a cancelled poll is safe but costs a re-read).
+        let (records_tx, records) = mpsc::channel(POLL_MAX);
+        let (commits, commit_rx) = watch::channel(None);
+        let reader_stop = CancellationToken::new();
+        let reader =
+            tokio::spawn(read_loop(consumer, records_tx, commit_rx, reader_stop.clone(), self.trigger.clone()));
+        let mut state = Loop::new(self.clone(), records, commits, shutdown.clone());
+        while !shutdown.is_cancelled() && state.step().await {}
+        state.finish().await;
+        reader_stop.cancel();
+        let _ = reader.await;
+    }
+}
+
+/// Polls the log into `out` (bounded: it waits while the dispatcher is full)
+/// and commits what the dispatcher says is done; commits the last word on stop.
+async fn read_loop(
+    mut consumer: Box<dyn Consumer>,
+    out: mpsc::Sender<Record>,
+    mut commits: watch::Receiver<Option<u64>>,
+    stop: CancellationToken,
+    trigger: String,
+) {
+    let mut committed = None;
+    'reading: while !stop.is_cancelled() {
+        let room = out.capacity();
+        if room == 0 {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = out.reserve() => {}
+                _ = commits.changed() => {}
+            }
+        } else {
+            let polled = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = consumer.poll(room.min(POLL_MAX), POLL_WAIT) => r,
+            };
+            match polled {
+                Ok(records) => {
+                    for r in records {
+                        if out.send(r).await.is_err() {
+                            break 'reading; // the dispatcher stopped
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(%trigger, error = %e, "event log read failed; retrying in 1 s");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
-        state.finish().await;
+        committed = commit(&mut *consumer, &mut commits, committed, &trigger).await;
+    }
+    commit(&mut *consumer, &mut commits, committed, &trigger).await;
+}
+
+/// Commits the dispatcher's latest position if it moved; returns what is committed.
+async fn commit(
+    consumer: &mut dyn Consumer,
+    commits: &mut watch::Receiver<Option<u64>>,
+    committed: Option<u64>,
+    trigger: &str,
+) -> Option<u64> {
+    let want = *commits.borrow_and_update();
+    match want {
+        Some(next) if want != committed => match consumer.commit(next).await {
+            Ok(()) => want,
+            Err(e) => {
+                tracing::warn!(%trigger, error = %e, "commit failed; events may be delivered again");
+                committed
+            }
+        },
+        _ => committed,
     }
 }
 
 /// The dispatcher's moving parts.
 struct Loop {
     d: Arc<Dispatcher>,
-    consumer: Box<dyn Consumer>,
+    records: mpsc::Receiver<Record>,
+    commits: watch::Sender<Option<u64>>,
     shutdown: CancellationToken,
     progress: Progress,
     tasks: JoinSet<(u64, Option<String>, bool)>,
@@ -105,10 +170,16 @@ struct Loop {
 }
 
 impl Loop {
-    fn new(d: Arc<Dispatcher>, consumer: Box<dyn Consumer>, shutdown: CancellationToken) -> Self {
+    fn new(
+        d: Arc<Dispatcher>,
+        records: mpsc::Receiver<Record>,
+        commits: watch::Sender<Option<u64>>,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             d,
-            consumer,
+            records,
+            commits,
             shutdown,
             progress: Progress::default(),
             tasks: JoinSet::new(),
@@ -122,25 +193,30 @@ impl Loop {
         self.d.config.max_in_flight.saturating_sub(self.tasks.len() + self.queued)
     }
 
-    async fn step(&mut self) -> Result<(), LogError> {
+    /// One round; false once the reader is gone.
+    async fn step(&mut self) -> bool {
         let room = self.room();
         tokio::select! {
-            _ = self.shutdown.cancelled() => return Ok(()),
+            _ = self.shutdown.cancelled() => return true,
             Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(done),
-            polled = self.consumer.poll(room.min(POLL_MAX), POLL_WAIT), if room > 0 => {
-                for r in polled? {
+            r = self.records.recv(), if room > 0 => match r {
+                Some(r) => {
                     self.accept(r);
+                    while self.room() > 0 && let Ok(r) = self.records.try_recv() {
+                        self.accept(r);
+                    }
                 }
-            }
+                None => return false,
+            },
         }
         while let Some(done) = self.tasks.try_join_next() {
             self.finished(done);
         }
         if let Some(next) = self.progress.to_commit() {
-            self.consumer.commit(next).await?;
+            self.commits.send_replace(Some(next));
         }
         self.report_lag().await;
-        Ok(())
+        true
     }
 
     fn accept(&mut self, r: Record) {
@@ -223,10 +299,8 @@ impl Loop {
         while let Some(done) = self.tasks.join_next().await {
             self.finished(done);
         }
-        if let Some(next) = self.progress.to_commit()
-            && let Err(e) = self.consumer.commit(next).await
-        {
-            tracing::warn!(trigger = %self.d.trigger, error = %e, "final commit failed; events will be delivered again");
+        if let Some(next) = self.progress.to_commit() {
+            self.commits.send_replace(Some(next));
         }
     }
 }
