@@ -1,4 +1,5 @@
-//! `weft delete function NAME`: deletes it and waits until its instances stopped.
+//! `weft delete KIND NAME`: deletes a resource; for a function, waits until its
+//! instances stopped.
 
 use super::plural_kind;
 use crate::client::Client;
@@ -9,7 +10,8 @@ use std::time::Duration;
 pub async fn run(client: &Client, kind: &str, name: &str, namespace: &str, wait: bool) -> Result<()> {
     let kind = plural_kind(kind)?;
     client.delete(&format!("/v1/{kind}/{namespace}/{name}")).await?;
-    println!("{}.serving.weft.dev/{name} deleted", kind.trim_end_matches('s'));
+    let group = if matches!(kind, "functions" | "revisions") { "serving" } else { "eventing" };
+    println!("{}.{group}.weft.dev/{name} deleted", kind.trim_end_matches('s'));
     if wait && kind == "functions" {
         wait_revisions_gone(client, name, namespace).await?;
     }
