@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The event bus, measured in one run (release builds, loopback, shared cores):
+#   latency  end to end (POST -> log -> trigger -> subscriber) at a fixed rate;
+#            baseline: the same driver posting straight to its subscriber
 #   ingest   durable ingest through a real `weft up` broker ingress, keep-alive
 #            POSTs: single events (binary mode) and batches of 100; baseline: the
 #            same driver against a bare hyper server (no parsing, no log)
-#   latency  end to end (POST -> log -> trigger -> subscriber) at a fixed rate;
-#            baseline: the same driver posting straight to its subscriber
 #   for the embedded log and for a Kafka broker (tansu), and
 #   kafka    weft's Kafka EventLog vs raw rdkafka through the same broker
 # Usage: bash bench/eventbus.sh [seconds] [rate] [connections]
@@ -46,6 +46,15 @@ metadata: {name: kafka}
 spec: {backend: kafka}
 ---
 apiVersion: eventing.weft.dev/v1alpha1
+kind: Broker
+metadata: {name: ingest-embedded}
+---
+apiVersion: eventing.weft.dev/v1alpha1
+kind: Broker
+metadata: {name: ingest-kafka}
+spec: {backend: kafka}
+---
+apiVersion: eventing.weft.dev/v1alpha1
 kind: Trigger
 metadata: {name: latency-embedded}
 spec:
@@ -65,17 +74,14 @@ YAML
 
 printf '\n%-34s %s\n' "series" "result"
 row() { printf '%-34s %s\n' "$1" "$2"; }
-bare=$("$bin/event-bench" ingest "http://$(cat "$work/bare.addr")/" "$secs" "$conns" 1); row "baseline: bare hyper, single" "$bare"
-# Ingest is measured without triggers (their subscribers are not up yet).
-"$bin/weft" --state "$work/state" delete trigger latency-embedded >/dev/null
-"$bin/weft" --state "$work/state" delete trigger latency-kafka >/dev/null
-for b in embedded kafka; do
-  row "ingest $b, single" "$("$bin/event-bench" ingest "http://$events/default/$b" "$secs" "$conns" 1)"
-  row "ingest $b, batch 100" "$("$bin/event-bench" ingest "http://$events/default/$b" "$secs" 8 100)"
-done
-"$bin/weft" --state "$work/state" apply -f "$work/bus.yaml" >/dev/null
+# Latency first, on empty logs; ingest then fills other brokers' logs.
 row "latency direct @${rate}/s" "$("$bin/event-bench" latency "http://127.0.0.1:$sub_direct/" "$rate" "$secs" "127.0.0.1:$sub_direct")"
 row "latency embedded @${rate}/s" "$("$bin/event-bench" latency "http://$events/default/embedded" "$rate" "$secs" "127.0.0.1:$sub_embedded")"
 row "latency kafka @${rate}/s" "$("$bin/event-bench" latency "http://$events/default/kafka" "$rate" "$secs" "127.0.0.1:$sub_kafka")"
+bare=$("$bin/event-bench" ingest "http://$(cat "$work/bare.addr")/" "$secs" "$conns" 1); row "baseline: bare hyper, single" "$bare"
+for b in embedded kafka; do
+  row "ingest $b, single" "$("$bin/event-bench" ingest "http://$events/default/ingest-$b" "$secs" "$conns" 1)"
+  row "ingest $b, batch 100" "$("$bin/event-bench" ingest "http://$events/default/ingest-$b" "$secs" 8 100)"
+done
 echo
 "$bin/event-bench" kafka "127.0.0.1:$kafka_port" 200000

@@ -19,6 +19,7 @@ use axum::routing::post;
 use cloudevents::Event;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// Largest request body (a batch).
 pub const MAX_BODY: usize = 8 << 20;
@@ -106,13 +107,15 @@ async fn ingest(
 ) -> Response {
     let broker = format!("{ns}/{name}");
     let span = tracing::debug_span!("ingress", %broker);
-    let _g = span.enter();
-    drop(_g);
+    ingest_in(&ingress, broker, &headers, &body).instrument(span).await
+}
+
+async fn ingest_in(ingress: &Ingress, broker: String, headers: &HeaderMap, body: &Bytes) -> Response {
     if ingress.broker(&broker).is_none() {
         ingress.reject(&broker, "unknown_broker");
         return error(StatusCode::NOT_FOUND, format!("no broker {broker}"));
     }
-    let events = match decode_http(&headers, &body) {
+    let events = match decode_http(headers, body) {
         Ok(e) if e.is_empty() => return StatusCode::ACCEPTED.into_response(), // an empty batch
         Ok(e) => e,
         Err(e) => {
@@ -122,7 +125,7 @@ async fn ingest(
     };
     match ingress.append(&broker, &events).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(e) => refused(&ingress, &broker, e),
+        Err(e) => refused(ingress, &broker, e),
     }
 }
 

@@ -17,13 +17,14 @@ use crate::metrics::{EventbusMetrics, TriggerLabels};
 use crate::sender::{Sender, Target};
 use crate::trace::Traces;
 use async_trait::async_trait;
-use cloudevents::Event;
+use cloudevents::{AttributesReader, Event};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use weft_crds::eventing::Ordering;
 
 /// How long an idle poll waits for new records.
@@ -82,9 +83,14 @@ impl Dispatcher {
         let reader_stop = CancellationToken::new();
         let reader =
             tokio::spawn(read_loop(consumer, records_tx, commit_rx, reader_stop.clone(), self.trigger.clone()));
+        let span = tracing::info_span!("dispatcher", trigger = %self.trigger, broker = %self.broker);
         let mut state = Loop::new(self.clone(), records, commits, shutdown.clone());
-        while !shutdown.is_cancelled() && state.step().await {}
-        state.finish().await;
+        async {
+            while !shutdown.is_cancelled() && state.step().await {}
+            state.finish().await;
+        }
+        .instrument(span)
+        .await;
         reader_stop.cancel();
         let _ = reader.await;
     }
@@ -256,11 +262,16 @@ impl Loop {
         let d = self.d.clone();
         let stop = self.shutdown.clone();
         self.d.metrics.in_flight.get_or_create(&self.d.labels()).inc();
-        self.tasks.spawn(async move {
-            let completed = deliver::deliver(&d, &job, &stop).await;
-            d.metrics.in_flight.get_or_create(&d.labels()).dec();
-            (job.offset, key, completed)
-        });
+        let span =
+            tracing::debug_span!("delivery", trigger = %self.d.trigger, event = %job.event.id(), offset = job.offset);
+        self.tasks.spawn(
+            async move {
+                let completed = deliver::deliver(&d, &job, &stop).await;
+                d.metrics.in_flight.get_or_create(&d.labels()).dec();
+                (job.offset, key, completed)
+            }
+            .instrument(span),
+        );
     }
 
     fn finished(&mut self, done: Result<(u64, Option<String>, bool), tokio::task::JoinError>) {
