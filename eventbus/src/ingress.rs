@@ -162,3 +162,62 @@ fn refused(ingress: &Ingress, broker: &str, e: IngressError) -> Response {
 fn error(code: StatusCode, message: String) -> Response {
     (code, axum::Json(serde_json::json!({ "error": message }))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{Consumer, Initial};
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// A log that refuses every append with the given error.
+    struct Refusing(fn() -> LogError);
+
+    #[async_trait]
+    impl EventLog for Refusing {
+        async fn ensure_topic(&self, _: &str) -> Result<(), LogError> {
+            Ok(())
+        }
+        async fn append(&self, _: &str, _: Vec<Bytes>) -> Result<Vec<u64>, LogError> {
+            Err((self.0)())
+        }
+        async fn consumer(&self, _: &str, _: &str, _: Initial) -> Result<Box<dyn Consumer>, LogError> {
+            Err((self.0)())
+        }
+        async fn end_offset(&self, _: &str) -> Result<u64, LogError> {
+            Ok(0)
+        }
+    }
+
+    async fn post_to(log: Arc<dyn EventLog>) -> (StatusCode, Option<String>, String) {
+        let ingress = Arc::new(Ingress::new(
+            Arc::new(Traces::new(std::time::Duration::from_secs(60), 10)),
+            EventbusMetrics::detached(),
+        ));
+        ingress.set_brokers([("ns/b".to_string(), BrokerLog { topic: "t".into(), log })].into());
+        let req = axum::http::Request::post("/ns/b")
+            .header("ce-specversion", "1.0")
+            .header("ce-id", "1")
+            .header("ce-type", "t")
+            .header("ce-source", "/s")
+            .body(Body::from("x"))
+            .unwrap();
+        let resp = ingress.router().oneshot(req).await.unwrap();
+        let retry = resp.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, retry, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_busy_or_unavailable_log_is_a_503_with_retry_after() {
+        let (code, retry, body) = post_to(Arc::new(Refusing(|| LogError::Full(8192)))).await;
+        assert_eq!((code, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("1")), "{body}");
+        assert!(body.contains("busy"), "{body}");
+        let (code, retry, body) = post_to(Arc::new(Refusing(|| LogError::Unavailable("broker down".into())))).await;
+        assert_eq!((code, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("1")), "{body}");
+        assert!(body.contains("broker down"), "{body}");
+        let (code, retry, _) = post_to(Arc::new(Refusing(|| LogError::TooLarge(2 << 20, 1 << 20)))).await;
+        assert_eq!((code, retry), (StatusCode::PAYLOAD_TOO_LARGE, None));
+    }
+}

@@ -25,7 +25,7 @@ impl Got {
 }
 
 /// A real HTTP subscriber on 127.0.0.1. `/dead` takes everything; elsewhere,
-/// by event id: `fail*` -> 500,
+/// by event id: `fail*` -> 500, `slow*` -> 200 after 2 s,
 /// `bad*` -> 400, `reply*` -> 200 with a reply event of type com.example.reply.
 pub struct Subscriber {
     pub addr: String,
@@ -47,6 +47,9 @@ async fn receive(
     }
     if id.starts_with("fail") {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    if id.starts_with("slow") {
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
     if id.starts_with("bad") {
         return StatusCode::BAD_REQUEST.into_response();
@@ -158,6 +161,7 @@ spec:
     retry: 2
     backoffPolicy: linear
     backoffDelay: PT0.05S
+    timeout: PT0.3S
     deadLetterSink: {{uri: \"http://{a}/dead\"}}
 ---
 apiVersion: eventing.weft.dev/v1alpha1
@@ -180,10 +184,11 @@ spec:
         ("bad-1", "com.example.order.v2"),
         ("reply-1", "com.example.order"),
         ("skip-1", "com.example.other"),
+        ("slow-1", "com.example.order"),
     ] {
         assert_eq!(binary(&p, "default", id, ty).0, 202);
     }
-    let dead = s.wait("dead", 2);
+    let dead = s.wait("dead", 3);
     let replies = s.wait("replies", 1);
     let orders = s.at("orders");
     let count = |id: &str| orders.iter().filter(|g| g.ce("id") == id).count();
@@ -211,6 +216,12 @@ spec:
         "re-reply-1",
         "the reply went back into the broker and matched the replies trigger"
     );
+    let slow = of("slow-1");
+    assert_eq!(
+        (slow.ce("deadletterreason"), slow.ce("deadletterstatus"), slow.ce("deadletterattempts")),
+        ("retries-exhausted".into(), "timeout".into(), "3".into()),
+        "a subscriber slower than delivery.timeout"
+    );
 
     let trace = p.weft_ok(&["events", "trace", "fail-1"]);
     assert!(trace.contains("outcome: dead-lettered"), "{trace}");
@@ -220,8 +231,8 @@ spec:
     let metrics = p.get(None, "/metrics").1;
     for line in [
         "weft_eventbus_delivered_total{trigger=\"default/orders\"} 2",
-        "weft_eventbus_retried_total{trigger=\"default/orders\"} 2",
-        "weft_eventbus_dead_lettered_total{trigger=\"default/orders\",reason=\"retries_exhausted\"} 1",
+        "weft_eventbus_retried_total{trigger=\"default/orders\"} 4",
+        "weft_eventbus_dead_lettered_total{trigger=\"default/orders\",reason=\"retries_exhausted\"} 2",
         "weft_eventbus_dead_lettered_total{trigger=\"default/orders\",reason=\"not_retryable\"} 1",
         "weft_eventbus_replies_total{trigger=\"default/orders\"} 1",
     ] {
