@@ -102,7 +102,10 @@ async fn ingest(url: &str, seconds: u64, conns: usize, batch: usize) -> Result<(
 }
 
 /// The subscriber: records send->receive latency of every event, answers 200.
-async fn subscriber(listen: &str, lat: Arc<std::sync::Mutex<Vec<u64>>>) -> Result<()> {
+/// (due time, latency) in ns of every event received.
+type Samples = Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
+
+async fn subscriber(listen: &str, lat: Samples) -> Result<()> {
     use hyper::service::service_fn;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     loop {
@@ -117,7 +120,7 @@ async fn subscriber(listen: &str, lat: Arc<std::sync::Mutex<Vec<u64>>>) -> Resul
                     let text = String::from_utf8_lossy(&body);
                     if let Some(t) = text.split("\"t\":").nth(1).and_then(|r| r.split([',', '}']).next()) {
                         let sent: u64 = t.trim().parse().unwrap_or(0);
-                        lat.lock().unwrap_or_else(|e| e.into_inner()).push(unix_nanos().saturating_sub(sent));
+                        lat.lock().unwrap_or_else(|e| e.into_inner()).push((sent, unix_nanos().saturating_sub(sent)));
                     }
                     Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::new())))
                 }
@@ -172,13 +175,29 @@ async fn latency(url: &str, rate: u64, seconds: u64, listen: &str) -> Result<()>
     while (lat.lock().unwrap_or_else(|e| e.into_inner()).len() as u64) < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut v = lat.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let samples = lat.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    print_worst_seconds(&samples);
+    let mut v: Vec<u64> = samples.iter().map(|s| s.1).collect();
     v.sort_unstable();
     let q = |p: f64| {
         v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1e6
     };
     println!("received {} of {total}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms", v.len(), q(0.5), q(0.99), q(1.0));
     Ok(())
+}
+
+/// The slowest event of each second of the run, on stderr, so a tail can be
+/// told apart as one pause or a steady spread.
+fn print_worst_seconds(samples: &[(u64, u64)]) {
+    let Some(first) = samples.iter().map(|s| s.0).min() else { return };
+    let mut worst = std::collections::BTreeMap::<u64, u64>::new();
+    for (due, lat) in samples {
+        let sec = (due - first) / 1_000_000_000;
+        let w = worst.entry(sec).or_default();
+        *w = (*w).max(*lat);
+    }
+    let line: Vec<String> = worst.values().map(|w| format!("{:.1}", *w as f64 / 1e6)).collect();
+    eprintln!("slowest per second (ms): {}", line.join(" "));
 }
 
 /// A bounded MPMC queue from tokio primitives.

@@ -164,6 +164,10 @@ enum Command {
         /// Kafka bootstrap servers, for Brokers with `spec.backend: kafka`.
         #[arg(long)]
         kafka_bootstrap: Option<String>,
+        /// Most events `weft events trace` keeps records of (kept up to an hour;
+        /// about 1.5 KB each; 0 keeps none).
+        #[arg(long, default_value_t = 100_000)]
+        trace_events: usize,
         #[command(flatten)]
         scaling: ScalingFlags,
     },
@@ -296,10 +300,12 @@ async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
     let connect = || client::Client::connect(&state);
     match cli.command {
-        Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, scaling: flags } => {
+        Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, trace_events, scaling: flags } => {
             let scaling = flags.defaults().map_err(anyhow::Error::msg)?;
             let hosts = flags.hosts;
-            up::run(up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts, events, kafka }).await
+            let args =
+                up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts, events, kafka, trace_events };
+            up::run(args).await
         }
         Command::Send { broker, namespace, type_, source, id, subject, data, content_type, extensions } => {
             let args =

@@ -27,9 +27,8 @@ use weft_functions::{EngineOptions, ModuleStore, new_engine};
 use weft_sidecar::metrics::GatewayMetrics;
 use weft_sidecar::{Endpoints, Gateway, GatewayConfig};
 
-/// How long and how many per-event delivery records `weft events trace` keeps.
+/// How long per-event delivery records (`weft events trace`) are kept.
 const TRACE_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
-const TRACE_MAX_EVENTS: usize = 200_000;
 
 pub struct UpArgs {
     pub state: StateDir,
@@ -44,6 +43,8 @@ pub struct UpArgs {
     pub events: SocketAddr,
     /// Kafka bootstrap servers for brokers with `spec.backend: kafka`.
     pub kafka: Option<String>,
+    /// Most events `weft events trace` keeps records of (about 1.5 KB each).
+    pub trace_events: usize,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -93,7 +94,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         broken: Default::default(),
     });
-    let traces = Arc::new(Traces::new(TRACE_RETENTION, TRACE_MAX_EVENTS));
+    let traces = Arc::new(Traces::new(TRACE_RETENTION, args.trace_events));
     let ingress = Arc::new(Ingress::new(traces.clone(), eventbus_metrics.clone()));
     let eventing = Arc::new(eventing::Eventing {
         store: store.clone(),

@@ -93,7 +93,7 @@ fn attempt_trace(sent: &Sent, took: Duration, to: &'static str) -> AttemptTrace 
         Attempt::Timeout => (None, Some("timeout".into())),
         Attempt::ConnectionError => (None, sent.detail.clone().or(Some("connection error".into()))),
     };
-    AttemptTrace { at: String::new(), status, error, latency_ms: took.as_secs_f64() * 1000.0, to }
+    AttemptTrace { at: crate::trace::Millis(0), status, error, latency_ms: took.as_secs_f64() * 1000.0, to }
 }
 
 fn reason_of(why: GiveUp) -> &'static str {

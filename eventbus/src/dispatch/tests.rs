@@ -163,7 +163,7 @@ async fn retries_follow_the_exact_backoff_schedule_then_dead_letter_says_why() {
     assert_eq!(dead.attribute("deadletterattempts").as_deref(), Some("4"));
     assert_eq!(dead.attribute("deadlettertrigger").as_deref(), Some("ns/t"));
     let trace = h.traces.get("e1").unwrap();
-    let t = &trace.triggers["ns/t"];
+    let t = &trace.trigger("ns/t").unwrap();
     assert_eq!(t.outcome.as_deref(), Some("dead-lettered"));
     let statuses: Vec<_> = t.attempts.iter().map(|a| (a.to, a.status)).collect();
     assert_eq!(statuses[0], ("subscriber", Some(500)));
@@ -191,7 +191,7 @@ async fn linear_backoff_is_capped_by_backoff_max_and_timeouts_are_retried() {
     let calls = h.calls();
     assert_eq!(calls.len(), 5, "four failures, then success: no dead letter");
     assert_eq!(gaps(&calls), [ms(100), ms(200), ms(250), ms(250)]);
-    assert_eq!(h.traces.get("e1").unwrap().triggers["ns/t"].outcome.as_deref(), Some("delivered"));
+    assert_eq!(h.traces.get("e1").unwrap().trigger("ns/t").unwrap().outcome.as_deref(), Some("delivered"));
 }
 
 #[tokio::test(start_paused = true)]
