@@ -186,7 +186,12 @@ async fn latency(url: &str, rate: u64, seconds: u64, listen: &str) -> Result<()>
         v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1e6
     };
     let n = samples.len();
-    println!("received {n} of {total}  after 1 s warm-up: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms", q(0.5), q(0.99), q(1.0));
+    println!(
+        "received {n} of {total}  after 1 s warm-up: p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
     Ok(())
 }
 
