@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: builds weft and the sample guests, starts the local platform
-# (`weft up`) on its embedded defaults, deploys the hello function, calls it, and
-# stays in the foreground until Ctrl-C.
+# (`weft up`) on its embedded defaults, deploys the hello function, calls it,
+# sends it an event through a broker and traces it, and stays in the foreground
+# until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
@@ -23,6 +24,15 @@ echo "\$ curl http://127.0.0.1:8080/default/hello/"
 curl -s http://127.0.0.1:8080/default/hello/ || true
 echo "\$ weft invoke hello --data '{\"name\":\"weft\"}'"
 "$weft" --state "$state" invoke hello --data '{"name":"weft"}' || true
+echo
+echo "\$ weft apply -f examples/events/broker.yaml   # a Broker, a Trigger to hello, a PingSource"
+"$weft" --state "$state" apply -f examples/events/broker.yaml || true
+echo "\$ weft send --type com.example.greeting --data '{\"name\":\"Ada\"}'"
+id=$("$weft" --state "$state" send --type com.example.greeting --data '{"name":"Ada"}' || true)
+echo "$id"
+sleep 0.5
+echo "\$ weft events trace $id"
+[ -n "$id" ] && "$weft" --state "$state" events trace "$id" || true
 echo
 echo "weft is running (binary: $weft). Ctrl-C stops it."
 wait $up_pid
