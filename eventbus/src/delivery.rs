@@ -76,6 +76,16 @@ pub enum GiveUp {
     RetriesExhausted,
 }
 
+impl GiveUp {
+    /// The metric label (`reason`); the dead-letter attribute uses dashes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GiveUp::NotRetryable => "not_retryable",
+            GiveUp::RetriesExhausted => "retries_exhausted",
+        }
+    }
+}
+
 impl DeliveryPolicy {
     /// `attempt` is the number of attempts made so far, this one included (1 = first).
     pub fn next(&self, attempt: u32, result: Attempt) -> Next {

@@ -1,6 +1,7 @@
 //! `weft_eventbus_*` Prometheus metrics. Labels are bounded: brokers and
 //! triggers that exist, and a fixed set of reasons.
 
+use crate::delivery::GiveUp;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -51,6 +52,20 @@ pub struct EventbusMetrics {
     pub in_flight: Family<TriggerLabels, Gauge>,
 }
 
+/// The series of one trigger (handles into the families above).
+#[derive(Clone)]
+pub struct TriggerMetrics {
+    pub delivered: Counter,
+    pub retried: Counter,
+    pub dead_not_retryable: Counter,
+    pub dead_retries_exhausted: Counter,
+    pub dropped: Counter,
+    pub replies: Counter,
+    pub latency: Histogram,
+    pub lag: Gauge,
+    pub in_flight: Gauge,
+}
+
 /// 0.25 ms to ~8 s.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.00025, 2.0, 16))
@@ -83,6 +98,26 @@ impl EventbusMetrics {
         reg.register("lag", "Events in the log a trigger has not committed", m.lag.clone());
         reg.register("in_flight", "Deliveries in flight (including waiting retries)", m.in_flight.clone());
         m
+    }
+
+    /// One trigger's series, looked up once: the dispatcher touches them for
+    /// every event, and a family lookup hashes and clones the label each time.
+    pub fn trigger(&self, trigger: &str) -> TriggerMetrics {
+        let l = TriggerLabels { trigger: trigger.to_string() };
+        let dead = |why: GiveUp| {
+            self.dead_lettered.get_or_create(&DeadLabels { trigger: trigger.to_string(), reason: why.as_str() }).clone()
+        };
+        TriggerMetrics {
+            delivered: self.delivered.get_or_create(&l).clone(),
+            retried: self.retried.get_or_create(&l).clone(),
+            dead_not_retryable: dead(GiveUp::NotRetryable),
+            dead_retries_exhausted: dead(GiveUp::RetriesExhausted),
+            dropped: self.dropped.get_or_create(&l).clone(),
+            replies: self.replies.get_or_create(&l).clone(),
+            latency: self.latency.get_or_create(&l).clone(),
+            lag: self.lag.get_or_create(&l).clone(),
+            in_flight: self.in_flight.get_or_create(&l).clone(),
+        }
     }
 
     /// Unregistered metrics, for tests and tools.

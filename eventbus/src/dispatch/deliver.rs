@@ -4,7 +4,6 @@
 use super::{Dispatcher, Job};
 use crate::delivery::{Attempt, GiveUp, Next};
 use crate::filter::Attributes;
-use crate::metrics::{DeadLabels, TriggerLabels};
 use crate::sender::{Sent, Target};
 use crate::trace::AttemptTrace;
 use cloudevents::{AttributesReader, Event};
@@ -36,14 +35,13 @@ pub(super) async fn deliver(d: &Dispatcher, job: &Job, stop: &CancellationToken)
         return false;
     }
     let id = job.event.id().to_string();
-    let labels = TriggerLabels { trigger: d.trigger.clone() };
     d.traces.trigger(&id, &d.trigger, |t| t.subscriber = d.subscriber.display());
     match attempts(d, &d.subscriber, &job.event, "subscriber", stop).await {
         Tried::Stopped => false,
         Tried::Done(sent) => {
-            d.metrics.delivered.get_or_create(&labels).inc();
+            d.metrics.delivered.inc();
             let age = jiff::Timestamp::now().as_millisecond() - job.appended_ms;
-            d.metrics.latency.get_or_create(&labels).observe(age.max(0) as f64 / 1000.0);
+            d.metrics.latency.observe(age.max(0) as f64 / 1000.0);
             d.traces.trigger(&id, &d.trigger, |t| t.outcome = Some("delivered".into()));
             if let Some(reply) = sent.reply {
                 reply_to_broker(d, reply, stop).await;
@@ -65,7 +63,7 @@ async fn attempts(d: &Dispatcher, target: &Target, event: &Event, to: &'static s
     loop {
         n += 1;
         if n > 1 {
-            d.metrics.retried.get_or_create(&TriggerLabels { trigger: d.trigger.clone() }).inc();
+            d.metrics.retried.inc();
         }
         let started = tokio::time::Instant::now();
         let sent = tokio::select! {
@@ -96,13 +94,6 @@ fn attempt_trace(sent: &Sent, took: Duration, to: &'static str) -> AttemptTrace 
     AttemptTrace { at: crate::trace::Millis(0), status, error, latency_ms: took.as_secs_f64() * 1000.0, to }
 }
 
-fn reason_of(why: GiveUp) -> &'static str {
-    match why {
-        GiveUp::NotRetryable => "not_retryable",
-        GiveUp::RetriesExhausted => "retries_exhausted",
-    }
-}
-
 fn status_of(a: Attempt) -> String {
     match a {
         Attempt::Status { code, .. } => code.to_string(),
@@ -114,7 +105,7 @@ fn status_of(a: Attempt) -> String {
 /// The event as sent to the dead-letter sink: unchanged, plus why.
 pub fn dead_letter_event(event: &Event, trigger: &str, why: GiveUp, last: &Sent, attempts: u32) -> Event {
     let mut e = event.clone();
-    e.set_extension(DEAD_REASON, reason_of(why).replace('_', "-"));
+    e.set_extension(DEAD_REASON, why.as_str().replace('_', "-"));
     e.set_extension(DEAD_STATUS, status_of(last.attempt));
     e.set_extension(DEAD_ATTEMPTS, i64::from(attempts));
     e.set_extension(DEAD_TRIGGER, trigger.to_string());
@@ -135,13 +126,15 @@ async fn dead_letter(
     stop: &CancellationToken,
 ) {
     let id = job.event.id().to_string();
-    let reason = reason_of(why);
-    d.metrics.dead_lettered.get_or_create(&DeadLabels { trigger: d.trigger.clone(), reason }).inc();
-    let labels = TriggerLabels { trigger: d.trigger.clone() };
+    let reason = why.as_str();
+    match why {
+        GiveUp::NotRetryable => d.metrics.dead_not_retryable.inc(),
+        GiveUp::RetriesExhausted => d.metrics.dead_retries_exhausted.inc(),
+    };
     let detail = format!("{reason} after {attempts_made} attempt(s), last {}", status_of(last.attempt));
     let Some(sink) = &d.dead_letter else {
         tracing::warn!(trigger = %d.trigger, event = %id, %detail, "delivery given up and no deadLetterSink: event dropped");
-        d.metrics.dropped.get_or_create(&labels).inc();
+        d.metrics.dropped.inc();
         return d.traces.trigger(&id, &d.trigger, |t| {
             t.outcome = Some("dropped".into());
             t.detail = Some(format!("{detail}; no deadLetterSink"));
@@ -152,7 +145,7 @@ async fn dead_letter(
         Tried::Done(_) => ("dead-lettered", detail),
         Tried::Stopped => return,
         Tried::GaveUp { last, .. } => {
-            d.metrics.dropped.get_or_create(&labels).inc();
+            d.metrics.dropped.inc();
             let why = format!("{detail}; the deadLetterSink failed too ({})", status_of(last.attempt));
             tracing::error!(trigger = %d.trigger, event = %id, %why, "event dropped");
             ("dropped", why)
@@ -171,7 +164,7 @@ async fn reply_to_broker(d: &Dispatcher, reply: Event, stop: &CancellationToken)
     loop {
         match d.publish.publish(&d.broker, reply.clone()).await {
             Ok(()) => {
-                d.metrics.replies.get_or_create(&TriggerLabels { trigger: d.trigger.clone() }).inc();
+                d.metrics.replies.inc();
                 return;
             }
             Err(e) if e.is_retryable() => {

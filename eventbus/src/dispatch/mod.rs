@@ -13,7 +13,7 @@ use crate::cloudevent::from_record;
 use crate::config::TriggerConfig;
 use crate::filter::Attributes;
 use crate::log::{Consumer, EventLog, LogError, Record};
-use crate::metrics::{EventbusMetrics, TriggerLabels};
+use crate::metrics::TriggerMetrics;
 use crate::sender::{Sender, Target};
 use crate::trace::Traces;
 use async_trait::async_trait;
@@ -53,7 +53,8 @@ pub struct Dispatcher {
     pub publish: Arc<dyn Publish>,
     pub log: Arc<dyn EventLog>,
     pub traces: Arc<Traces>,
-    pub metrics: EventbusMetrics,
+    /// From `EventbusMetrics::trigger`.
+    pub metrics: TriggerMetrics,
 }
 
 /// An event read and matched, waiting for or in delivery.
@@ -69,10 +70,6 @@ fn key_of(event: &Event) -> String {
 }
 
 impl Dispatcher {
-    fn labels(&self) -> TriggerLabels {
-        TriggerLabels { trigger: self.trigger.clone() }
-    }
-
     /// Runs until `shutdown`. Deliveries in progress then stop (their events are
     /// not committed, so they are delivered again after a restart).
     pub async fn run(self: Arc<Self>, consumer: Box<dyn Consumer>, shutdown: CancellationToken) {
@@ -261,13 +258,13 @@ impl Loop {
     fn start(&mut self, job: Job, key: Option<String>) {
         let d = self.d.clone();
         let stop = self.shutdown.clone();
-        self.d.metrics.in_flight.get_or_create(&self.d.labels()).inc();
+        self.d.metrics.in_flight.inc();
         let span =
             tracing::debug_span!("delivery", trigger = %self.d.trigger, event = %job.event.id(), offset = job.offset);
         self.tasks.spawn(
             async move {
                 let completed = deliver::deliver(&d, &job, &stop).await;
-                d.metrics.in_flight.get_or_create(&d.labels()).dec();
+                d.metrics.in_flight.dec();
                 (job.offset, key, completed)
             }
             .instrument(span),
@@ -301,7 +298,7 @@ impl Loop {
         }
         self.lag_at = tokio::time::Instant::now();
         if let (Ok(end), Some(committed)) = (self.d.log.end_offset(&self.d.topic).await, self.progress.committed()) {
-            self.d.metrics.lag.get_or_create(&self.d.labels()).set(end.saturating_sub(committed) as i64);
+            self.d.metrics.lag.set(end.saturating_sub(committed) as i64);
         }
     }
 

@@ -7,6 +7,7 @@ use crate::delivery::{Attempt, DeliveryPolicy};
 use crate::filter::Filter;
 use crate::log::Initial;
 use crate::log::embedded::{EmbeddedConfig, EmbeddedLog};
+use crate::metrics::{EventbusMetrics, TriggerLabels};
 use crate::sender::Sent;
 use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
 use std::sync::Mutex;
@@ -112,7 +113,7 @@ impl Harness {
             publish: self.replies.clone(),
             log: self.log.clone(),
             traces: self.traces.clone(),
-            metrics: self.metrics.clone(),
+            metrics: self.metrics.trigger("ns/t"),
         })
     }
 

@@ -182,7 +182,7 @@ impl Eventing {
             publish: self.ingress.clone() as Arc<dyn Publish>,
             log: log.log.clone(),
             traces: self.traces.clone(),
-            metrics: self.metrics.clone(),
+            metrics: self.metrics.trigger(&format!("{ns}/{name}")),
         });
         let stop = CancellationToken::new();
         let task = tokio::spawn(d.run(consumer, stop.clone()));
