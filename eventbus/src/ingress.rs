@@ -59,13 +59,14 @@ impl Ingress {
         self.brokers.store(Arc::new(brokers));
     }
 
-    pub fn broker(&self, key: &str) -> Option<BrokerLog> {
-        self.brokers.load().get(key).cloned()
-    }
-
     /// Appends `events` to `broker`'s log; returns their offsets once durable.
     pub async fn append(&self, broker: &str, events: &[Event]) -> Result<Vec<u64>, IngressError> {
-        let b = self.broker(broker).ok_or_else(|| IngressError::UnknownBroker(broker.to_string()))?;
+        let brokers = self.brokers.load_full();
+        let b = brokers.get(broker).ok_or_else(|| IngressError::UnknownBroker(broker.to_string()))?;
+        self.append_to(broker, b, events).await
+    }
+
+    async fn append_to(&self, broker: &str, b: &BrokerLog, events: &[Event]) -> Result<Vec<u64>, IngressError> {
         let records = events
             .iter()
             .map(|e| to_record(e).map_err(|e| EventError::Body(format!("encode: {e}"))))
@@ -87,15 +88,17 @@ impl Ingress {
     }
 }
 
+impl IngressError {
+    /// Whether the same append may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Log(e) if e.is_retryable())
+    }
+}
+
 #[async_trait]
 impl Publish for Ingress {
-    async fn publish(&self, broker: &str, event: Event) -> Result<(), LogError> {
-        match self.append(broker, std::slice::from_ref(&event)).await {
-            Ok(_) => Ok(()),
-            Err(IngressError::Log(e)) => Err(e),
-            Err(IngressError::UnknownBroker(b)) => Err(LogError::UnknownTopic(b)),
-            Err(IngressError::Invalid(e)) => Err(LogError::Unavailable(e.to_string())),
-        }
+    async fn publish(&self, broker: &str, event: Event) -> Result<(), IngressError> {
+        self.append(broker, std::slice::from_ref(&event)).await.map(drop)
     }
 }
 
@@ -111,10 +114,13 @@ async fn ingest(
 }
 
 async fn ingest_in(ingress: &Ingress, broker: String, headers: &HeaderMap, body: &Bytes) -> Response {
-    if ingress.broker(&broker).is_none() {
-        ingress.reject(&broker, "unknown_broker");
+    let brokers = ingress.brokers.load_full();
+    let Some(b) = brokers.get(&broker) else {
+        // Not labelled by the requested name: clients choose it, and a metric
+        // label per made-up broker would grow without bound.
+        ingress.reject("", "unknown_broker");
         return error(StatusCode::NOT_FOUND, format!("no broker {broker}"));
-    }
+    };
     let events = match decode_http(headers, body) {
         Ok(e) if e.is_empty() => return StatusCode::ACCEPTED.into_response(), // an empty batch
         Ok(e) => e,
@@ -123,7 +129,7 @@ async fn ingest_in(ingress: &Ingress, broker: String, headers: &HeaderMap, body:
             return error(StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    match ingress.append(&broker, &events).await {
+    match ingress.append_to(&broker, b, &events).await {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(e) => refused(ingress, &broker, e),
     }
@@ -207,6 +213,21 @@ mod tests {
         let status = resp.status();
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
         (status, retry, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn unknown_brokers_are_404_and_do_not_make_a_metric_label_each() {
+        let metrics = EventbusMetrics::detached();
+        let ingress =
+            Arc::new(Ingress::new(Arc::new(Traces::new(std::time::Duration::from_secs(60), 10)), metrics.clone()));
+        for name in ["a", "b", "c"] {
+            let req = axum::http::Request::post(format!("/ns/{name}")).body(Body::empty()).unwrap();
+            assert_eq!(ingress.clone().router().oneshot(req).await.unwrap().status(), StatusCode::NOT_FOUND);
+        }
+        let unknown = RejectLabels { broker: String::new(), reason: "unknown_broker" };
+        assert_eq!(metrics.rejected.get_or_create(&unknown).get(), 3);
+        let made_up = RejectLabels { broker: "ns/a".into(), reason: "unknown_broker" };
+        assert_eq!(metrics.rejected.get_or_create(&made_up).get(), 0);
     }
 
     #[tokio::test]

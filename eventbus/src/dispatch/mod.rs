@@ -12,7 +12,8 @@ pub use progress::Progress;
 use crate::cloudevent::from_record;
 use crate::config::TriggerConfig;
 use crate::filter::Attributes;
-use crate::log::{Consumer, EventLog, LogError, Record};
+use crate::ingress::IngressError;
+use crate::log::{Consumer, EventLog, Record};
 use crate::metrics::TriggerMetrics;
 use crate::sender::{Sender, Target};
 use crate::trace::Traces;
@@ -36,7 +37,7 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 /// Where reply events go: back into a broker's log.
 #[async_trait]
 pub trait Publish: Send + Sync {
-    async fn publish(&self, broker: &str, event: Event) -> Result<(), LogError>;
+    async fn publish(&self, broker: &str, event: Event) -> Result<(), IngressError>;
 }
 
 /// A running trigger's fixed parts.

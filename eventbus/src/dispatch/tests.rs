@@ -50,7 +50,7 @@ struct Replies(Mutex<Vec<(String, Event)>>);
 
 #[async_trait]
 impl Publish for Replies {
-    async fn publish(&self, broker: &str, event: Event) -> Result<(), LogError> {
+    async fn publish(&self, broker: &str, event: Event) -> Result<(), crate::ingress::IngressError> {
         self.0.lock().unwrap().push((broker.to_string(), event));
         Ok(())
     }
