@@ -17,6 +17,7 @@ pub struct BrokerLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
+    /// Empty for `unknown_broker` (the name is the client's, unbounded).
     pub broker: String,
     /// `invalid`, `unknown_broker`, `busy`, `unavailable`, `too_large`
     pub reason: &'static str,

@@ -75,6 +75,10 @@ impl KafkaLog {
 impl EventLog for KafkaLog {
     async fn ensure_topic(&self, topic: &str) -> Result<(), LogError> {
         check_name(topic)?;
+        // Reconciles call this often; only the first call per topic asks Kafka.
+        if self.is_known(topic) {
+            return Ok(());
+        }
         let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
         let opts = AdminOptions::new().operation_timeout(Some(META_TIMEOUT));
         let results = self.admin.create_topics([&new], &opts).await.map_err(unavailable)?;
@@ -84,7 +88,7 @@ impl EventLog for KafkaLog {
                 Err((t, code)) => return Err(unavailable(format!("create topic {t}: {code}"))),
             }
         }
-        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
+        self.remember(topic);
         Ok(())
     }
 
@@ -158,8 +162,16 @@ impl EventLog for KafkaLog {
 }
 
 impl KafkaLog {
+    fn is_known(&self, topic: &str) -> bool {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(topic)
+    }
+
+    fn remember(&self, topic: &str) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
+    }
+
     async fn check_exists(&self, topic: &str) -> Result<(), LogError> {
-        if self.known.lock().unwrap_or_else(|e| e.into_inner()).contains(topic) {
+        if self.is_known(topic) {
             return Ok(());
         }
         let (meta, t) = (self.meta.clone(), topic.to_string());
@@ -171,7 +183,7 @@ impl KafkaLog {
         if !exists {
             return Err(LogError::UnknownTopic(topic.to_string()));
         }
-        self.known.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
+        self.remember(topic);
         Ok(())
     }
 }
