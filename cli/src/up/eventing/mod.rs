@@ -10,7 +10,7 @@ pub use resolve::Addresses;
 
 use resolve::{broker_ref, resolve};
 use status::{Readiness, write_status};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -91,17 +91,17 @@ impl Eventing {
                 }
                 Err((reason, message)) => Readiness::not(reason, message),
             };
-            write_status::<Broker>(&self.store, &b.metadata, ready)?;
+            write_status(&self.store, b, ready)?;
         }
         self.ingress.set_brokers(logs.clone());
-        let mut wanted = HashMap::new();
+        let mut wanted = HashSet::new();
         for t in self.store.list::<Trigger>(None)? {
             let ready = self.trigger(&t, &logs, &delivery, &mut wanted).await;
-            write_status::<Trigger>(&self.store, &t.metadata, ready)?;
+            write_status(&self.store, &t, ready)?;
         }
         for p in self.store.list::<PingSource>(None)? {
             let ready = self.ping(&p, &logs, &mut wanted).await;
-            write_status::<PingSource>(&self.store, &p.metadata, ready)?;
+            write_status(&self.store, &p, ready)?;
         }
         self.stop_unwanted(&wanted).await;
         Ok(())
@@ -125,7 +125,7 @@ impl Eventing {
         t: &Trigger,
         logs: &HashMap<String, BrokerLog>,
         delivery: &HashMap<String, Option<weft_crds::eventing::DeliverySpec>>,
-        wanted: &mut HashMap<String, ()>,
+        wanted: &mut HashSet<String>,
     ) -> Readiness {
         let (ns, name) = key_of(&t.metadata);
         let broker = format!("{ns}/{}", t.spec.broker);
@@ -158,7 +158,7 @@ impl Eventing {
             dead_letter.as_ref().map(|d| d.display())
         ])
         .to_string();
-        wanted.insert(key.clone(), ());
+        wanted.insert(key.clone());
         let mut ready = Readiness::ready(subscriber.display());
         ready.dead_letter = dead_letter.as_ref().map(|d| d.display());
         if self.is_running(&key, &fingerprint).await {
@@ -190,12 +190,7 @@ impl Eventing {
         ready
     }
 
-    async fn ping(
-        &self,
-        p: &PingSource,
-        logs: &HashMap<String, BrokerLog>,
-        wanted: &mut HashMap<String, ()>,
-    ) -> Readiness {
+    async fn ping(&self, p: &PingSource, logs: &HashMap<String, BrokerLog>, wanted: &mut HashSet<String>) -> Readiness {
         let (ns, name) = key_of(&p.metadata);
         let sink = match broker_ref(&p.spec.sink, &ns) {
             Some(b) if logs.contains_key(&b) => PingSink::Broker(b),
@@ -215,7 +210,7 @@ impl Eventing {
         };
         let key = format!("ping/{ns}/{name}");
         let fingerprint = serde_json::json!([p.spec, p.metadata.uid, sink_uri]).to_string();
-        wanted.insert(key.clone(), ());
+        wanted.insert(key.clone());
         if !self.is_running(&key, &fingerprint).await {
             let stop = CancellationToken::new();
             let publish = self.ingress.clone() as Arc<dyn Publish>;
@@ -240,10 +235,10 @@ impl Eventing {
         }
     }
 
-    async fn stop_unwanted(&self, wanted: &HashMap<String, ()>) {
+    async fn stop_unwanted(&self, wanted: &HashSet<String>) {
         let gone: Vec<Running> = {
             let mut running = self.running.lock().await;
-            let keys: Vec<String> = running.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+            let keys: Vec<String> = running.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
             keys.into_iter().filter_map(|k| running.remove(&k)).collect()
         };
         for r in gone {

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use weft_controller::store::Object;
 use weft_controller::{EmbeddedStore, StoreError, now_rfc3339};
 use weft_crds::condition::set_condition;
+use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_crds::{Condition, ConditionStatus};
 
 /// What a reconcile found.
@@ -26,17 +27,27 @@ impl Readiness {
     }
 }
 
-/// Writes the status of `K` (a no-op when unchanged, so reconciles converge).
-pub fn write_status<K: Object>(
-    store: &EmbeddedStore,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    r: Readiness,
-) -> Result<(), StoreError> {
+/// An eventing resource: its conditions as the reconcile read them.
+pub trait WithConditions: Object {
+    fn conditions(&self) -> &[Condition];
+}
+
+macro_rules! with_conditions {
+    ($($k:ty),*) => {$(impl WithConditions for $k {
+        fn conditions(&self) -> &[Condition] {
+            self.status.as_ref().map_or(&[], |s| &s.conditions)
+        }
+    })*};
+}
+with_conditions!(Broker, Trigger, PingSource);
+
+/// Writes the status of `obj`, as listed by this reconcile (a no-op when
+/// unchanged, so reconciles converge).
+pub fn write_status<K: WithConditions>(store: &EmbeddedStore, obj: &K, r: Readiness) -> Result<(), StoreError> {
+    let meta = obj.meta();
     let ns = meta.namespace.as_deref().unwrap_or("default");
     let name = meta.name.as_deref().unwrap_or_default();
-    let Some(current) = store.get::<K>(ns, name)? else { return Ok(()) };
-    let old = serde_json::to_value(&current).ok().map(|v| v["status"].clone()).unwrap_or(Value::Null);
-    let mut conditions: Vec<Condition> = serde_json::from_value(old["conditions"].clone()).unwrap_or_default();
+    let mut conditions = obj.conditions().to_vec();
     let cond = match &r.problem {
         None => Condition::new("Ready", ConditionStatus::True, "", ""),
         Some((reason, message)) => Condition::new("Ready", ConditionStatus::False, reason, message),
