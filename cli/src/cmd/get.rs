@@ -58,12 +58,14 @@ fn print_table(kind: &str, items: &[Value], with_ns: bool) -> Result<()> {
             vec!["NAME", "FUNCTION", "READY", "REASON", "DESIRED", "ACTUAL", "AVAILABLE", "AGE"],
             items.iter().map(revision_row).collect(),
         ),
-        "brokers" => (vec!["NAME", "URL", "BACKEND", "READY", "REASON", "AGE"], items.iter().map(broker_row).collect()),
-        "triggers" => {
-            (vec!["NAME", "BROKER", "SUBSCRIBER", "READY", "REASON", "AGE"], items.iter().map(trigger_row).collect())
-        }
+        "brokers" => eventing_table(["URL", "BACKEND"], items, |i| {
+            [s(&i["status"]["address"]["url"]), i["spec"]["backend"].as_str().unwrap_or("embedded").into()]
+        }),
+        "triggers" => eventing_table(["BROKER", "SUBSCRIBER"], items, |i| {
+            [s(&i["spec"]["broker"]), s(&i["status"]["subscriberUri"])]
+        }),
         "pingsources" => {
-            (vec!["NAME", "SCHEDULE", "SINK", "READY", "REASON", "AGE"], items.iter().map(ping_row).collect())
+            eventing_table(["SCHEDULE", "SINK"], items, |i| [s(&i["spec"]["schedule"]), s(&i["status"]["sinkUri"])])
         }
         other => bail!("no table for {other}"),
     };
@@ -130,39 +132,22 @@ fn revision_row(item: &Value) -> Vec<String> {
     ]
 }
 
-fn broker_row(item: &Value) -> Vec<String> {
-    let (ready, reason) = ready_condition(item);
-    let backend = item["spec"]["backend"].as_str().unwrap_or("embedded").to_string();
-    let url = s(&item["status"]["address"]["url"]);
-    vec![s(&item["metadata"]["name"]), url, backend, ready, reason, age(&item["metadata"]["creationTimestamp"])]
-}
-
-fn trigger_row(item: &Value) -> Vec<String> {
-    let (ready, reason) = ready_condition(item);
-    let (spec, st) = (&item["spec"], &item["status"]);
-    let sub = s(&st["subscriberUri"]);
-    vec![
-        s(&item["metadata"]["name"]),
-        s(&spec["broker"]),
-        sub,
-        ready,
-        reason,
-        age(&item["metadata"]["creationTimestamp"]),
-    ]
-}
-
-fn ping_row(item: &Value) -> Vec<String> {
-    let (ready, reason) = ready_condition(item);
-    let (spec, st) = (&item["spec"], &item["status"]);
-    let sink = s(&st["sinkUri"]);
-    vec![
-        s(&item["metadata"]["name"]),
-        s(&spec["schedule"]),
-        sink,
-        ready,
-        reason,
-        age(&item["metadata"]["creationTimestamp"]),
-    ]
+/// The eventing kinds' tables: NAME, two columns of the kind, READY, REASON, AGE.
+fn eventing_table(
+    columns: [&'static str; 2],
+    items: &[Value],
+    cells: impl Fn(&Value) -> [String; 2],
+) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let header = vec!["NAME", columns[0], columns[1], "READY", "REASON", "AGE"];
+    let rows = items
+        .iter()
+        .map(|item| {
+            let (ready, reason) = ready_condition(item);
+            let [a, b] = cells(item);
+            vec![s(&item["metadata"]["name"]), a, b, ready, reason, age(&item["metadata"]["creationTimestamp"])]
+        })
+        .collect();
+    (header, rows)
 }
 
 /// `42s`, `5m`, `3h`, `2d`, as kubectl prints ages.
