@@ -37,9 +37,7 @@ fn bad(attribute: impl Into<String>, message: impl Into<String>) -> EventError {
 
 /// The events of one ingress request, in order.
 pub fn decode_http(headers: &HeaderMap, body: &Bytes) -> Result<Vec<Event>, EventError> {
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match media.as_str() {
+    match media_type(headers).as_str() {
         BATCH => decode_batch(body),
         STRUCTURED => decode_structured(body).map(|e| vec![e]),
         _ if headers.contains_key("ce-specversion") => decode_binary(headers, body).map(|e| vec![e]),
@@ -166,8 +164,13 @@ pub fn to_binary(event: Event) -> Result<(HeaderMap, Bytes), EventError> {
 
 /// Whether an HTTP message carries a CloudEvent (binary or structured mode).
 pub fn is_event(headers: &HeaderMap) -> bool {
-    let ct = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    headers.contains_key("ce-specversion") || ct.starts_with(STRUCTURED)
+    headers.contains_key("ce-specversion") || media_type(headers) == STRUCTURED
+}
+
+/// The Content-Type without parameters, lower-cased.
+fn media_type(headers: &HeaderMap) -> String {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
 /// An event as a log record (structured JSON).
