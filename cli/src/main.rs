@@ -166,8 +166,8 @@ enum Command {
         kafka_bootstrap: Option<String>,
         /// Most events `weft events trace` keeps records of (kept up to an hour;
         /// about 1.5 KB each; 0 keeps none).
-        #[arg(long, default_value_t = 100_000)]
-        trace_events: usize,
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+        trace_events: u32,
         #[command(flatten)]
         scaling: ScalingFlags,
     },
@@ -302,7 +302,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, trace_events, scaling: flags } => {
             let scaling = flags.defaults().map_err(anyhow::Error::msg)?;
-            let hosts = flags.hosts;
+            let (hosts, trace_events) = (flags.hosts, trace_events as usize);
             let args =
                 up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts, events, kafka, trace_events };
             up::run(args).await

@@ -110,8 +110,8 @@ fn now_ms() -> i64 {
 
 impl Traces {
     pub fn new(retention: Duration, max_events: usize) -> Self {
-        let inner =
-            Inner { by_id: HashMap::with_capacity(max_events + 1), order: VecDeque::with_capacity(max_events + 1) };
+        let cap = max_events.saturating_add(1);
+        let inner = Inner { by_id: HashMap::with_capacity(cap), order: VecDeque::with_capacity(cap) };
         Self { inner: Mutex::new(inner), retention, max_events }
     }
 
