@@ -16,6 +16,8 @@ pub struct Got {
     pub path: String,
     pub headers: HeaderMap,
     pub body: String,
+    /// When it arrived (before the subscriber answered).
+    pub at: std::time::Instant,
 }
 
 impl Got {
@@ -41,7 +43,7 @@ async fn receive(
 ) -> Response {
     let id = headers.get("ce-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let dead_letter_sink = path == "dead";
-    got.lock().unwrap().push(Got { path, headers, body });
+    got.lock().unwrap().push(Got { path, headers, body, at: std::time::Instant::now() });
     if dead_letter_sink {
         return StatusCode::OK.into_response();
     }
@@ -369,16 +371,28 @@ spec:
     );
     p.apply("kafka.yaml", &yaml);
     assert!(p.weft_ok(&["get", "brokers"]).contains("kafka"));
+    // The first event of user-0 takes the subscriber 2 s: user-0's next event
+    // must wait for it; the other users' events must not.
+    let id = |i: usize| if i == 0 { "slow-0".to_string() } else { format!("e{i}") };
     for i in 0..30 {
         let key = format!("partitionkey=user-{}", i % 3);
-        p.weft_ok(&["send", "--broker", "orders", "--type", "t", "--id", &format!("e{i}"), "-e", &key]);
+        p.weft_ok(&["send", "--broker", "orders", "--type", "t", "--id", &id(i), "-e", &key]);
     }
     let got = s.wait("ordered", 30);
+    let of = |user: usize| -> Vec<Got> {
+        got.iter().filter(|g| g.ce("partitionkey") == format!("user-{user}")).cloned().collect()
+    };
     for user in 0..3 {
-        let ids: Vec<String> =
-            got.iter().filter(|g| g.ce("partitionkey") == format!("user-{user}")).map(|g| g.ce("id")).collect();
-        let want: Vec<String> = (0..30).filter(|i| i % 3 == user).map(|i| format!("e{i}")).collect();
+        let ids: Vec<String> = of(user).iter().map(|g| g.ce("id")).collect();
+        let want: Vec<String> = (0..30).filter(|i| i % 3 == user).map(id).collect();
         assert_eq!(ids, want, "user-{user}'s events in log order, each once");
+    }
+    let slow = of(0)[0].at;
+    let held = of(0)[1].at - slow;
+    assert!(held >= Duration::from_millis(1900), "user-0's second event came {held:?} after the slow one");
+    for user in [1, 2] {
+        let last = of(user)[9].at.saturating_duration_since(slow);
+        assert!(last < Duration::from_millis(1900), "user-{user} was held back by user-0 ({last:?})");
     }
 }
 
