@@ -18,6 +18,7 @@ pub mod guard;
 pub mod http_util;
 pub mod instance_proxy;
 pub mod metrics;
+pub mod proto;
 pub mod routing;
 pub mod serve;
 pub mod stats;

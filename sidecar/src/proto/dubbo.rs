@@ -1,0 +1,133 @@
+//! Dubbo 2.x: a 16-byte header (magic `0xdabb`, flag, status, 8-byte request
+//! id, 4-byte body length) and a Hessian 2 body. A request body starts with
+//! the Dubbo version, service path, service version and method name as
+//! strings; only those are read.
+
+use super::hessian::{self, Reader};
+use super::{Codec, DecodeError, Detect, Frame, Kind, Status, be, whole};
+
+const NAME: &str = "dubbo";
+const HEADER: usize = 16;
+const FLAG_REQUEST: u8 = 0x80;
+const FLAG_TWO_WAY: u8 = 0x40;
+const FLAG_EVENT: u8 = 0x20;
+const SERIALIZATION_MASK: u8 = 0x1f;
+const HESSIAN2: u8 = 2;
+
+/// Response statuses (`org.apache.dubbo.remoting.exchange.Response`).
+const OK: u8 = 20;
+const SERVER_TIMEOUT: u8 = 31;
+const BAD_REQUEST: u8 = 40;
+const SERVICE_NOT_FOUND: u8 = 60;
+const SERVICE_ERROR: u8 = 70;
+const SERVER_ERROR: u8 = 80;
+const THREADPOOL_EXHAUSTED: u8 = 100;
+
+pub struct Dubbo;
+
+impl Codec for Dubbo {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn detect(&self, head: &[u8]) -> Detect {
+        match head {
+            [0xda, 0xbb, ..] => Detect::Match,
+            [0xda] | [] => Detect::NeedMore,
+            _ => Detect::NoMatch,
+        }
+    }
+
+    fn decode(&self, buf: &[u8]) -> Result<Frame, DecodeError> {
+        if buf.len() < HEADER {
+            return Err(DecodeError::Incomplete);
+        }
+        if buf[..2] != [0xda, 0xbb] {
+            return Err(DecodeError::malformed(NAME, "bad magic"));
+        }
+        let body_len = be::<4>(buf, 12).unwrap_or(0);
+        let len = whole(NAME, buf, HEADER as u64 + body_len)?;
+        let flag = buf[2];
+        let mut frame = Frame {
+            len,
+            request_id: be::<8>(buf, 4).unwrap_or(0),
+            kind: kind(flag),
+            heartbeat: flag & FLAG_EVENT != 0,
+            status: u16::from(buf[3]),
+            body: HEADER..len,
+            ..Frame::default()
+        };
+        if frame.is_request() && !frame.heartbeat {
+            read_invocation(&mut frame, flag, &buf[HEADER..len])?;
+        }
+        Ok(frame)
+    }
+
+    fn set_request_id(&self, frame: &mut [u8], id: u64) {
+        if let Some(f) = frame.get_mut(4..12) {
+            f.copy_from_slice(&id.to_be_bytes());
+        }
+    }
+
+    fn heartbeat_reply(&self, req: &Frame, raw: &[u8]) -> Vec<u8> {
+        response(req, raw, FLAG_EVENT, OK, b"N")
+    }
+
+    fn error_reply(&self, req: &Frame, raw: &[u8], status: Status, message: &str) -> Vec<u8> {
+        let mut body = Vec::with_capacity(message.len() + 3);
+        hessian::write_string(&mut body, message);
+        response(req, raw, 0, code(status), &body)
+    }
+
+    fn max_request_id(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+fn kind(flag: u8) -> Kind {
+    match (flag & FLAG_REQUEST != 0, flag & FLAG_TWO_WAY != 0) {
+        (true, true) => Kind::Request,
+        (true, false) => Kind::OneWay,
+        (false, _) => Kind::Response,
+    }
+}
+
+/// Reads the service path, version and method from a request body.
+fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), DecodeError> {
+    let ser = flag & SERIALIZATION_MASK;
+    if ser != HESSIAN2 {
+        return Err(DecodeError::malformed(NAME, format!("serialization {ser} is not supported (only hessian2)")));
+    }
+    let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
+    let mut r = Reader::new(body);
+    let _dubbo_version = r.string().map_err(bad)?;
+    frame.service = r.string().map_err(bad)?.unwrap_or_default();
+    frame.version = r.string().map_err(bad)?.unwrap_or_default();
+    frame.method = r.string().map_err(bad)?.unwrap_or_default();
+    if frame.service.is_empty() {
+        return Err(DecodeError::malformed(NAME, "request names no service path"));
+    }
+    Ok(())
+}
+
+/// A response to `req` with `flags` (beside the serialization id), `status` and `body`.
+fn response(req: &Frame, raw: &[u8], flags: u8, status: u8, body: &[u8]) -> Vec<u8> {
+    let ser = raw.get(2).map_or(HESSIAN2, |f| f & SERIALIZATION_MASK);
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(&[0xda, 0xbb, ser | flags, status]);
+    out.extend_from_slice(&req.request_id.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn code(status: Status) -> u8 {
+    match status {
+        Status::NoRoute => SERVICE_NOT_FOUND,
+        Status::Unavailable => SERVER_ERROR,
+        Status::Timeout => SERVER_TIMEOUT,
+        Status::Overloaded => THREADPOOL_EXHAUSTED,
+        Status::Aborted => SERVICE_ERROR,
+        Status::BadRequest => BAD_REQUEST,
+    }
+}

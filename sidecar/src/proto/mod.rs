@@ -1,0 +1,201 @@
+//! The `Protocol` seam: what the sidecar needs to know about an RPC protocol to
+//! route, split and retry its requests without understanding their payload.
+//!
+//! A codec detects its protocol from a connection's first bytes, reads only the
+//! header of each frame (request id, kind, heartbeat, service, method, version,
+//! headers, body span), rewrites the request id of a frame in place (so many
+//! callers can share one upstream connection), and builds replies of its own:
+//! a heartbeat answer and an error response ("hijack") for a request the
+//! sidecar could not deliver. The body is forwarded as bytes and never
+//! deserialized ("fast decode, forward").
+//!
+//! HTTP/1.1, HTTP/2 and gRPC are detected here too but served by hyper (see
+//! [`Detected::Http`]); every other protocol is a [`Codec`] listed in
+//! [`codecs`] — adding one is a file plus one line there (see `README.md`).
+
+pub mod bolt;
+pub mod detect;
+pub mod dubbo;
+pub mod hessian;
+pub mod wrpc;
+
+pub use detect::{Detected, detect};
+
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Largest frame accepted (header and body). A length field above it is taken
+/// as garbage rather than a reason to buffer gigabytes.
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// What the first bytes of a connection say about a protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detect {
+    Match,
+    NoMatch,
+    /// Too few bytes to tell.
+    NeedMore,
+}
+
+/// The role of a frame on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// A request that expects a response.
+    #[default]
+    Request,
+    /// A request without a response.
+    OneWay,
+    Response,
+}
+
+/// The header of one frame, as far as routing needs it. Byte offsets are into
+/// the buffer the frame was decoded from, which starts at the frame.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Frame {
+    /// Length of the whole frame in bytes.
+    pub len: usize,
+    pub request_id: u64,
+    pub kind: Kind,
+    pub heartbeat: bool,
+    /// Interface or service name (`com.example.UserService`); empty if the
+    /// frame names none (responses, heartbeats).
+    pub service: String,
+    pub method: String,
+    pub version: String,
+    /// Protocol headers or attachments the codec reads cheaply.
+    pub headers: Vec<(String, String)>,
+    /// A response's status in the protocol's own codes.
+    pub status: u16,
+    pub body: Range<usize>,
+}
+
+impl Frame {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Whether this is a request (two-way or one-way) rather than a response.
+    pub fn is_request(&self) -> bool {
+        self.kind != Kind::Response
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The buffer holds only part of a frame: read more and try again. Cheap
+    /// (no allocation), since it is the common case on the hot path.
+    #[error("incomplete frame")]
+    Incomplete,
+    /// The bytes are not a valid frame; the stream cannot continue.
+    #[error("malformed {protocol} frame: {reason}")]
+    Malformed { protocol: &'static str, reason: String },
+}
+
+impl DecodeError {
+    pub fn malformed(protocol: &'static str, reason: impl Into<String>) -> Self {
+        Self::Malformed { protocol, reason: reason.into() }
+    }
+
+    /// A bounded label for the error metric.
+    pub fn reason_label(&self) -> &'static str {
+        match self {
+            Self::Incomplete => "incomplete",
+            Self::Malformed { .. } => "malformed",
+        }
+    }
+}
+
+/// Why the sidecar answers a request itself, protocol-neutral. Each codec maps
+/// it to its own status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// No function serves the service.
+    NoRoute,
+    /// The service exists but nothing could take the request.
+    Unavailable,
+    /// No answer within the route's timeout.
+    Timeout,
+    /// Refused by a local rate limit or a full queue.
+    Overloaded,
+    /// Aborted on purpose (fault injection).
+    Aborted,
+    /// The request frame could not be routed as sent.
+    BadRequest,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoRoute => "no_route",
+            Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Overloaded => "overloaded",
+            Self::Aborted => "aborted",
+            Self::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// One RPC protocol.
+///
+/// # Guarantees
+/// `decode` never panics on any input and never asks for more than
+/// [`MAX_FRAME`] bytes; `set_request_id` changes only the id (and any checksum
+/// that covers it) of a frame `decode` accepted.
+pub trait Codec: Send + Sync + 'static {
+    /// Lowercase name for metrics, logs and `spec.interfaces[].protocol`.
+    fn name(&self) -> &'static str;
+
+    /// Whether a connection whose first bytes are `head` speaks this protocol.
+    fn detect(&self, head: &[u8]) -> Detect;
+
+    /// Reads the header of the frame at the start of `buf`.
+    ///
+    /// # Errors
+    /// [`DecodeError::Incomplete`] if `buf` holds less than a whole frame,
+    /// [`DecodeError::Malformed`] if it is not a frame of this protocol.
+    fn decode(&self, buf: &[u8]) -> Result<Frame, DecodeError>;
+
+    /// Writes `id` as the request id of `frame` (the bytes of one decoded frame).
+    fn set_request_id(&self, frame: &mut [u8], id: u64);
+
+    /// The answer to heartbeat request `req`, whose bytes are `raw`.
+    fn heartbeat_reply(&self, req: &Frame, raw: &[u8]) -> Vec<u8>;
+
+    /// A response to request `req` (bytes `raw`) saying the sidecar failed it.
+    fn error_reply(&self, req: &Frame, raw: &[u8], status: Status, message: &str) -> Vec<u8>;
+
+    /// Largest request id the protocol carries (ids wrap after it).
+    fn max_request_id(&self) -> u64 {
+        u64::from(u32::MAX)
+    }
+}
+
+/// Every RPC protocol the sidecar speaks, in detection order. A new protocol
+/// is registered here and nowhere else.
+pub fn codecs() -> Vec<Arc<dyn Codec>> {
+    vec![Arc::new(dubbo::Dubbo), Arc::new(bolt::Bolt), Arc::new(wrpc::Wrpc)]
+}
+
+/// The codec named `name` (as in `spec.interfaces[].protocol`).
+pub fn codec(name: &str) -> Option<Arc<dyn Codec>> {
+    codecs().into_iter().find(|c| c.name() == name)
+}
+
+/// Reads a big-endian integer of `N` bytes at `at`, if the buffer has them.
+fn be<const N: usize>(buf: &[u8], at: usize) -> Option<u64> {
+    let bytes = buf.get(at..at + N)?;
+    Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
+}
+
+/// Checks a frame length read from a header against [`MAX_FRAME`] and the
+/// buffer: `Ok(len)` if the whole frame is there.
+fn whole(protocol: &'static str, buf: &[u8], len: u64) -> Result<usize, DecodeError> {
+    let len = usize::try_from(len).ok().filter(|l| *l <= MAX_FRAME);
+    let len = len.ok_or_else(|| DecodeError::malformed(protocol, format!("frame longer than {MAX_FRAME} bytes")))?;
+    if buf.len() < len { Err(DecodeError::Incomplete) } else { Ok(len) }
+}
+
+#[cfg(test)]
+mod tests;
