@@ -35,13 +35,14 @@ async fn main() -> anyhow::Result<()> {
         name: "hello".into(),
         split: WeightedSplit::new([("hello-00001", 100)]),
         tags: vec![],
+        interfaces: vec![],
     };
     gateway.set_routes(RouteTable::new("localhost", [route]));
     let listeners = bind_workers("127.0.0.1:0".parse()?, workers)?;
     println!("{}", listeners[0].local_addr()?);
     let make = move || {
         let w = gateway.worker();
-        move |req, peer| w.clone().handle(req, peer)
+        (move |req, peer| w.clone().handle(req, peer), None)
     };
     serve_workers(listeners, make, CancellationToken::new()).await;
     Ok(())

@@ -161,12 +161,25 @@ impl Endpoints {
 
     /// Claims an instance of the revision for one request.
     pub fn acquire(self: &Arc<Self>, key: &str) -> Result<Lease, NoLease> {
+        self.acquire_avoiding(key, &[])
+    }
+
+    /// Like [`Self::acquire`], but prefers instances not in `avoid` (those a
+    /// retried request already failed on); if all are, any will do.
+    pub fn acquire_avoiding(self: &Arc<Self>, key: &str, avoid: &[Target]) -> Result<Lease, NoLease> {
         let map = self.by_revision.load();
         let rev = map.get(key).filter(|r| !r.instances.is_empty()).ok_or(NoLease::Empty)?;
+        let others: Vec<Arc<Instance>>;
+        let instances = if avoid.is_empty() {
+            &rev.instances
+        } else {
+            others = rev.instances.iter().filter(|i| !avoid.contains(&i.target)).cloned().collect();
+            if others.is_empty() { &rev.instances } else { &others }
+        };
         let instance = match rev.capacity {
-            0 => Some(two_choices(&rev.instances)),
-            cap => first_free(&rev.instances, cap).or_else(|| {
-                (!rev.activator_in_path.load(Ordering::Relaxed)).then(|| least_loaded(&rev.instances)).flatten()
+            0 => Some(two_choices(instances)),
+            cap => first_free(instances, cap).or_else(|| {
+                (!rev.activator_in_path.load(Ordering::Relaxed)).then(|| least_loaded(instances)).flatten()
             }),
         }
         .ok_or(NoLease::Busy)?;
@@ -257,6 +270,17 @@ mod tests {
         e.set_activator_in_path("ns/r", true);
         let _a = e.acquire("ns/r").unwrap();
         assert_eq!(e.acquire("ns/r").err(), Some(NoLease::Busy));
+    }
+
+    #[test]
+    fn a_retry_avoids_the_instances_it_failed_on() {
+        let e = Arc::new(Endpoints::new());
+        e.set("ns/r", vec![addr(1), addr(2)], 0);
+        for _ in 0..50 {
+            assert_eq!(e.acquire_avoiding("ns/r", &[addr(1).into()]).unwrap().addr(), addr(2));
+        }
+        let all = [addr(1).into(), addr(2).into()];
+        assert!(e.acquire_avoiding("ns/r", &all).is_ok(), "all failed once: any will do");
     }
 
     #[test]

@@ -86,6 +86,53 @@ impl Gateway {
         self.routes.store(Arc::new(table));
     }
 
+    /// A lease on an instance of `revision`: at once if one has room, else
+    /// after holding the request in the activator until one has.
+    /// `avoid` lists instances a retried request already failed on.
+    pub(crate) async fn lease(&self, ns: &str, revision: &str, avoid: &[Target]) -> Result<Lease, LeaseError> {
+        let key = revision_key(ns, revision);
+        match self.endpoints.acquire_avoiding(&key, avoid) {
+            Ok(l) => Ok(l),
+            Err(why) => self.activate(ns, revision, &key, why).await,
+        }
+    }
+
+    /// Holds the request until the revision has a ready instance.
+    /// `why` says whether the revision had no instance (a cold start) or only
+    /// full ones.
+    async fn activate(&self, ns: &str, revision: &str, key: &str, why: NoLease) -> Result<Lease, LeaseError> {
+        let Some(hook) = self.activation.get() else {
+            return Err(LeaseError::NoInstance(key.to_string()));
+        };
+        let labels = RevisionLabels { namespace: ns.to_string(), revision: revision.to_string() };
+        let m = &self.metrics;
+        m.held.get_or_create(&labels).inc();
+        let _held = OnDrop::new(|| {
+            m.held.get_or_create(&labels).dec();
+        });
+        match self.activator.hold(&self.endpoints, hook.as_ref(), ns, revision, key).await {
+            Ok((lease, waited)) => {
+                tracing::debug!(instance = %lease.addr(), ?waited, "held request released");
+                m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
+                if why == NoLease::Empty {
+                    m.cold_start.get_or_create(&labels).observe(waited.as_secs_f64());
+                }
+                Ok(lease)
+            }
+            Err(HoldError::Full) => Err(LeaseError::TooManyWaiting(key.to_string())),
+            Err(HoldError::Timeout) => Err(LeaseError::Timeout(key.to_string())),
+        }
+    }
+
+    pub(crate) fn routes(&self) -> arc_swap::Guard<Arc<RouteTable>> {
+        self.routes.load()
+    }
+
+    /// A worker's RPC side, with its own upstream connections.
+    pub fn rpc_worker(self: &Arc<Self>) -> Arc<crate::rpc::RpcWorker> {
+        Arc::new(crate::rpc::RpcWorker::new(self.clone(), self.metrics.rpc.clone()))
+    }
+
     /// A worker with its own upstream connection pool.
     pub fn worker(self: &Arc<Self>) -> Arc<GatewayWorker> {
         let mut connector = HttpConnector::new();
@@ -129,16 +176,13 @@ impl GatewayWorker {
         revision: &str,
         traceparent: &str,
     ) -> Response<Body> {
-        let key = revision_key(&resolved.route.namespace, revision);
         // Held until the response headers arrive: the instance's slot is taken
         // for as long as it works on this request.
-        let lease = match self.gateway.endpoints.acquire(&key) {
+        let lease = match self.gateway.lease(&resolved.route.namespace, revision, &[]).await {
             Ok(l) => l,
-            Err(why) => match self.activate(&resolved.route.namespace, revision, &key, why).await {
-                Ok(l) => l,
-                Err(resp) => return resp,
-            },
+            Err(e) => return e.reply(),
         };
+        let key = revision_key(&resolved.route.namespace, revision);
         let target = lease.target();
         let addr = target.addr;
         let req = match rewrite(req, target, peer, resolved, traceparent) {
@@ -160,44 +204,6 @@ impl GatewayWorker {
         }
     }
 
-    /// Holds the request until the revision has a ready instance.
-    /// `why` says whether the revision had no instance (a cold start) or only
-    /// full ones.
-    async fn activate(&self, ns: &str, revision: &str, key: &str, why: NoLease) -> Result<Lease, Response<Body>> {
-        let Some(hook) = self.gateway.activation.get() else {
-            return Err(error_reply(StatusCode::SERVICE_UNAVAILABLE, format!("revision {key} has no ready instance")));
-        };
-        let labels = RevisionLabels { namespace: ns.to_string(), revision: revision.to_string() };
-        let m = &self.gateway.metrics;
-        m.held.get_or_create(&labels).inc();
-        let _held = OnDrop::new(|| {
-            m.held.get_or_create(&labels).dec();
-        });
-        let held = self.gateway.activator.hold(&self.gateway.endpoints, hook.as_ref(), ns, revision, key).await;
-        match held {
-            Ok((lease, waited)) => {
-                tracing::debug!(instance = %lease.addr(), ?waited, "held request released");
-                m.held_wait.get_or_create(&labels).observe(waited.as_secs_f64());
-                if why == NoLease::Empty {
-                    m.cold_start.get_or_create(&labels).observe(waited.as_secs_f64());
-                }
-                Ok(lease)
-            }
-            Err(HoldError::Full) => {
-                let mut r = error_reply(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("too many requests waiting for {key} to start"),
-                );
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                Err(r)
-            }
-            Err(HoldError::Timeout) => Err(error_reply(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("no instance of {key} became ready within {:?}", crate::activator::HOLD_TIMEOUT),
-            )),
-        }
-    }
-
     fn unrouted(&self, req: &Request<Incoming>, domain: &str) -> Response<Body> {
         match req.uri().path() {
             "/metrics" => Response::new(full(encode(&self.gateway.registry))),
@@ -212,6 +218,31 @@ impl GatewayWorker {
                 )
             }
         }
+    }
+}
+
+/// Why a request got no instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    #[error("revision {0} has no ready instance")]
+    NoInstance(String),
+    #[error("too many requests waiting for {0} to start")]
+    TooManyWaiting(String),
+    #[error("no instance of {0} became ready within {t:?}", t = crate::activator::HOLD_TIMEOUT)]
+    Timeout(String),
+}
+
+impl LeaseError {
+    fn reply(&self) -> Response<Body> {
+        let status = match self {
+            Self::NoInstance(_) | Self::TooManyWaiting(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        };
+        let mut r = error_reply(status, self.to_string());
+        if matches!(self, Self::TooManyWaiting(_)) {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        r
     }
 }
 

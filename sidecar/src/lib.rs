@@ -8,6 +8,11 @@
 //! - [`gateway`]: the north-south role (HTTP/1.1 and HTTP/2 via hyper).
 //! - [`instance_proxy`]: the role in front of one function instance (concurrency
 //!   limit, queue, deadline, metrics), like Knative's queue-proxy.
+//! - [`proto`]: the `Protocol` seam (detect, decode a frame header, rewrite the
+//!   request id, heartbeat and error replies) and the RPC codecs: Dubbo 2,
+//!   Bolt v1/v2 and the `wrpc` example.
+//! - [`rpc`]: RPC requests on the gateway's port, routed by interface name
+//!   through the same routes, split, endpoints and activator as HTTP.
 //!
 //! The decision code (routing, split) must not depend on sockets or the runtime.
 
@@ -19,7 +24,9 @@ pub mod http_util;
 pub mod instance_proxy;
 pub mod metrics;
 pub mod proto;
+pub mod rewind;
 pub mod routing;
+pub mod rpc;
 pub mod serve;
 pub mod stats;
 pub mod trace;
@@ -28,4 +35,4 @@ pub use activator::{Activation, Activator};
 pub use endpoints::Endpoints;
 pub use gateway::{Gateway, GatewayConfig, GatewayWorker};
 pub use instance_proxy::{Handler, HandlerRequest, InstanceProxy, InstanceProxyConfig};
-pub use routing::{FunctionRoute, Resolved, RouteTable, WeightedSplit};
+pub use routing::{FunctionRoute, Resolved, RouteTable, ServiceError, WeightedSplit};

@@ -64,6 +64,8 @@ pub struct GatewayMetrics {
     /// Of those, the requests that arrived while the revision had no ready
     /// instance: the cold start as a caller sees it.
     pub cold_start: Family<RevisionLabels, Histogram>,
+    /// `weft_rpc_*`: the RPC protocols served on the gateway's port.
+    pub rpc: crate::rpc::metrics::RpcMetrics,
 }
 
 impl GatewayMetrics {
@@ -84,7 +86,8 @@ impl GatewayMetrics {
             "Time held by requests that arrived with no ready instance (cold start seen by the caller)",
             cold_start.clone(),
         );
-        Self { requests, held, held_wait, cold_start }
+        let rpc = crate::rpc::metrics::RpcMetrics::register(registry);
+        Self { requests, held, held_wait, cold_start, rpc }
     }
 
     pub fn record(&self, labels: &RequestLabels, took: Duration) {

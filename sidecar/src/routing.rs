@@ -58,6 +58,8 @@ pub struct FunctionRoute {
     pub split: WeightedSplit,
     /// `(tag, revision)`.
     pub tags: Vec<(String, String)>,
+    /// RPC interfaces the function serves: `(interface name, protocol)`.
+    pub interfaces: Vec<(String, String)>,
 }
 
 /// Outcome of a lookup: the function, a pinned revision for a tag route, and how
@@ -83,20 +85,46 @@ enum HostEntry {
     Tag(Arc<FunctionRoute>, String),
 }
 
-/// Host and path routes of all functions.
+/// A function serving an interface, and the protocol it serves it over.
+#[derive(Debug, Clone)]
+struct InterfaceEntry {
+    route: Arc<FunctionRoute>,
+    protocol: String,
+}
+
+/// Host, path and interface routes of all functions.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     domain: String,
     hosts: HashMap<String, HostEntry>,
     paths: HashMap<(String, String), Arc<FunctionRoute>>,
+    interfaces: HashMap<String, InterfaceEntry>,
+}
+
+/// Why an RPC service name does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no function serves interface {0:?}")]
+    Unknown(String),
+    #[error("interface {service:?} is served over {served}, not {asked}")]
+    WrongProtocol { service: String, served: String, asked: String },
 }
 
 impl RouteTable {
     /// Builds the table; host routes are `<fn>.<ns>.<domain>` and
-    /// `<tag>-<fn>.<ns>.<domain>`, path routes `/<ns>/<fn>/…`.
+    /// `<tag>-<fn>.<ns>.<domain>`, path routes `/<ns>/<fn>/…`, interface routes
+    /// the names in [`FunctionRoute::interfaces`]. Two functions claiming one
+    /// interface: the first in (namespace, name) order keeps it, so the
+    /// outcome does not depend on the order functions were listed in.
     pub fn new(domain: &str, routes: impl IntoIterator<Item = FunctionRoute>) -> Self {
         let mut table = Self { domain: domain.to_string(), ..Default::default() };
-        for r in routes.into_iter().map(Arc::new) {
+        let mut routes: Vec<Arc<FunctionRoute>> = routes.into_iter().map(Arc::new).collect();
+        routes.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        for r in routes {
+            for (iface, protocol) in &r.interfaces {
+                let entry = InterfaceEntry { route: r.clone(), protocol: protocol.clone() };
+                table.interfaces.entry(iface.clone()).or_insert(entry);
+            }
             let (ns, name) = (&r.namespace, &r.name);
             table.hosts.insert(format!("{name}.{ns}.{domain}"), HostEntry::Function(r.clone()));
             for (tag, rev) in &r.tags {
@@ -114,6 +142,29 @@ impl RouteTable {
     /// Looks up by host first (port and case ignored), then by path.
     pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<Resolved> {
         self.resolve_host(host).or_else(|| self.resolve_path(path))
+    }
+
+    /// Looks up an RPC service by interface name, for a frame of `protocol`;
+    /// `tag` (from a request header) pins the revision of a tagged target.
+    pub fn resolve_service(&self, service: &str, protocol: &str, tag: Option<&str>) -> Result<Resolved, ServiceError> {
+        let e = self.interfaces.get(service).ok_or_else(|| ServiceError::Unknown(service.to_string()))?;
+        // gRPC is HTTP/2 on the wire: an interface declared `grpc` or `http` is
+        // reached by any HTTP request.
+        let http = |p: &str| p == "http" || p == "grpc";
+        if e.protocol != protocol && !(http(&e.protocol) && http(protocol)) {
+            return Err(ServiceError::WrongProtocol {
+                service: service.to_string(),
+                served: e.protocol.clone(),
+                asked: protocol.to_string(),
+            });
+        }
+        let tag_revision = tag.and_then(|t| e.route.tags.iter().find(|(name, _)| name == t)).map(|(_, r)| r.clone());
+        Ok(Resolved { route: e.route.clone(), tag_revision, prefix_len: 0 })
+    }
+
+    /// Interface names with a route, and their protocols.
+    pub fn interfaces(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.interfaces.iter().map(|(name, e)| (name.as_str(), e.protocol.as_str()))
     }
 
     fn resolve_host(&self, host: Option<&str>) -> Option<Resolved> {

@@ -1,5 +1,6 @@
 //! The accept loop shared by the roles: HTTP/1.1 and HTTP/2 (prior knowledge or
-//! h2c) on one port, with graceful shutdown that lets requests in flight finish.
+//! h2c) on one port — and, for the gateway, the RPC protocols on the same port —
+//! with graceful shutdown that lets requests in flight finish.
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -14,9 +15,20 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::http_util::Body;
+use crate::proto::{Detected, detect};
+use crate::rewind::Rewind;
+use crate::rpc::{self, RpcWorker, metrics::FrameErrorLabels};
+use bytes::BytesMut;
+use hyper_util::server::graceful::Watcher;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
 
 /// How long shutdown waits for requests in flight before closing connections.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection may stay silent before its protocol is known.
+const DETECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `handle` on `listener` until `shutdown` is cancelled, then drains.
 pub async fn serve<F, Fut>(listener: TcpListener, handle: F, shutdown: CancellationToken)
@@ -24,8 +36,23 @@ where
     F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
-    let builder = Builder::new(TokioExecutor::new());
+    serve_with(listener, handle, None, shutdown).await
+}
+
+/// Like [`serve`]; with `rpc`, each connection's first bytes pick HTTP or one
+/// of the RPC protocols, so one port serves all of them.
+pub async fn serve_with<F, Fut>(
+    listener: TcpListener,
+    handle: F,
+    rpc: Option<Arc<RpcWorker>>,
+    shutdown: CancellationToken,
+) where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let builder = Arc::new(Builder::new(TokioExecutor::new()));
     let graceful = GracefulShutdown::new();
+    let rpc_conns = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -40,19 +67,85 @@ where
             },
         };
         let _ = stream.set_nodelay(true);
-        let h = handle.clone();
+        let http = Http { builder: builder.clone(), handle: handle.clone(), peer };
+        match &rpc {
+            None => http.serve(stream, graceful.watcher()),
+            Some(rpc) => {
+                let (rpc, watcher, token) = (rpc.clone(), graceful.watcher(), shutdown.clone());
+                rpc_conns.spawn(detect_and_serve(stream, peer, http, rpc, watcher, token));
+            }
+        }
+    }
+    drop(listener);
+    rpc_conns.close();
+    let drain = async { tokio::join!(graceful.shutdown(), rpc_conns.wait()) };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+}
+
+/// What serving one HTTP connection needs.
+struct Http<F> {
+    builder: Arc<Builder<TokioExecutor>>,
+    handle: F,
+    peer: SocketAddr,
+}
+
+impl<F, Fut> Http<F>
+where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    fn serve<IO>(self, io: IO, watcher: Watcher)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (h, peer) = (self.handle, self.peer);
         let svc = service_fn(move |req| {
             let h = h.clone();
             async move { Ok::<_, Infallible>(h(req, peer).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), svc).into_owned();
+        let conn = watcher.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
         });
     }
-    drop(listener);
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// Reads until the first bytes tell the protocol, then serves the connection.
+async fn detect_and_serve<F, Fut>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    http: Http<F>,
+    rpc: Arc<RpcWorker>,
+    watcher: Watcher,
+    shutdown: CancellationToken,
+) where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
+    let mut head = BytesMut::with_capacity(8 * 1024);
+    let detected = loop {
+        if let Some(d) = detect(&head, rpc.codecs()) {
+            break d;
+        }
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(DETECT_TIMEOUT, stream.read_buf(&mut head)) => r,
+        };
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return, // closed, failed or silent: nothing to serve
+        }
+    };
+    match detected {
+        Detected::Http => http.serve(Rewind::new(head, stream), watcher),
+        Detected::Rpc(codec) => rpc::downstream::serve(rpc, codec, stream, head, peer, shutdown).await,
+        Detected::Unknown => {
+            let labels = FrameErrorLabels { protocol: "unknown", reason: "unknown_protocol" };
+            rpc.metrics().frame_errors.get_or_create(&labels).inc();
+            tracing::debug!(%peer, first = ?&head[..head.len().min(8)], "closing a connection of no known protocol");
+        }
+    }
 }
 
 /// One listening socket on `addr` (bound exclusively: a second platform on the
@@ -77,13 +170,13 @@ pub fn bind_workers(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net:
 /// profile. Returns when every worker has drained after `shutdown`.
 pub async fn serve_workers<M, F, Fut>(listeners: Vec<std::net::TcpListener>, make: M, shutdown: CancellationToken)
 where
-    M: Fn() -> F,
+    M: Fn() -> (F, Option<Arc<RpcWorker>>),
     F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
     let mut threads = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let (handle, token) = (make(), shutdown.clone());
+        let ((handle, rpc), token) = (make(), shutdown.clone());
         let spawned = std::thread::Builder::new().name(format!("weft-worker-{i}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -91,7 +184,7 @@ where
             };
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(l) => serve(l, handle, token).await,
+                    Ok(l) => serve_with(l, handle, rpc, token).await,
                     Err(e) => tracing::error!(error = %e, "worker listener"),
                 }
             });

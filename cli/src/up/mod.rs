@@ -133,8 +133,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let gw = gateway.clone();
     // The gateway runs thread-per-core, each worker with its own connection pool.
     let make_worker = move || {
-        let w = gw.worker();
-        move |req, peer| w.clone().handle(req, peer)
+        let (w, rpc) = (gw.worker(), gw.rpc_worker());
+        (move |req, peer| w.clone().handle(req, peer), Some(rpc))
     };
     let gw_task = tokio::spawn(weft_sidecar::serve::serve_workers(gw_listeners, make_worker, shutdown.clone()));
     let api_task = tokio::spawn(serve_api(api_listener, api::router(api_state), shutdown.clone()));

@@ -18,6 +18,7 @@ pub fn route_of(f: &Function) -> Option<FunctionRoute> {
         name: f.metadata.name.clone()?,
         split,
         tags,
+        interfaces: f.spec.interfaces.iter().map(|i| (i.name.clone(), i.protocol.clone())).collect(),
     })
 }
 

@@ -6,6 +6,7 @@ fn hello(split: &[(&str, u32)], tags: &[(&str, &str)]) -> FunctionRoute {
         name: "hello".into(),
         split: WeightedSplit::new(split.iter().copied()),
         tags: tags.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect(),
+        interfaces: vec![],
     }
 }
 
@@ -54,4 +55,34 @@ fn path_routes_match_whole_segments() {
     for path in ["/default/hellox", "/default", "/", "/prod/hello/"] {
         assert!(t.resolve(Some("127.0.0.1"), path).is_none(), "{path}");
     }
+}
+
+#[test]
+fn interfaces_resolve_by_name_and_protocol_with_tag_pins() {
+    let mut users = hello(&[("users-00001", 90), ("users-00002", 10)], &[("canary", "users-00002")]);
+    users.name = "users".into();
+    users.interfaces = vec![("com.example.UserService".into(), "dubbo".into())];
+    let mut other = hello(&[("a-00001", 100)], &[]);
+    other.name = "a-claims-it-too".into();
+    other.interfaces = vec![("com.example.UserService".into(), "bolt".into())];
+    let t = RouteTable::new("localhost", [users, other]);
+    // "a-claims-it-too" sorts first and keeps the interface, whatever the list order.
+    assert!(matches!(
+        t.resolve_service("com.example.UserService", "dubbo", None),
+        Err(ServiceError::WrongProtocol { .. })
+    ));
+    let r = t.resolve_service("com.example.UserService", "bolt", None).unwrap();
+    assert_eq!(r.route.name, "a-claims-it-too");
+    assert!(matches!(t.resolve_service("com.example.Nope", "bolt", None), Err(ServiceError::Unknown(_))));
+}
+
+#[test]
+fn interface_tag_header_pins_the_tagged_revision() {
+    let mut users = hello(&[("users-00001", 100)], &[("canary", "users-00002")]);
+    users.interfaces = vec![("com.example.UserService".into(), "bolt".into())];
+    let t = RouteTable::new("localhost", [users]);
+    let r = t.resolve_service("com.example.UserService", "bolt", Some("canary")).unwrap();
+    assert_eq!(r.pick_revision(), Some("users-00002"));
+    let r = t.resolve_service("com.example.UserService", "bolt", Some("unknown-tag")).unwrap();
+    assert_eq!(r.pick_revision(), Some("users-00001"));
 }

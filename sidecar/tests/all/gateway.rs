@@ -49,6 +49,7 @@ async fn gateway() -> (SocketAddr, Arc<Endpoints>) {
             name: "f".into(),
             split: WeightedSplit::new([("f-00001", 100)]),
             tags: vec![("canary".into(), "f-00002".into())],
+            interfaces: vec![],
         }],
     ));
     let worker = gw.worker();

@@ -2,8 +2,9 @@
 //! or a plain hyper upstream standing in for the function.
 
 // Tests fail by panicking.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod gateway;
 mod instance_proxy;
+mod rpc;
 mod support;

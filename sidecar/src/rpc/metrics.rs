@@ -1,0 +1,82 @@
+//! `weft_rpc_*`: requests by protocol, function, revision and outcome, frame
+//! errors, retries, heartbeats and open connections. Label values are bounded:
+//! protocols are the registered codecs, functions and revisions those that
+//! exist (empty for a request that resolved to none), outcomes a fixed set.
+
+use crate::proto::Codec;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    pub protocol: &'static str,
+    pub namespace: String,
+    pub function: String,
+    pub revision: String,
+    /// `ok` (the instance answered, whatever it said) or a `Status` name.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub protocol: &'static str,
+}
+
+impl ProtocolLabels {
+    pub fn of(codec: &Arc<dyn Codec>) -> Self {
+        Self { protocol: codec.name() }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameErrorLabels {
+    pub protocol: &'static str,
+    /// `malformed` or `unknown_protocol`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone)]
+pub struct RpcMetrics {
+    requests: Family<RpcLabels, Counter>,
+    duration: Family<RpcLabels, Histogram>,
+    pub frame_errors: Family<FrameErrorLabels, Counter>,
+    pub retries: Family<ProtocolLabels, Counter>,
+    pub heartbeats: Family<ProtocolLabels, Counter>,
+    pub connections: Family<ProtocolLabels, Gauge>,
+}
+
+impl RpcMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let reg = registry.sub_registry_with_prefix("weft_rpc");
+        let m = Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18))),
+            frame_errors: Family::default(),
+            retries: Family::default(),
+            heartbeats: Family::default(),
+            connections: Family::default(),
+        };
+        reg.register("requests", "RPC requests, by protocol, function, revision and outcome", m.requests.clone());
+        reg.register("request_duration_seconds", "Time to the answer, by the same labels", m.duration.clone());
+        reg.register("frame_errors", "Connections closed for a bad frame, by protocol", m.frame_errors.clone());
+        reg.register(
+            "retries",
+            "Requests sent again because the last try never reached an instance",
+            m.retries.clone(),
+        );
+        reg.register("heartbeats", "Heartbeats answered by the sidecar", m.heartbeats.clone());
+        reg.register("connections", "Open client connections, by protocol", m.connections.clone());
+        m
+    }
+
+    pub fn record(&self, labels: &RpcLabels, took: Duration) {
+        self.requests.get_or_create(labels).inc();
+        self.duration.get_or_create(labels).observe(took.as_secs_f64());
+    }
+}

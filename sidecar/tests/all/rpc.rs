@@ -1,0 +1,228 @@
+//! RPC through the gateway's port with the `wrpc` example codec: routing by
+//! interface name, a weighted split per request on one multiplexed
+//! connection, retries of unsent requests, timeouts, heartbeats and errors in
+//! the protocol — none of it written for wrpc. A small server of the protocol
+//! stands for the function (wrpc is our own protocol; this is its real peer).
+
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use weft_sidecar::metrics::{GatewayMetrics, encode};
+use weft_sidecar::proto::wrpc::{self, Wrpc};
+use weft_sidecar::proto::{Codec, DecodeError, Frame};
+use weft_sidecar::rpc::RpcWorker;
+use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
+
+const ECHO: &str = "com.example.Echo";
+
+/// A wrpc server answering `<name>:<body>`; method `slow` answers after
+/// 300 ms, `hang` never. Requests are answered concurrently.
+async fn server(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(serve_conn(name, s));
+        }
+    });
+    addr
+}
+
+async fn serve_conn(name: &'static str, s: TcpStream) {
+    let (mut rd, wr) = s.into_split();
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        while let Ok(f) = Wrpc.decode(&buf) {
+            let raw = buf.split_to(f.len);
+            let body = format!("{name}:{}", String::from_utf8_lossy(&raw[f.body.clone()]));
+            let wr = wr.clone();
+            tokio::spawn(async move {
+                match f.method.as_str() {
+                    "hang" => return,
+                    "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
+                    _ => {}
+                }
+                let out = wrpc::encode(wrpc::RESPONSE, 0, f.request_id as u32, &f.service, &f.method, body.as_bytes());
+                let _ = wr.lock().await.write_all(&out).await;
+            });
+        }
+        if rd.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            return;
+        }
+    }
+}
+
+struct Setup {
+    addr: SocketAddr,
+    endpoints: Arc<Endpoints>,
+    registry: Arc<Registry>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// A gateway serving HTTP and RPC on one port; revisions `echo-00001` and
+/// `echo-00002` split `split`% to the second, with tag `canary` on it.
+async fn gateway(split: u32, timeout: Duration) -> Setup {
+    let endpoints = Arc::new(Endpoints::new());
+    let mut registry = Registry::default();
+    let metrics = GatewayMetrics::register(&mut registry);
+    let registry = Arc::new(registry);
+    let config = GatewayConfig { domain: "localhost".into() };
+    let gw = Arc::new(Gateway::new(config, endpoints.clone(), metrics.clone(), registry.clone()));
+    gw.set_routes(RouteTable::new(
+        "localhost",
+        [FunctionRoute {
+            namespace: "default".into(),
+            name: "echo".into(),
+            split: WeightedSplit::new([("echo-00001", 100 - split), ("echo-00002", split)]),
+            tags: vec![("canary".into(), "echo-00002".into())],
+            interfaces: vec![(ECHO.into(), "wrpc".into())],
+        }],
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rpc = Arc::new(RpcWorker::new(gw.clone(), metrics.rpc.clone()).with_timeout(timeout));
+    let http = gw.worker();
+    let token = CancellationToken::new();
+    let serve =
+        weft_sidecar::serve::serve_with(listener, move |r, p| http.clone().handle(r, p), Some(rpc), token.clone());
+    tokio::spawn(serve);
+    Setup { addr, endpoints, registry, _stop: token.drop_guard() }
+}
+
+/// A client that writes frames and reads answers (in whatever order they come).
+struct Client {
+    s: TcpStream,
+    buf: bytes::BytesMut,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        Self { s: TcpStream::connect(addr).await.unwrap(), buf: bytes::BytesMut::new() }
+    }
+
+    async fn send(&mut self, kind: u8, id: u32, service: &str, method: &str, body: &str) {
+        self.s.write_all(&wrpc::encode(kind, 0, id, service, method, body.as_bytes())).await.unwrap();
+    }
+
+    /// The next frame and its body; `None` when the sidecar closed the connection.
+    async fn recv(&mut self) -> Option<(Frame, String)> {
+        loop {
+            match Wrpc.decode(&self.buf) {
+                Ok(f) => {
+                    let raw = self.buf.split_to(f.len);
+                    return Some((f.clone(), String::from_utf8_lossy(&raw[f.body]).into_owned()));
+                }
+                Err(DecodeError::Incomplete) => {}
+                Err(e) => panic!("{e}"),
+            }
+            let read = tokio::time::timeout(Duration::from_secs(10), self.s.read_buf(&mut self.buf)).await;
+            if read.expect("an answer within 10 s").unwrap_or(0) == 0 {
+                return None;
+            }
+        }
+    }
+}
+
+fn metric(reg: &Registry, prefix: &str) -> f64 {
+    encode(reg)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn one_multiplexed_connection_is_split_per_request_and_ids_are_kept() {
+    let g = gateway(20, Duration::from_secs(10)).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    g.endpoints.set("default/echo-00002", vec![server("two").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    let n = 1000u32;
+    for id in 0..n {
+        c.send(wrpc::REQUEST, 1_000_000 + id, ECHO, "echo", &id.to_string()).await;
+    }
+    let mut two = 0;
+    for _ in 0..n {
+        let (f, body) = c.recv().await.unwrap();
+        let (who, echoed) = body.split_once(':').unwrap();
+        assert_eq!(f.request_id, 1_000_000 + echoed.parse::<u64>().unwrap(), "the caller's id comes back");
+        two += usize::from(who == "two");
+    }
+    // 20 % of 1000 ± 5 %: over three standard deviations.
+    assert!((150..=250).contains(&two), "{two} of {n} to the 20 % revision");
+    let requests = metric(&g.registry, "weft_rpc_requests_total{protocol=\"wrpc\"");
+    assert_eq!(requests, f64::from(n));
+}
+
+#[tokio::test]
+async fn heartbeats_unknown_services_timeouts_and_out_of_order_answers() {
+    let g = gateway(0, Duration::from_millis(500)).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    c.send(wrpc::PING, 7, "", "", "").await;
+    let (f, _) = c.recv().await.unwrap();
+    assert_eq!((f.request_id, f.heartbeat), (7, true), "the sidecar answers heartbeats");
+    c.send(wrpc::REQUEST, 8, "com.example.Nope", "x", "").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!((f.request_id, f.status), (8, 1), "no route, in the protocol: {body}");
+    assert!(body.contains("com.example.Nope"), "{body}");
+    c.send(wrpc::REQUEST, 9, ECHO, "slow", "a").await;
+    c.send(wrpc::REQUEST, 10, ECHO, "fast", "b").await;
+    assert_eq!(c.recv().await.unwrap().0.request_id, 10, "the fast answer overtakes the slow one");
+    assert_eq!(c.recv().await.unwrap().0.request_id, 9);
+    c.send(wrpc::REQUEST, 11, ECHO, "hang", "").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!((f.request_id, f.status), (11, 3), "a timeout, in the protocol: {body}");
+}
+
+#[tokio::test]
+async fn requests_that_never_reached_an_instance_are_retried_on_another() {
+    let g = gateway(0, Duration::from_secs(10)).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap() // closed when `l` drops: connects are refused
+    };
+    g.endpoints.set("default/echo-00001", vec![dead, server("live").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    for id in 0..30 {
+        c.send(wrpc::REQUEST, id, ECHO, "echo", "x").await;
+        let (f, body) = c.recv().await.unwrap();
+        assert_eq!((f.request_id, f.status, body.as_str()), (u64::from(id), 0, "live:x"));
+    }
+    assert!(metric(&g.registry, "weft_rpc_retries_total") >= 1.0, "the dead instance was tried and skipped");
+    g.endpoints.set("default/echo-00001", vec![dead], 0);
+    c.send(wrpc::REQUEST, 99, ECHO, "echo", "x").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!((f.request_id, f.status), (99, 2), "unavailable after the tries: {body}");
+}
+
+#[tokio::test]
+async fn a_malformed_frame_closes_the_connection_and_is_counted() {
+    let g = gateway(0, Duration::from_secs(10)).await;
+    let mut c = Client::connect(g.addr).await;
+    let mut bad = wrpc::encode(wrpc::REQUEST, 0, 1, ECHO, "m", b"");
+    bad[2] = 42; // no such kind
+    c.s.write_all(&bad).await.unwrap();
+    assert!(c.recv().await.is_none(), "closed");
+    let mut absurd = wrpc::encode(wrpc::REQUEST, 0, 1, ECHO, "m", b"");
+    absurd[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
+    let mut c = Client::connect(g.addr).await;
+    c.s.write_all(&absurd).await.unwrap();
+    assert!(c.recv().await.is_none(), "closed without waiting for 4 GiB");
+    assert_eq!(metric(&g.registry, "weft_rpc_frame_errors_total{protocol=\"wrpc\",reason=\"malformed\"}"), 2.0);
+}
+
+#[tokio::test]
+async fn http_is_still_served_on_the_same_port() {
+    let g = gateway(0, Duration::from_secs(10)).await;
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
