@@ -33,3 +33,10 @@ if [ ! -d eventbus/interop/node_modules/cloudevents ]; then
   echo "installing the CloudEvents JavaScript SDK (npm)"
   (cd eventbus/interop && npm install --no-audit --no-fund --loglevel=error)
 fi
+
+# Real Bolt and Dubbo peers for the sidecar's interop tests (sofa-rpc-node,
+# sofa-bolt-node, dubbo-remoting, dubbo2.js; versions pinned in the lock file).
+if [ ! -d sidecar/interop/node_modules/dubbo2.js ]; then
+  echo "installing the Bolt and Dubbo peers (npm)"
+  (cd sidecar/interop && npm install --no-audit --no-fund --loglevel=error)
+fi

@@ -142,7 +142,9 @@ impl<'a> Reader<'a> {
 
 // === writing ===
 
-/// Appends `s` as a Hessian 2 string (short, medium or chunked form).
+/// Appends `s` as a Hessian 2 string: the short form up to 31 chars, else
+/// `S`/`R` chunks. Not the medium form (`0x30`–`0x33`): the Hessian 2.0 draft
+/// decoder SOFA's Node peers use fails on it, and every decoder reads chunks.
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
     let mut rest = s;
     loop {
@@ -152,7 +154,6 @@ pub fn write_string(out: &mut Vec<u8>, s: &str) {
         let last = rest.is_empty();
         match units {
             0..=31 if last => out.push(units as u8),
-            32..=1023 if last => out.extend_from_slice(&[0x30 + (units >> 8) as u8, units as u8]),
             _ => {
                 out.push(if last { b'S' } else { b'R' });
                 out.extend_from_slice(&(units as u16).to_be_bytes());
@@ -241,5 +242,12 @@ mod tests {
             assert!(Reader::new(bad).string().is_err(), "{bad:?}");
         }
         assert_eq!(Reader::new(b"N").string(), Ok(None));
+    }
+
+    #[test]
+    fn the_medium_form_other_writers_use_is_read() {
+        let mut medium = vec![0x30, 32];
+        medium.extend_from_slice(&[b'a'; 32]);
+        assert_eq!(Reader::new(&medium).string().unwrap().unwrap(), "a".repeat(32));
     }
 }

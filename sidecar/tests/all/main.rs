@@ -6,5 +6,6 @@
 
 mod gateway;
 mod instance_proxy;
+mod interop;
 mod rpc;
 mod support;

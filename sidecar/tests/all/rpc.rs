@@ -4,18 +4,14 @@
 //! the protocol — none of it written for wrpc. A small server of the protocol
 //! stands for the function (wrpc is our own protocol; this is its real peer).
 
-use prometheus_client::registry::Registry;
+use crate::support::{metric, rpc_gateway};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
-use weft_sidecar::metrics::{GatewayMetrics, encode};
 use weft_sidecar::proto::wrpc::{self, Wrpc};
 use weft_sidecar::proto::{Codec, DecodeError, Frame};
-use weft_sidecar::rpc::RpcWorker;
-use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
 
 const ECHO: &str = "com.example.Echo";
 
@@ -57,43 +53,6 @@ async fn serve_conn(name: &'static str, s: TcpStream) {
     }
 }
 
-struct Setup {
-    addr: SocketAddr,
-    endpoints: Arc<Endpoints>,
-    registry: Arc<Registry>,
-    _stop: tokio_util::sync::DropGuard,
-}
-
-/// A gateway serving HTTP and RPC on one port; revisions `echo-00001` and
-/// `echo-00002` split `split`% to the second, with tag `canary` on it.
-async fn gateway(split: u32, timeout: Duration) -> Setup {
-    let endpoints = Arc::new(Endpoints::new());
-    let mut registry = Registry::default();
-    let metrics = GatewayMetrics::register(&mut registry);
-    let registry = Arc::new(registry);
-    let config = GatewayConfig { domain: "localhost".into() };
-    let gw = Arc::new(Gateway::new(config, endpoints.clone(), metrics.clone(), registry.clone()));
-    gw.set_routes(RouteTable::new(
-        "localhost",
-        [FunctionRoute {
-            namespace: "default".into(),
-            name: "echo".into(),
-            split: WeightedSplit::new([("echo-00001", 100 - split), ("echo-00002", split)]),
-            tags: vec![("canary".into(), "echo-00002".into())],
-            interfaces: vec![(ECHO.into(), "wrpc".into())],
-        }],
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let rpc = Arc::new(RpcWorker::new(gw.clone(), metrics.rpc.clone()).with_timeout(timeout));
-    let http = gw.worker();
-    let token = CancellationToken::new();
-    let serve =
-        weft_sidecar::serve::serve_with(listener, move |r, p| http.clone().handle(r, p), Some(rpc), token.clone());
-    tokio::spawn(serve);
-    Setup { addr, endpoints, registry, _stop: token.drop_guard() }
-}
-
 /// A client that writes frames and reads answers (in whatever order they come).
 struct Client {
     s: TcpStream,
@@ -128,17 +87,9 @@ impl Client {
     }
 }
 
-fn metric(reg: &Registry, prefix: &str) -> f64 {
-    encode(reg)
-        .lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn one_multiplexed_connection_is_split_per_request_and_ids_are_kept() {
-    let g = gateway(20, Duration::from_secs(10)).await;
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 20, Duration::from_secs(10)).await;
     g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
     g.endpoints.set("default/echo-00002", vec![server("two").await], 0);
     let mut c = Client::connect(g.addr).await;
@@ -161,7 +112,7 @@ async fn one_multiplexed_connection_is_split_per_request_and_ids_are_kept() {
 
 #[tokio::test]
 async fn heartbeats_unknown_services_timeouts_and_out_of_order_answers() {
-    let g = gateway(0, Duration::from_millis(500)).await;
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 0, Duration::from_millis(500)).await;
     g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
     let mut c = Client::connect(g.addr).await;
     c.send(wrpc::PING, 7, "", "", "").await;
@@ -182,7 +133,7 @@ async fn heartbeats_unknown_services_timeouts_and_out_of_order_answers() {
 
 #[tokio::test]
 async fn requests_that_never_reached_an_instance_are_retried_on_another() {
-    let g = gateway(0, Duration::from_secs(10)).await;
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 0, Duration::from_secs(10)).await;
     let dead = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap() // closed when `l` drops: connects are refused
@@ -203,7 +154,7 @@ async fn requests_that_never_reached_an_instance_are_retried_on_another() {
 
 #[tokio::test]
 async fn a_malformed_frame_closes_the_connection_and_is_counted() {
-    let g = gateway(0, Duration::from_secs(10)).await;
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 0, Duration::from_secs(10)).await;
     let mut c = Client::connect(g.addr).await;
     let mut bad = wrpc::encode(wrpc::REQUEST, 0, 1, ECHO, "m", b"");
     bad[2] = 42; // no such kind
@@ -219,7 +170,7 @@ async fn a_malformed_frame_closes_the_connection_and_is_counted() {
 
 #[tokio::test]
 async fn http_is_still_served_on_the_same_port() {
-    let g = gateway(0, Duration::from_secs(10)).await;
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 0, Duration::from_secs(10)).await;
     let mut s = TcpStream::connect(g.addr).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await.unwrap();
     let mut out = String::new();
