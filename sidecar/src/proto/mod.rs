@@ -197,5 +197,25 @@ fn whole(protocol: &'static str, buf: &[u8], len: u64) -> Result<usize, DecodeEr
     if buf.len() < len { Err(DecodeError::Incomplete) } else { Ok(len) }
 }
 
+/// The invariants every codec keeps on any input, checked by the fuzz targets
+/// (`sidecar/fuzz/`) and the tests; panics when one is broken.
+pub fn check_codec(codec: &dyn Codec, data: &[u8]) {
+    let frame = match codec.decode(data) {
+        Ok(f) => f,
+        Err(DecodeError::Incomplete) => return assert!(data.len() < MAX_FRAME, "incomplete past MAX_FRAME"),
+        Err(DecodeError::Malformed { .. }) => return,
+    };
+    assert!(frame.len <= data.len() && frame.body.start <= frame.body.end && frame.body.end <= frame.len);
+    let mut raw = data[..frame.len].to_vec();
+    codec.set_request_id(&mut raw, 0x0102_0304);
+    let again = codec.decode(&raw).unwrap_or_else(|e| panic!("a rewritten frame no longer decodes: {e}"));
+    assert_eq!((again.len, again.request_id), (frame.len, 0x0102_0304));
+    if frame.is_request() {
+        let reply = codec.error_reply(&again, &raw, Status::Unavailable, "fuzz");
+        let r = codec.decode(&reply).unwrap_or_else(|e| panic!("an error reply does not decode: {e}"));
+        assert_eq!((r.kind, r.request_id), (Kind::Response, 0x0102_0304));
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -163,3 +163,19 @@ fn wrpc_frames_roundtrip() {
     let e = wrpc::Wrpc.decode(&err).unwrap();
     assert_eq!((e.kind, e.status, &err[e.body.clone()]), (Kind::Response, 3, &b"late"[..]));
 }
+
+#[test]
+fn every_one_byte_corruption_of_captured_frames_keeps_the_invariants() {
+    let cases: [(&dyn Codec, &str); 3] = [(&bolt::Bolt, BOLT_SOFA), (&bolt::Bolt, BOLT_V2), (&dubbo::Dubbo, DUBBO)];
+    for (codec, capture) in cases {
+        for (_, bytes) in streams(capture) {
+            for at in 0..bytes.len() {
+                for flip in [0x01, 0x80, 0xff] {
+                    let mut b = bytes.clone();
+                    b[at] ^= flip;
+                    check_codec(codec, &b);
+                }
+            }
+        }
+    }
+}
