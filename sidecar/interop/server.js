@@ -3,12 +3,16 @@
 // Every method answers `<name>:<method>:<first argument>`, so a caller can tell
 // which server (revision) answered.
 //
-//   node server.js <bolt|dubbo> <port> <name> <interface> [interface...]
+//   PORT=<port> node server.js <bolt|dubbo> <name> <interface> [interface...]
+//
+// The port comes from $PORT (0: any free port), as weft gives a process
+// function its port; the ready line also names $WEFT_SIDECAR.
 'use strict';
 
 const { RpcServer } = require('sofa-rpc-node').server;
 
-const [protocol, port, name, ...interfaces] = process.argv.slice(2);
+const [protocol, name, ...interfaces] = process.argv.slice(2);
+const port = process.env.PORT || 0;
 const quiet = { info() {}, warn() {}, debug() {}, error: console.error };
 
 async function main() {
@@ -26,7 +30,7 @@ async function main() {
     });
   }
   await server.start();
-  console.log(`ready ${protocol} ${server.publishPort}`);
+  console.log(`ready ${protocol} sidecar=${process.env.WEFT_SIDECAR || '-'} ${server.publishPort}`);
 }
 
 main().catch(e => {

@@ -13,12 +13,14 @@
 //! The second lets the gateway reuse pooled connections to a host for a replica
 //! that just started, so a cold start opens no connection.
 
+use crate::stats::{Report, Stats};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Header naming the replica a request is for, on a host's shared port.
 pub const REPLICA_HEADER: &str = "weft-replica";
@@ -61,6 +63,9 @@ struct Revision {
     /// This revision's entry of `Endpoints::wakers`, held here so a lease
     /// release wakes the next request without taking that map's lock.
     wake: Arc<Notify>,
+    /// Load measured here, for revisions whose instances cannot report their
+    /// own (process functions have no instance proxy); see [`Endpoints::meter`].
+    meter: Option<Arc<Stats>>,
 }
 
 /// Why no lease was given.
@@ -80,6 +85,8 @@ pub struct Endpoints {
     /// all when its instances change. Kept for the process's life (a few bytes
     /// per revision), so a waiter never misses a wake-up across a change.
     wakers: std::sync::Mutex<HashMap<String, Arc<Notify>>>,
+    /// Revisions metered at the gateway, by key.
+    meters: std::sync::Mutex<HashMap<String, Arc<Stats>>>,
 }
 
 /// A request's claim on an instance; released on drop.
@@ -87,6 +94,7 @@ pub struct Lease {
     instance: Arc<Instance>,
     capacity: usize,
     wake: Arc<Notify>,
+    meter: Option<Arc<Stats>>,
 }
 
 impl Lease {
@@ -101,6 +109,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.finish(Instant::now());
+        }
         let before = self.instance.in_flight.fetch_sub(1, Ordering::AcqRel);
         if self.capacity > 0 && before >= self.capacity {
             self.wake.notify_one(); // a full instance has room again: next in line
@@ -145,7 +156,8 @@ impl Endpoints {
             let in_path = old.is_none_or(|r| r.activator_in_path.load(Ordering::Relaxed));
             let activator_in_path = AtomicBool::new(in_path);
             let wake = wake.clone();
-            map.insert(key.to_string(), Arc::new(Revision { instances, capacity, activator_in_path, wake }));
+            let meter = self.meters.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
+            map.insert(key.to_string(), Arc::new(Revision { instances, capacity, activator_in_path, wake, meter }));
             map
         });
         wake.notify_waiters(); // new instances may take several held requests
@@ -183,7 +195,29 @@ impl Endpoints {
             }),
         }
         .ok_or(NoLease::Busy)?;
-        Ok(Lease { instance, capacity: rev.capacity, wake: rev.wake.clone() })
+        if let Some(m) = &rev.meter {
+            m.start(Instant::now());
+        }
+        Ok(Lease { instance, capacity: rev.capacity, wake: rev.wake.clone(), meter: rev.meter.clone() })
+    }
+
+    /// Measures the load of revision `key` here, from the leases taken on its
+    /// instances (call before its first [`Self::set`]). For instances that
+    /// report no load of their own; every request to them passes a gateway.
+    pub fn meter(&self, key: &str) {
+        let mut meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        meters.entry(key.to_string()).or_insert_with(|| Arc::new(Stats::new(Instant::now())));
+    }
+
+    /// The load of a metered revision since the last report.
+    pub fn report(&self, key: &str) -> Option<Report> {
+        let meters = self.meters.lock().unwrap_or_else(|e| e.into_inner());
+        meters.get(key).map(|m| m.report(Instant::now()))
+    }
+
+    /// Stops metering `key` (its revision is gone).
+    pub fn unmeter(&self, key: &str) {
+        self.meters.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 }
 
@@ -281,6 +315,24 @@ mod tests {
         }
         let all = [addr(1).into(), addr(2).into()];
         assert!(e.acquire_avoiding("ns/r", &all).is_ok(), "all failed once: any will do");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_metered_revision_reports_the_load_of_its_leases() {
+        let e = Arc::new(Endpoints::new());
+        e.meter("ns/p");
+        e.set("ns/p", vec![addr(1)], 0);
+        e.set("ns/w", vec![addr(2)], 0);
+        let a = e.acquire("ns/p").unwrap();
+        let _b = e.acquire("ns/p").unwrap();
+        let _w = e.acquire("ns/w").unwrap();
+        tokio::time::advance(std::time::Duration::from_millis(500)).await;
+        drop(a);
+        tokio::time::advance(std::time::Duration::from_millis(500)).await;
+        let r = e.report("ns/p").unwrap();
+        assert_eq!(r.requests, 2);
+        assert!((r.concurrency - 1.5).abs() < 1e-6, "{r:?}");
+        assert!(e.report("ns/w").is_none(), "unmetered revisions report nothing here");
     }
 
     #[test]

@@ -57,6 +57,10 @@ pub struct InstanceConfig {
     /// instance outlives `weft up` even if it is killed with SIGKILL.
     #[serde(default)]
     pub exit_with_parent: bool,
+    /// Set for a `process` function: the program to run instead of a module
+    /// (then `module_dir` and `digest` are unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<weft_crds::ProcessSource>,
 }
 
 /// What an instance announces when it is ready.

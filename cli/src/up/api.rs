@@ -167,15 +167,18 @@ fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
     f.metadata.namespace.get_or_insert_with(|| "default".into());
     let name = f.metadata.name.clone().unwrap_or_default();
     let spec = &f.spec.template.spec;
-    if spec.process.is_some() || spec.image.is_some() {
+    if spec.image.is_some() {
         return Err(bad(format!(
-            "Function {name}: spec.template.spec: weft up runs wasm functions for now (process and image functions are not supported yet)"
+            "Function {name}: spec.template.spec.image: weft up runs wasm and process functions; container images need a cluster (weft install)"
         )));
     }
     let annotations = &f.spec.template.metadata.annotations;
     let cc = s.scaling.container_concurrency(spec.container_concurrency);
     if let Err(e) = weft_autoscaler::ScalingSpec::from_annotations(annotations, &s.scaling, cc) {
         return Err(bad(format!("Function {name}: spec.template.metadata.annotations: {e}")));
+    }
+    if spec.process.is_some() {
+        return Ok(f); // a program on this machine: nothing was uploaded
     }
     match spec.wasm.as_ref().and_then(|w| w.digest.as_deref()) {
         Some(d) if s.modules.contains(d) => Ok(f),
@@ -276,18 +279,30 @@ async fn logs(
     Path((ns, function)): Path<(String, String)>,
     Query(q): Query<LogQuery>,
 ) -> Result<String, ApiError> {
-    let dir = s.logs.join("hosts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no logs for function {ns}/{function}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    files.sort();
+    let listing = |dir: std::path::PathBuf| -> Vec<std::path::PathBuf> {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path()));
+        let mut files: Vec<_> = entries.collect();
+        files.sort();
+        files
+    };
+    // A process function's own output, whole: `processes/<ns>_<function>_<revision>.log`.
+    let own = format!("{ns}_{function}_");
+    let processes = listing(s.logs.join("processes"));
+    let processes =
+        processes.into_iter().filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&own)));
+    let files: Vec<_> =
+        listing(s.logs.join("hosts")).into_iter().map(|p| (p, true)).chain(processes.map(|p| (p, false))).collect();
+    if files.is_empty() {
+        return Err(ApiError(StatusCode::NOT_FOUND, format!("no logs for function {ns}/{function}")));
+    }
     let tail = q.tail.unwrap_or(200);
     let mut out = String::new();
-    for path in files {
+    for (path, shared) in files {
         let text = tokio::fs::read_to_string(&path).await.unwrap_or_default();
-        let lines: Vec<&str> =
-            text.lines().filter(|l| has_field(l, "namespace", &ns) && has_field(l, "function", &function)).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !shared || (has_field(l, "namespace", &ns) && has_field(l, "function", &function)))
+            .collect();
         let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         for line in &lines[lines.len().saturating_sub(tail)..] {
             out.push_str(&format!("[{stem}] {line}\n"));

@@ -213,6 +213,12 @@ impl Autoscale {
                 e.auto.record(now, s.concurrency, s.requests);
             }
         }
+        // Process functions report no load; the gateway metered their leases.
+        for (key, e) in entries.iter_mut() {
+            if let Some(r) = self.supervisor.gateway_report(key) {
+                e.auto.record(now, r.concurrency, r.requests as f64);
+            }
+        }
         for e in entries.values_mut().filter(|e| e.held_peak > 0) {
             e.auto.record(now, e.held_peak as f64, 0.0);
             e.held_peak = 0;

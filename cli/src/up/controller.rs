@@ -32,6 +32,9 @@ pub struct Controller {
     pub modules: ModuleStore,
     pub engine: wasmtime::Engine,
     pub base: RouteBase,
+    /// The sidecar address instances get as `$WEFT_SIDECAR` (the gateway's
+    /// port, which serves every protocol).
+    pub sidecar: std::net::SocketAddr,
     /// Revisions that cannot run (e.g. their module does not compile), by
     /// `namespace/revision`: reported in status instead of starting instances.
     pub broken: Mutex<HashMap<String, (String, String)>>,
@@ -152,7 +155,10 @@ impl Controller {
             None if rev.spec.wasm.is_some() => {
                 Err(("ModuleMissing", "spec.wasm.digest is not set; apply with `weft apply`".into()))
             }
-            None => Err(("Unsupported", "weft up runs wasm functions; process and image functions come later".into())),
+            None if rev.spec.process.is_some() => Ok(()),
+            None => {
+                Err(("Unsupported", "weft up runs wasm and process functions; image functions need a cluster".into()))
+            }
         };
         if let Err((reason, message)) = result {
             tracing::warn!(revision = %key, %reason, %message, "revision cannot run");
@@ -167,7 +173,7 @@ impl Controller {
         if let Some(failure) = self.broken_map().get(&key).cloned() {
             return ReplicaState { failure: Some(failure), ..Default::default() };
         }
-        let cfg = match instance_config(ns, function, rev, &self.modules, self.autoscale.defaults()) {
+        let cfg = match instance_config(ns, function, rev, &self.modules, self.autoscale.defaults(), self.sidecar) {
             Ok(cfg) => cfg,
             Err(message) => {
                 return ReplicaState { failure: Some(("InvalidSpec".into(), message)), ..Default::default() };
@@ -237,21 +243,29 @@ pub fn instance_config(
     rev: &Revision,
     modules: &ModuleStore,
     defaults: &Defaults,
+    sidecar: std::net::SocketAddr,
 ) -> Result<InstanceConfig, String> {
     let spec: &RevisionSpec = &rev.spec;
-    let digest = spec.wasm.as_ref().and_then(|w| w.digest.clone()).ok_or("no module digest")?;
+    let digest = spec.wasm.as_ref().and_then(|w| w.digest.clone());
+    let digest = match (&spec.process, digest) {
+        (Some(_), _) => String::new(),
+        (None, d) => d.ok_or("no module digest")?,
+    };
     let memory_bytes = parse_memory(spec.memory()).map_err(|e| e.to_string())?;
+    let mut env: Vec<(String, String)> = spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    env.push(("WEFT_SIDECAR".into(), sidecar.to_string()));
     Ok(InstanceConfig {
         namespace: ns.to_string(),
         function: function.to_string(),
         revision: rev.metadata.name.clone().unwrap_or_default(),
         module_dir: modules.dir().display().to_string(),
         digest,
-        env: spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect(),
+        env,
         timeout_ms: u64::from(spec.timeout_seconds()) * 1000,
         memory_bytes,
         container_concurrency: defaults.container_concurrency(spec.container_concurrency),
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         exit_with_parent: true,
+        process: spec.process.clone(),
     })
 }

@@ -6,6 +6,7 @@ pub mod autoscale;
 pub mod controller;
 pub mod eventing;
 pub mod hosts;
+pub mod process;
 pub mod routes;
 pub mod supervisor;
 
@@ -80,7 +81,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
     let hosts = hosts::HostPool::start(exe, args.state.root.clone(), args.state.logs().join("hosts"), args.hosts);
-    let supervisor = Arc::new(supervisor::Supervisor::new(hosts.clone(), endpoints.clone(), changes_tx));
+    let process_logs = args.state.logs().join("processes");
+    let supervisor = Arc::new(supervisor::Supervisor::new(hosts.clone(), process_logs, endpoints.clone(), changes_tx));
     let (autoscale, pokes) =
         autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), endpoints, scaler_metrics);
     gateway.set_activation(autoscale.clone());
@@ -92,6 +94,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         modules: modules.clone(),
         engine: engine.clone(),
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
+        sidecar: loopback_if_unspecified(gateway_addr),
         broken: Default::default(),
     });
     let traces = Arc::new(Traces::new(TRACE_RETENTION, args.trace_events));
@@ -172,4 +175,10 @@ async fn serve_api(listener: TcpListener, router: axum::Router, shutdown: Cancel
     if let Err(e) = result {
         tracing::error!(error = %e, "control API stopped");
     }
+}
+
+/// The address local processes use to reach a listener bound to `addr`
+/// (`0.0.0.0` is not an address to connect to).
+fn loopback_if_unspecified(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() { std::net::SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr }
 }

@@ -11,10 +11,12 @@
 //! controller defines a revision, the autoscaler sets its replica count.
 
 use super::hosts::{Assignment, HostPool};
+use super::process::{self, ProcessReplica};
 use crate::instance::InstanceConfig;
 use crate::sync::lock;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -58,6 +60,8 @@ struct RevisionSet {
 
 pub struct Supervisor {
     hosts: Arc<HostPool>,
+    /// Where process functions' output goes (`<ns>_<function>_<revision>.log`).
+    process_logs: PathBuf,
     endpoints: Arc<Endpoints>,
     notify: mpsc::UnboundedSender<FunctionKey>,
     revisions: Mutex<HashMap<String, RevisionSet>>,
@@ -69,6 +73,7 @@ pub struct Supervisor {
 #[derive(Clone)]
 struct SlotCtx {
     hosts: Arc<HostPool>,
+    process_logs: PathBuf,
     config: InstanceConfig,
     me: Arc<Mutex<SlotShared>>,
     siblings: SharedSlots,
@@ -79,8 +84,14 @@ struct SlotCtx {
 }
 
 impl Supervisor {
-    pub fn new(hosts: Arc<HostPool>, endpoints: Arc<Endpoints>, notify: mpsc::UnboundedSender<FunctionKey>) -> Self {
-        Self { hosts, endpoints, notify, revisions: Mutex::new(HashMap::new()), closed: Default::default() }
+    pub fn new(
+        hosts: Arc<HostPool>,
+        process_logs: PathBuf,
+        endpoints: Arc<Endpoints>,
+        notify: mpsc::UnboundedSender<FunctionKey>,
+    ) -> Self {
+        let revisions = Mutex::new(HashMap::new());
+        Self { hosts, process_logs, endpoints, notify, revisions, closed: Default::default() }
     }
 
     /// Makes a revision known (like creating its Deployment) at its current
@@ -88,6 +99,9 @@ impl Supervisor {
     /// definition of the same revision changes nothing.
     pub fn define(&self, config: &InstanceConfig) {
         let key = revision_key(&config.namespace, &config.revision);
+        if config.process.is_some() {
+            self.endpoints.meter(&key); // a process reports no load itself
+        }
         lock(&self.revisions).entry(key).or_insert_with(|| RevisionSet {
             config: config.clone(),
             slots: Vec::new(),
@@ -98,9 +112,17 @@ impl Supervisor {
 
     /// Stops a revision's replicas and forgets it (its function was deleted).
     pub fn forget(&self, namespace: &str, revision: &str) {
-        if let Some(set) = lock(&self.revisions).remove(&revision_key(namespace, revision)) {
+        let key = revision_key(namespace, revision);
+        if let Some(set) = lock(&self.revisions).remove(&key) {
             set.slots.iter().for_each(|s| s.stop.cancel());
         }
+        self.endpoints.unmeter(&key);
+    }
+
+    /// The load of a revision measured at the gateway (process functions,
+    /// whose replicas report none), since the last call.
+    pub fn gateway_report(&self, key: &str) -> Option<weft_sidecar::stats::Report> {
+        self.endpoints.report(key)
     }
 
     /// Ready admin addresses of a revision's replicas (for `/stats`).
@@ -135,6 +157,7 @@ impl Supervisor {
         let stop = CancellationToken::new();
         let ctx = SlotCtx {
             hosts: self.hosts.clone(),
+            process_logs: self.process_logs.clone(),
             config: set.config.clone(),
             me,
             siblings: set.shared.clone(),
@@ -185,12 +208,12 @@ impl Supervisor {
 async fn run_slot(ctx: SlotCtx) {
     let mut backoff = BACKOFF_MIN;
     while !ctx.stop.is_cancelled() {
-        match ctx.hosts.assign(&ctx.config).await {
+        match ctx.start().await {
             Ok(replica) => {
                 let started = Instant::now();
-                let ready = replica.ready;
-                tracing::debug!(revision = %ctx.config.revision, serving = %ready.serving, "replica started");
-                ctx.set(|s| *s = SlotShared { running: true, ready: Some(ready.target()), admin: Some(ready.admin) });
+                let (target, admin) = replica.addrs();
+                tracing::debug!(revision = %ctx.config.revision, serving = %target.addr, "replica started");
+                ctx.set(|s| *s = SlotShared { running: true, ready: Some(target), admin });
                 *lock(&ctx.failure) = None;
                 ctx.changed();
                 if supervise(&ctx, replica).await == Exit::Stopped {
@@ -223,30 +246,80 @@ enum Exit {
     Stopped,
 }
 
-/// Waits for the replica to be lost (its host died) or for the slot to be stopped.
-async fn supervise(ctx: &SlotCtx, replica: Assignment) -> Exit {
-    tokio::select! {
-        _ = replica.lost() => {
-            let pid = replica.host_pid();
-            tracing::warn!(revision = %ctx.config.revision, host_pid = pid, "instance lost with its host; restarting with backoff");
-            let why = format!("the function host (pid {pid}) running this instance exited; see `weft logs {}`", ctx.config.function);
-            *lock(&ctx.failure) = Some(("HostExited".into(), why));
-            ctx.set(|s| *s = SlotShared::default());
-            ctx.changed();
-            Exit::Lost
+/// A running replica: on a function host (wasm), or a process of its own.
+enum Replica {
+    Host(Assignment),
+    Process(ProcessReplica),
+}
+
+impl Replica {
+    /// Where requests go, and where its load is read (none for a process:
+    /// the gateway meters it).
+    fn addrs(&self) -> (Target, Option<SocketAddr>) {
+        match self {
+            Self::Host(a) => (a.ready.target(), Some(a.ready.admin)),
+            Self::Process(p) => (Target::from(p.addr), None),
         }
-        _ = ctx.stop.cancelled() => {
-            // Take it out of the endpoints first, so no new request reaches it.
-            ctx.set(|s| (s.ready, s.admin) = (None, None));
-            ctx.changed();
-            replica.stop().await;
-            ctx.set(|s| s.running = false);
-            Exit::Stopped
+    }
+}
+
+/// Waits for the replica to be lost (its host or process died) or for the
+/// slot to be stopped.
+async fn supervise(ctx: &SlotCtx, replica: Replica) -> Exit {
+    match replica {
+        Replica::Host(a) => {
+            tokio::select! {
+                _ = a.lost() => {
+                    let pid = a.host_pid();
+                    let why = format!("the function host (pid {pid}) running this instance exited; see `weft logs {}`", ctx.config.function);
+                    ctx.lost("HostExited", why)
+                }
+                _ = ctx.stop.cancelled() => ctx.stopped(a.stop()).await,
+            }
+        }
+        Replica::Process(mut p) => {
+            let pid = p.pid;
+            tokio::select! {
+                status = p.lost() => {
+                    let why = format!("the process (pid {pid}) exited: {status}; see `weft logs {}`", ctx.config.function);
+                    ctx.lost("ProcessExited", why)
+                }
+                _ = ctx.stop.cancelled() => ctx.stopped(p.stop()).await,
+            }
         }
     }
 }
 
 impl SlotCtx {
+    /// Starts a replica of this slot's revision.
+    async fn start(&self) -> anyhow::Result<Replica> {
+        if self.config.process.is_none() {
+            return Ok(Replica::Host(self.hosts.assign(&self.config).await?));
+        }
+        let c = &self.config;
+        let log = self.process_logs.join(format!("{}_{}_{}.log", c.namespace, c.function, c.revision));
+        Ok(Replica::Process(process::start(c, &log).await?))
+    }
+
+    /// The replica died: report why; the slot restarts it with backoff.
+    fn lost(&self, reason: &str, why: String) -> Exit {
+        tracing::warn!(revision = %self.config.revision, %why, "instance lost; restarting with backoff");
+        *lock(&self.failure) = Some((reason.into(), why));
+        self.set(|s| *s = SlotShared::default());
+        self.changed();
+        Exit::Lost
+    }
+
+    /// Takes the replica out of the endpoints first, so no new request
+    /// reaches it, then runs `stop` (which drains it).
+    async fn stopped(&self, stop: impl std::future::Future<Output = ()>) -> Exit {
+        self.set(|s| (s.ready, s.admin) = (None, None));
+        self.changed();
+        stop.await;
+        self.set(|s| s.running = false);
+        Exit::Stopped
+    }
+
     /// Updates this slot's state; callers then report it with `changed`.
     fn set(&self, f: impl FnOnce(&mut SlotShared)) {
         f(&mut lock(&self.me));

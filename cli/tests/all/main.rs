@@ -13,6 +13,7 @@ mod eventing;
 mod host;
 mod lifecycle;
 mod limits;
+mod mesh;
 mod platform;
 mod routing;
 mod scaling;

@@ -25,7 +25,8 @@ fn interop_dir() -> PathBuf {
 /// A legacy server (killed when dropped) exporting both interfaces, and its address.
 async fn legacy_server(protocol: &str, name: &str) -> (Child, SocketAddr) {
     let mut child = Command::new("node")
-        .args(["server.js", protocol, "0", name, USERS, ORDERS])
+        .args(["server.js", protocol, name, USERS, ORDERS])
+        .env("PORT", "0")
         .current_dir(interop_dir())
         .stdout(Stdio::piped())
         .kill_on_drop(true)

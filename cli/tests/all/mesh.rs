@@ -1,0 +1,67 @@
+//! A legacy Bolt service joins the mesh unchanged: a `process` function runs
+//! it (sofa-rpc-node, exporting two interfaces), declares the interfaces, and
+//! callers reach it by interface name on the gateway's port — scaled from zero,
+//! split between two revisions. The peers live in `sidecar/interop/`.
+
+use crate::platform::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const USERS: &str = "com.example.UserService";
+const ORDERS: &str = "com.example.OrderService";
+const FAST: &[&str] = &["--scale-to-zero-grace", "1s", "--tick", "500ms"];
+
+fn interop() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sidecar/interop").canonicalize().unwrap();
+    assert!(dir.join("node_modules/sofa-rpc-node").exists(), "npm peers missing: run scripts/install-deps.sh");
+    dir
+}
+
+/// A process Function running the legacy server as `name`, serving both interfaces.
+fn legacy(name: &str, traffic: &str) -> String {
+    let server = interop().join("server.js");
+    let mut y = format!(
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: users\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.weft.dev/window: \"6s\"\n    spec:\n      process:\n        command: [node, {}, bolt, {name}, {USERS}, {ORDERS}]\n  interfaces:\n  - name: {USERS}\n    protocol: bolt\n  - name: {ORDERS}\n    protocol: bolt\n",
+        server.display()
+    );
+    if !traffic.is_empty() {
+        y.push_str(&format!("  traffic:\n{traffic}"));
+    }
+    y
+}
+
+/// Calls `iface` `n` times through the gateway with sofa-rpc-node's client.
+fn call(p: &Platform, iface: &str, n: usize) -> serde_json::Value {
+    let out = Command::new("node")
+        .args(["bolt-client.js", &p.gateway, iface, &n.to_string()])
+        .current_dir(interop())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+}
+
+#[test]
+fn a_legacy_bolt_service_is_reached_by_interface_name_from_zero_and_split() {
+    let p = Platform::start_with(FAST);
+    p.apply("v1.yaml", &legacy("one", ""));
+    let got = call(&p, USERS, 5);
+    assert_eq!(got["counts"]["one"], 5, "{got}");
+    let logs = p.weft_ok(&["logs", "users"]);
+    assert!(logs.contains(&format!("sidecar={}", p.gateway)), "the instance got $WEFT_SIDECAR:\n{logs}");
+
+    wait_for(Duration::from_secs(40), || (actual_replicas(&p, "users-00001") == 0).then_some(()));
+    let got = call(&p, ORDERS, 3);
+    assert_eq!(got["counts"]["one"], 3, "answered after a cold start: {got}");
+
+    let split = "  - revisionName: users-00001\n    percent: 70\n  - revisionName: users-00002\n    percent: 30\n";
+    p.apply("v2.yaml", &legacy("two", split));
+    let got = call(&p, USERS, 200);
+    let two = got["counts"]["two"].as_u64().unwrap_or(0);
+    assert_eq!(got["counts"]["one"].as_u64().unwrap_or(0) + two, 200, "{got}");
+    // 30 % of 200 ± 9.5 %: over three standard deviations.
+    assert!((41..=79).contains(&two), "{two} of 200 to the 30 % revision");
+    let metrics = http(&p.gateway, "GET", None, "/metrics", &[], "").1;
+    assert!(metrics.contains("weft_rpc_requests_total{protocol=\"bolt\",namespace=\"default\",function=\"users\",revision=\"users-00002\",status=\"ok\"}"), "{metrics}");
+}
