@@ -33,6 +33,7 @@ pub async fn run(client: &Client, args: &ApplyArgs) -> Result<()> {
         match doc {
             Document::Function(mut f) => {
                 upload_module(client, &mut f, &base_dir).await.with_context(|| format!("{shown}"))?;
+                resolve_working_dir(&mut f, &base_dir)?;
                 objects.push(serde_json::to_value(&*f)?);
             }
             Document::Revision(_) => {
@@ -119,6 +120,21 @@ fn read_input(file: &Path) -> Result<(String, PathBuf)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     Ok((text, dir))
+}
+
+/// A process function runs in its `workingDir`, relative to the YAML file
+/// like `wasm.path`, and by default in the YAML file's folder: so
+/// `command: [node, server.js]` next to the YAML works wherever weft up runs.
+fn resolve_working_dir(f: &mut Function, base_dir: &Path) -> Result<()> {
+    let Some(process) = f.spec.template.spec.process.as_mut() else {
+        return Ok(());
+    };
+    let dir = base_dir.join(process.working_dir.as_deref().unwrap_or("."));
+    let dir = dir.canonicalize().with_context(|| {
+        format!("spec.template.spec.process.workingDir: {} does not exist (relative to the YAML file)", dir.display())
+    })?;
+    process.working_dir = Some(dir.display().to_string());
+    Ok(())
 }
 
 /// Uploads the module at `wasm.path` (relative to the YAML file) and records its

@@ -1,7 +1,8 @@
 //! A legacy Bolt service joins the mesh unchanged: a `process` function runs
 //! it (sofa-rpc-node, exporting two interfaces), declares the interfaces, and
 //! callers reach it by interface name on the gateway's port — scaled from zero,
-//! split between two revisions. The peers live in `sidecar/interop/`.
+//! split between two revisions. The peers live in `sidecar/interop/`; the
+//! first revision is `examples/legacy-rpc/users.yaml`, as a user applies it.
 
 use crate::platform::*;
 use std::path::{Path, PathBuf};
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 const USERS: &str = "com.example.UserService";
 const ORDERS: &str = "com.example.OrderService";
-const FAST: &[&str] = &["--scale-to-zero-grace", "1s", "--tick", "500ms"];
+const FAST: &[&str] = &["--stable-window", "6s", "--scale-to-zero-grace", "1s", "--tick", "500ms"];
 
 fn interop() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sidecar/interop").canonicalize().unwrap();
@@ -18,11 +19,12 @@ fn interop() -> PathBuf {
     dir
 }
 
-/// A process Function running the legacy server as `name`, serving both interfaces.
+/// A process Function running the legacy server as `name`, serving both
+/// interfaces (what `examples/legacy-rpc/users.yaml` holds, with a split).
 fn legacy(name: &str, traffic: &str) -> String {
     let server = interop().join("server.js");
     let mut y = format!(
-        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: users\nspec:\n  template:\n    metadata:\n      annotations:\n        autoscaling.weft.dev/window: \"6s\"\n    spec:\n      process:\n        command: [node, {}, bolt, {name}, {USERS}, {ORDERS}]\n  interfaces:\n  - name: {USERS}\n    protocol: bolt\n  - name: {ORDERS}\n    protocol: bolt\n",
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: users\nspec:\n  template:\n    spec:\n      process:\n        command: [node, {}, bolt, {name}, {USERS}, {ORDERS}]\n  interfaces:\n  - name: {USERS}\n    protocol: bolt\n  - name: {ORDERS}\n    protocol: bolt\n",
         server.display()
     );
     if !traffic.is_empty() {
@@ -45,7 +47,9 @@ fn call(p: &Platform, iface: &str, n: usize) -> serde_json::Value {
 #[test]
 fn a_legacy_bolt_service_is_reached_by_interface_name_from_zero_and_split() {
     let p = Platform::start_with(FAST);
-    p.apply("v1.yaml", &legacy("one", ""));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/legacy-rpc/users.yaml");
+    interop(); // the example runs the npm peers
+    p.weft_ok(&["apply", "-f", example.to_str().unwrap()]);
     let got = call(&p, USERS, 5);
     assert_eq!(got["counts"]["one"], 5, "{got}");
     let logs = p.weft_ok(&["logs", "users"]);
