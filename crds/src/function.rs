@@ -97,7 +97,7 @@ pub struct TrafficTarget {
 pub struct InterfaceSpec {
     /// Interface name, e.g. `com.example.UserService`.
     pub name: String,
-    /// `dubbo`, `bolt`, `grpc` or `http`.
+    /// `dubbo`, `bolt`, `wrpc` (the example private protocol), `grpc` or `http`.
     pub protocol: String,
 }
 

@@ -13,7 +13,7 @@ use std::fmt;
 pub const MAX_CONTAINER_CONCURRENCY: u32 = 1000;
 /// Smallest memory cap: one wasm page.
 const MIN_MEMORY_BYTES: u64 = 64 << 10;
-const PROTOCOLS: [&str; 4] = ["dubbo", "bolt", "grpc", "http"];
+const PROTOCOLS: [&str; 5] = ["dubbo", "bolt", "wrpc", "grpc", "http"];
 
 /// One problem, at a field path such as `spec.traffic[1].percent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
