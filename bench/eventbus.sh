@@ -28,7 +28,7 @@ kafka_port=$(free_port)
 "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
   --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 & pids+=($!)
 "$bin/bare-hello" 127.0.0.1:0 > "$work/bare.addr" & pids+=($!)
-WEFT_LOG=warn "$bin/weft" up --state "$work/state" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --events 127.0.0.1:0 \
+WEFT_LOG=warn "$bin/weft" up --state "$work/state" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --events 127.0.0.1:0 --dns 127.0.0.1:0 \
   --kafka-bootstrap "127.0.0.1:$kafka_port" 2>"$work/up.log" & pids+=($!)
 for _ in $(seq 200); do [ -s "$work/state/runtime.json" ] && [ -s "$work/bare.addr" ] && break; sleep 0.1; done
 events=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['events'])" "$work/state/runtime.json")

@@ -42,7 +42,7 @@ http {
 }
 NGINX
 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
-WEFT_LOG=info "$bin/weft" up --state "$work/state" --gateway 127.0.0.1:0 --api 127.0.0.1:0 2>"$work/up.log" & pids+=($!)
+WEFT_LOG=info "$bin/weft" up --state "$work/state" --gateway 127.0.0.1:0 --api 127.0.0.1:0 --events 127.0.0.1:0 --dns 127.0.0.1:0 2>"$work/up.log" & pids+=($!)
 for _ in $(seq 100); do [ -s "$work/state/runtime.json" ] && [ -s "$work/bare.addr" ] && break; sleep 0.1; done
 "$bin/weft" --state "$work/state" apply -f examples/hello/function.yaml >/dev/null 2>&1
 gateway=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['gateway'])" "$work/state/runtime.json")

@@ -168,6 +168,10 @@ enum Command {
         /// about 1.5 KB each; 0 keeps none).
         #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
         trace_events: u32,
+        /// DNS responder of interface-name addressing: answers each function's
+        /// names and declared interfaces with its own loopback address.
+        #[arg(long, default_value = "127.0.0.1:8053")]
+        dns: SocketAddr,
         #[command(flatten)]
         scaling: ScalingFlags,
     },
@@ -300,11 +304,21 @@ async fn run(cli: Cli) -> Result<()> {
     let state = state::StateDir::new(cli.state);
     let connect = || client::Client::connect(&state);
     match cli.command {
-        Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, trace_events, scaling: flags } => {
+        Command::Up { gateway, api, domain, events, kafka_bootstrap: kafka, trace_events, dns, scaling: flags } => {
             let scaling = flags.defaults().map_err(anyhow::Error::msg)?;
             let (hosts, trace_events) = (flags.hosts, trace_events as usize);
-            let args =
-                up::UpArgs { state: state.clone(), gateway, api, domain, scaling, hosts, events, kafka, trace_events };
+            let args = up::UpArgs {
+                state: state.clone(),
+                gateway,
+                api,
+                domain,
+                scaling,
+                hosts,
+                events,
+                kafka,
+                trace_events,
+                dns,
+            };
             up::run(args).await
         }
         Command::Send { broker, namespace, type_, source, id, subject, data, content_type, extensions } => {

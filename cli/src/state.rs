@@ -29,6 +29,9 @@ pub struct RuntimeInfo {
     /// The broker ingress (absent when written by an older weft).
     #[serde(default)]
     pub events: Option<SocketAddr>,
+    /// The DNS responder of interface-name addressing.
+    #[serde(default)]
+    pub dns: Option<SocketAddr>,
     pub domain: String,
     pub pid: u32,
 }

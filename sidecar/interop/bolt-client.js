@@ -3,6 +3,10 @@
 // came from each server name, and the errors.
 //
 //   node bolt-client.js <host:port> <interface> <n> [v1|v2crc] [method]
+//
+// With WEFT_DNS=<ip:port> the host is first resolved by that DNS server (weft's
+// interface-name responder), as a legacy client configured with a service's
+// DNS name would.
 'use strict';
 
 const { RpcClient } = require('sofa-rpc-node').client;
@@ -11,7 +15,17 @@ const protocol = require('sofa-bolt-node');
 const [serverHost, interfaceName, n, frames = 'v1', method = 'hello'] = process.argv.slice(2);
 const quiet = { info() {}, warn() {}, debug() {}, error() {} };
 
+async function resolve(hostPort) {
+  if (!process.env.WEFT_DNS) return hostPort;
+  const at = hostPort.lastIndexOf(':');
+  const resolver = new (require('dns').promises.Resolver)();
+  resolver.setServers([process.env.WEFT_DNS]);
+  const [ip] = await resolver.resolve4(hostPort.slice(0, at));
+  return ip + hostPort.slice(at);
+}
+
 async function main() {
+  const address = await resolve(serverHost);
   const connectionOpts = { protocol };
   if (frames === 'v2crc') {
     // Bolt v2 with a CRC32 over every frame (sofa-bolt-node's encoder options).
@@ -26,7 +40,7 @@ async function main() {
     });
   }
   const client = new RpcClient({ logger: quiet, connectionOpts });
-  const consumer = client.createConsumer({ interfaceName, version: '1.0.0', group: 'SOFA', serverHost });
+  const consumer = client.createConsumer({ interfaceName, version: '1.0.0', group: 'SOFA', serverHost: address });
   await consumer.ready();
   const counts = {};
   const errors = [];
@@ -40,7 +54,7 @@ async function main() {
       errors.push(e.message);
     }
   }
-  console.log(JSON.stringify({ counts, errors }));
+  console.log(JSON.stringify({ address, counts, errors }));
   await client.close();
 }
 

@@ -128,6 +128,10 @@ impl Gateway {
         self.routes.load()
     }
 
+    pub(crate) fn rpc_metrics(&self) -> &crate::rpc::metrics::RpcMetrics {
+        &self.metrics.rpc
+    }
+
     /// A worker's RPC side, with its own upstream connections.
     pub fn rpc_worker(self: &Arc<Self>) -> Arc<crate::rpc::RpcWorker> {
         Arc::new(crate::rpc::RpcWorker::new(self.clone(), self.metrics.rpc.clone()))

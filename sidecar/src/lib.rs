@@ -13,10 +13,14 @@
 //!   Bolt v1/v2 and the `wrpc` example.
 //! - [`rpc`]: RPC requests on the gateway's port, routed by interface name
 //!   through the same routes, split, endpoints and activator as HTTP.
+//! - [`addressing`] and [`dns`]: interface-name addressing — a loopback
+//!   address per function and a DNS responder (hickory-server) for its names.
 //!
 //! The decision code (routing, split) must not depend on sockets or the runtime.
 
 pub mod activator;
+pub mod addressing;
+pub mod dns;
 pub mod endpoints;
 pub mod gateway;
 pub mod guard;

@@ -162,6 +162,22 @@ impl RouteTable {
         Ok(Resolved { route: e.route.clone(), tag_revision, prefix_len: 0 })
     }
 
+    /// Every function with a route.
+    pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionRoute>> {
+        self.paths.values()
+    }
+
+    /// The function that gets requests for interface `name`: `(namespace, function)`.
+    pub fn interface_owner(&self, name: &str) -> Option<(&str, &str)> {
+        self.interfaces.get(name).map(|e| (e.route.namespace.as_str(), e.route.name.as_str()))
+    }
+
+    /// Function `name` in `namespace`, as a route with no tag pinned.
+    pub fn function(&self, namespace: &str, name: &str) -> Option<Resolved> {
+        let route = self.paths.get(&(namespace.to_string(), name.to_string()))?.clone();
+        Some(Resolved { route, tag_revision: None, prefix_len: 0 })
+    }
+
     /// Interface names with a route, and their protocols.
     pub fn interfaces(&self) -> impl Iterator<Item = (&str, &str)> {
         self.interfaces.iter().map(|(name, e)| (name.as_str(), e.protocol.as_str()))

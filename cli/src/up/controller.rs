@@ -35,6 +35,8 @@ pub struct Controller {
     /// The sidecar address instances get as `$WEFT_SIDECAR` (the gateway's
     /// port, which serves every protocol).
     pub sidecar: std::net::SocketAddr,
+    /// Per-function addresses and their DNS names, following the routes.
+    pub services: Arc<super::services::Services>,
     /// Revisions that cannot run (e.g. their module does not compile), by
     /// `namespace/revision`: reported in status instead of starting instances.
     pub broken: Mutex<HashMap<String, (String, String)>>,
@@ -212,7 +214,11 @@ impl Controller {
 
     fn publish_routes(&self) {
         match self.store.list::<Function>(None) {
-            Ok(fns) => self.gateway.set_routes(routes::table(&self.base.domain, &fns)),
+            Ok(fns) => {
+                let table = routes::table(&self.base.domain, &fns);
+                self.services.update(&table);
+                self.gateway.set_routes(table);
+            }
             Err(e) => tracing::error!(error = %e, "list functions for routes"),
         }
     }

@@ -8,6 +8,7 @@ pub mod eventing;
 pub mod hosts;
 pub mod process;
 pub mod routes;
+pub mod services;
 pub mod supervisor;
 
 use crate::state::{RuntimeInfo, StateDir};
@@ -46,6 +47,8 @@ pub struct UpArgs {
     pub kafka: Option<String>,
     /// Most events `weft events trace` keeps records of (about 1.5 KB each).
     pub trace_events: usize,
+    /// The DNS responder of interface-name addressing.
+    pub dns: SocketAddr,
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
@@ -71,12 +74,23 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let metrics = GatewayMetrics::register(&mut registry);
     let scaler_metrics = autoscale::AutoscalerMetrics::register(&mut registry);
     let eventbus_metrics = EventbusMetrics::register(&mut registry);
+    let dns_metrics = weft_sidecar::dns::DnsMetrics::register(&mut registry);
     let gateway = Arc::new(Gateway::new(
         GatewayConfig { domain: args.domain.clone() },
         endpoints.clone(),
         metrics,
         Arc::new(registry),
     ));
+
+    let shutdown = CancellationToken::new();
+    // Interface-name addressing: a DNS responder and a listener per function address.
+    let dns_table: weft_sidecar::dns::Table = Arc::default();
+    let dns = weft_sidecar::dns::DnsServer::bind(args.dns, dns_table.clone(), dns_metrics)
+        .await
+        .with_context(|| format!("bind the DNS responder on {} (use --dns to move it)", args.dns))?;
+    let dns_addr = dns.local_addr();
+    let dns_task = tokio::spawn(dns.run(shutdown.clone()));
+    let services = Arc::new(services::Services::new(gateway.clone(), gateway_addr.port(), dns_table, shutdown.clone()));
 
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let exe = std::env::current_exe().context("find the weft executable")?;
@@ -95,6 +109,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         engine: engine.clone(),
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         sidecar: loopback_if_unspecified(gateway_addr),
+        services,
         broken: Default::default(),
     });
     let traces = Arc::new(Traces::new(TRACE_RETENTION, args.trace_events));
@@ -127,7 +142,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
         traces,
     });
 
-    let shutdown = CancellationToken::new();
     let watch = store.watch();
     let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
     let scaler = tokio::spawn(autoscale.run(pokes, shutdown.clone()));
@@ -146,12 +160,13 @@ pub async fn run(args: UpArgs) -> Result<()> {
         api: api_addr,
         gateway: gateway_addr,
         events: Some(events_addr),
+        dns: Some(dns_addr),
         domain: args.domain.clone(),
         pid: std::process::id(),
     })?;
-    tracing::info!(gateway = %gateway_addr, api = %api_addr, events = %events_addr, state = %args.state.root.display(), "weft is up");
+    tracing::info!(gateway = %gateway_addr, api = %api_addr, events = %events_addr, dns = %dns_addr, state = %args.state.root.display(), "weft is up");
     eprintln!(
-        "weft is up: gateway http://{gateway_addr}  control API http://{api_addr}  broker ingress http://{events_addr}  state {}",
+        "weft is up: gateway http://{gateway_addr}  control API http://{api_addr}  broker ingress http://{events_addr}  DNS {dns_addr}  state {}",
         args.state.root.display()
     );
     eprintln!("deploy with: weft apply -f examples/hello/function.yaml   (Ctrl-C stops)");
@@ -164,7 +179,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let _ = tokio::join!(ctl, scaler, events_ctl);
     supervisor.shutdown().await;
     hosts.shutdown().await;
-    let _ = tokio::join!(gw_task, api_task, events_task);
+    let _ = tokio::join!(gw_task, api_task, events_task, dns_task);
     let _ = std::fs::remove_file(args.state.runtime());
     eprintln!("weft stopped");
     Ok(())

@@ -35,11 +35,17 @@ fn legacy(name: &str, traffic: &str) -> String {
 
 /// Calls `iface` `n` times through the gateway with sofa-rpc-node's client.
 fn call(p: &Platform, iface: &str, n: usize) -> serde_json::Value {
-    let out = Command::new("node")
-        .args(["bolt-client.js", &p.gateway, iface, &n.to_string()])
-        .current_dir(interop())
-        .output()
-        .unwrap();
+    call_at(&p.gateway, None, iface, n)
+}
+
+/// Calls `iface` `n` times at `host:port`, resolving the host with `dns` if given.
+fn call_at(addr: &str, dns: Option<&str>, iface: &str, n: usize) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.args(["bolt-client.js", addr, iface, &n.to_string()]).current_dir(interop());
+    if let Some(dns) = dns {
+        cmd.env("WEFT_DNS", dns);
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
 }
@@ -68,4 +74,43 @@ fn a_legacy_bolt_service_is_reached_by_interface_name_from_zero_and_split() {
     assert!((41..=79).contains(&two), "{two} of 200 to the 30 % revision");
     let metrics = http(&p.gateway, "GET", None, "/metrics", &[], "").1;
     assert!(metrics.contains("weft_rpc_requests_total{protocol=\"bolt\",namespace=\"default\",function=\"users\",revision=\"users-00002\",status=\"ok\"}"), "{metrics}");
+}
+
+/// A Function running the legacy server exporting `exports`, declaring `declared`.
+fn shop(exports: &[&str], declared: &[&str]) -> String {
+    let server = interop().join("server.js");
+    let mut y = format!(
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: shop\nspec:\n  template:\n    spec:\n      process:\n        command: [node, {}, bolt, shop, {}]\n  interfaces:\n",
+        server.display(),
+        exports.join(", ")
+    );
+    for d in declared {
+        y.push_str(&format!("  - name: {d}\n    protocol: bolt\n"));
+    }
+    y
+}
+
+#[test]
+fn a_client_configured_with_the_interfaces_dns_name_reaches_it_and_its_undeclared_siblings() {
+    let p = Platform::start();
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
+    let dns = runtime["dns"].as_str().unwrap().to_string();
+    let port = p.gateway.rsplit(':').next().unwrap().to_string();
+    p.apply("shop.yaml", &shop(&["com.example.ShopService", "com.example.CartService"], &["com.example.ShopService"]));
+
+    // The client knows the service's DNS name and the port, nothing else.
+    let got = call_at(&format!("com.example.ShopService:{port}"), Some(&dns), "com.example.ShopService", 3);
+    assert_eq!(got["counts"]["shop"], 3, "{got}");
+    let address = got["address"].as_str().unwrap().to_string();
+    assert!(address.starts_with("127.") && !address.starts_with("127.0.0.1:"), "its own address: {address}");
+    let by_function = call_at(&format!("shop.default:{port}"), Some(&dns), "com.example.ShopService", 1);
+    assert_eq!(by_function["address"], address.as_str(), "the function's name resolves to the same address");
+
+    // An interface the service exports but did not declare: routed by the address.
+    let got = call_at(&address, None, "com.example.CartService", 2);
+    assert_eq!(got["counts"]["shop"], 2, "{got}");
+    let got = call(&p, "com.example.CartService", 1);
+    let errors = got["errors"].to_string();
+    assert!(errors.contains("no function serves interface"), "the shared port cannot guess: {got}");
 }

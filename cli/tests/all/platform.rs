@@ -65,7 +65,18 @@ impl Platform {
     pub fn boot(&mut self) {
         let log = std::fs::File::create(self.dir.path().join(format!("up-{}.log", now_ms()))).unwrap();
         let child = Command::new(WEFT)
-            .args(["up", "--gateway", "127.0.0.1:0", "--api", "127.0.0.1:0", "--events", "127.0.0.1:0", "--state"])
+            .args([
+                "up",
+                "--gateway",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--events",
+                "127.0.0.1:0",
+                "--dns",
+                "127.0.0.1:0",
+            ])
+            .arg("--state")
             .arg(self.state())
             .args(&self.flags)
             .stdout(Stdio::null())

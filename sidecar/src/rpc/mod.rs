@@ -37,6 +37,9 @@ pub struct RpcWorker {
     pool: Pool,
     metrics: RpcMetrics,
     timeout: Duration,
+    /// On a function's own address (interface-name addressing): the
+    /// `(namespace, function)` that gets frames naming no declared interface.
+    bound: Option<(String, String)>,
 }
 
 /// How a request ended, for the caller and the metrics.
@@ -55,7 +58,16 @@ struct Route {
 
 impl RpcWorker {
     pub fn new(gateway: Arc<Gateway>, metrics: RpcMetrics) -> Self {
-        Self { gateway, codecs: crate::proto::codecs(), pool: Pool::default(), metrics, timeout: DEFAULT_TIMEOUT }
+        let codecs = crate::proto::codecs();
+        Self { gateway, codecs, pool: Pool::default(), metrics, timeout: DEFAULT_TIMEOUT, bound: None }
+    }
+
+    /// A worker for function `name`'s own address: frames naming an interface
+    /// nobody declared go to that function (a legacy service need not declare
+    /// every interface it exports).
+    pub fn new_bound(gateway: Arc<Gateway>, namespace: &str, name: &str) -> Self {
+        let metrics = gateway.rpc_metrics().clone();
+        Self { bound: Some((namespace.to_string(), name.to_string())), ..Self::new(gateway, metrics) }
     }
 
     /// The protocols this worker detects and serves.
@@ -96,13 +108,16 @@ impl RpcWorker {
     /// Resolves the service and picks a revision (by tag header or weight).
     fn route(&self, codec: &Arc<dyn Codec>, frame: &Frame) -> Result<Route, (Status, String)> {
         let routes = self.gateway.routes();
-        let resolved = routes.resolve_service(&frame.service, codec.name(), frame.header(TAG_HEADER)).map_err(|e| {
-            let status = match e {
-                ServiceError::Unknown(_) => Status::NoRoute,
-                ServiceError::WrongProtocol { .. } => Status::BadRequest,
-            };
-            (status, e.to_string())
-        })?;
+        let resolved = match routes.resolve_service(&frame.service, codec.name(), frame.header(TAG_HEADER)) {
+            Ok(r) => r,
+            Err(e) => {
+                let fallback = self.bound.as_ref().filter(|_| matches!(e, ServiceError::Unknown(_)));
+                match fallback.and_then(|(ns, name)| routes.function(ns, name)) {
+                    Some(r) => r,
+                    None => return Err((status_of(&e), e.to_string())),
+                }
+            }
+        };
         let r = &resolved.route;
         let revision = resolved.pick_revision().ok_or_else(|| {
             (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
@@ -182,6 +197,13 @@ impl RpcWorker {
         };
         self.metrics.record(&labels, took);
         tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision = %labels.revision, status, latency_ms = took.as_secs_f64() * 1e3);
+    }
+}
+
+fn status_of(e: &ServiceError) -> Status {
+    match e {
+        ServiceError::Unknown(_) => Status::NoRoute,
+        ServiceError::WrongProtocol { .. } => Status::BadRequest,
     }
 }
 

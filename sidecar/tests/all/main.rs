@@ -4,6 +4,7 @@
 // Tests fail by panicking.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod dns;
 mod gateway;
 mod instance_proxy;
 mod interop;
