@@ -3,9 +3,23 @@
 // dubbo-remoting; prints one JSON line: answers per server name, and errors.
 //
 //   node dubbo-client.js <host:port> <interface> <n> [dubbo2js|sofa] [method]
+//
+// With WEFT_DNS=<ip:port> the host is first resolved by that DNS server (weft's
+// interface-name responder), as a legacy client configured with a service's
+// DNS name would.
 'use strict';
 
-const [address, dubboInterface, n, client = 'dubbo2js', method = 'hello'] = process.argv.slice(2);
+const [hostPort, dubboInterface, n, client = 'dubbo2js', method = 'hello'] = process.argv.slice(2);
+let address = hostPort;
+
+async function resolve() {
+  if (!process.env.WEFT_DNS) return;
+  const at = hostPort.lastIndexOf(':');
+  const resolver = new (require('dns').promises.Resolver)();
+  resolver.setServers([process.env.WEFT_DNS]);
+  const [ip] = await resolver.resolve4(hostPort.slice(0, at));
+  address = ip + hostPort.slice(at);
+}
 
 async function viaDubbo2js(call) {
   const { DirectlyDubbo, java } = require('dubbo2.js');
@@ -34,6 +48,7 @@ async function viaSofa(call) {
 }
 
 async function main() {
+  await resolve();
   const counts = {};
   const errors = [];
   const call = async invoke => {
@@ -47,7 +62,7 @@ async function main() {
     }
   };
   await (client === 'sofa' ? viaSofa(call) : viaDubbo2js(call));
-  console.log(JSON.stringify({ counts, errors }));
+  console.log(JSON.stringify({ address, counts, errors }));
 }
 
 main().then(() => process.exit(0), e => {

@@ -38,10 +38,15 @@ fn call(p: &Platform, iface: &str, n: usize) -> serde_json::Value {
     call_at(&p.gateway, None, iface, n)
 }
 
-/// Calls `iface` `n` times at `host:port`, resolving the host with `dns` if given.
+/// Calls `iface` `n` times at `host:port` over Bolt, resolving the host with `dns` if given.
 fn call_at(addr: &str, dns: Option<&str>, iface: &str, n: usize) -> serde_json::Value {
+    call_with("bolt-client.js", addr, dns, iface, n)
+}
+
+/// Runs a client script of `sidecar/interop` (`bolt-client.js`, `dubbo-client.js`).
+fn call_with(script: &str, addr: &str, dns: Option<&str>, iface: &str, n: usize) -> serde_json::Value {
     let mut cmd = Command::new("node");
-    cmd.args(["bolt-client.js", addr, iface, &n.to_string()]).current_dir(interop());
+    cmd.args([script, addr, iface, &n.to_string()]).current_dir(interop());
     if let Some(dns) = dns {
         cmd.env("WEFT_DNS", dns);
     }
@@ -76,16 +81,17 @@ fn a_legacy_bolt_service_is_reached_by_interface_name_from_zero_and_split() {
     assert!(metrics.contains("weft_rpc_requests_total{protocol=\"bolt\",namespace=\"default\",function=\"users\",revision=\"users-00002\",status=\"ok\"}"), "{metrics}");
 }
 
-/// A Function running the legacy server exporting `exports`, declaring `declared`.
-fn shop(exports: &[&str], declared: &[&str]) -> String {
+/// A Function running the legacy server over `protocol`, exporting `exports`
+/// and declaring `declared`.
+fn shop(protocol: &str, exports: &[&str], declared: &[&str]) -> String {
     let server = interop().join("server.js");
     let mut y = format!(
-        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: shop\nspec:\n  template:\n    spec:\n      process:\n        command: [node, {}, bolt, shop, {}]\n  interfaces:\n",
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: shop\nspec:\n  template:\n    spec:\n      process:\n        command: [node, {}, {protocol}, shop, {}]\n  interfaces:\n",
         server.display(),
         exports.join(", ")
     );
     for d in declared {
-        y.push_str(&format!("  - name: {d}\n    protocol: bolt\n"));
+        y.push_str(&format!("  - name: {d}\n    protocol: {protocol}\n"));
     }
     y
 }
@@ -97,7 +103,8 @@ fn a_client_configured_with_the_interfaces_dns_name_reaches_it_and_its_undeclare
         serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
     let dns = runtime["dns"].as_str().unwrap().to_string();
     let port = p.gateway.rsplit(':').next().unwrap().to_string();
-    p.apply("shop.yaml", &shop(&["com.example.ShopService", "com.example.CartService"], &["com.example.ShopService"]));
+    let exports = ["com.example.ShopService", "com.example.CartService"];
+    p.apply("shop.yaml", &shop("bolt", &exports, &["com.example.ShopService"]));
 
     // The client knows the service's DNS name and the port, nothing else.
     let got = call_at(&format!("com.example.ShopService:{port}"), Some(&dns), "com.example.ShopService", 3);
@@ -113,4 +120,19 @@ fn a_client_configured_with_the_interfaces_dns_name_reaches_it_and_its_undeclare
     let got = call(&p, "com.example.CartService", 1);
     let errors = got["errors"].to_string();
     assert!(errors.contains("no function serves interface"), "the shared port cannot guess: {got}");
+}
+
+#[test]
+fn a_multi_interface_dubbo_service_is_reached_by_dns_name_from_dubbo2js() {
+    let p = Platform::start();
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
+    let dns = runtime["dns"].as_str().unwrap().to_string();
+    let port = p.gateway.rsplit(':').next().unwrap().to_string();
+    let exports = ["com.example.ShopService", "com.example.CartService"];
+    p.apply("shop.yaml", &shop("dubbo", &exports, &exports));
+    for iface in exports {
+        let got = call_with("dubbo-client.js", &format!("{iface}:{port}"), Some(&dns), iface, 3);
+        assert_eq!(got["counts"]["shop"], 3, "{iface}: {got}");
+    }
 }
