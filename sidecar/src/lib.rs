@@ -23,6 +23,7 @@ pub mod addressing;
 pub mod dns;
 pub mod endpoints;
 pub mod gateway;
+pub mod grpc;
 pub mod guard;
 pub mod http_util;
 pub mod instance_proxy;

@@ -6,6 +6,7 @@
 
 mod dns;
 mod gateway;
+mod grpc;
 mod instance_proxy;
 mod interop;
 mod rpc;
