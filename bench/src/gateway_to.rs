@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         split: WeightedSplit::new([("hello-00001", 100)]),
         tags: vec![],
         interfaces: vec![],
+        ..Default::default()
     };
     gateway.set_routes(RouteTable::new("localhost", [route]));
     let listeners = bind_workers("127.0.0.1:0".parse()?, workers)?;

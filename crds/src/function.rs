@@ -42,6 +42,86 @@ pub struct FunctionSpec {
     /// RPC interfaces (e.g. `com.example.UserService`) this function serves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceSpec>,
+    /// How the sidecar protects callers and the function: timeouts, retries,
+    /// circuit breaking, rate limits, fault injection. For every protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resilience: Option<ResilienceSpec>,
+}
+
+/// Per-route resilience, applied by the sidecar to every protocol.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResilienceSpec {
+    /// Longest wait for an answer, per try, in milliseconds (default 30 000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3_600_000))]
+    pub timeout_ms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetrySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreakerSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<FaultSpec>,
+}
+
+/// Retries. A request that never reached an instance is always tried again
+/// (up to `attempts`); one that may have is only for the `methods` listed
+/// (idempotent ones) or with `allMethods: true`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrySpec {
+    /// Tries in all, 1–10 (default 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
+    pub attempts: Option<u32>,
+    /// RPC methods (or HTTP methods) safe to send again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Every method is safe to send again (explicit opt-in).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_methods: bool,
+}
+
+/// Outlier ejection: an instance failing `consecutiveFailures` times in a row
+/// gets no requests for `ejectSeconds` (unless every instance is ejected).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitBreakerSpec {
+    #[schemars(range(min = 1))]
+    pub consecutive_failures: u32,
+    /// Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub eject_seconds: Option<u32>,
+}
+
+/// A local token bucket per sidecar.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    #[schemars(range(min = 1))]
+    pub requests_per_second: u32,
+    /// Requests allowed at once above the rate (default: one second's worth).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+/// Fault injection, for testing callers: delay or fail a share of requests.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultSpec {
+    /// Percent of requests answered with an error by the sidecar.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub abort_percent: u32,
+    /// Percent of requests held for `delayMs` first.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub delay_percent: u32,
+    #[serde(default)]
+    pub delay_ms: u32,
 }
 
 /// Template metadata (scaling annotations live here, as in Knative) and spec.

@@ -22,7 +22,8 @@ pub mod validate;
 pub use condition::{Condition, ConditionStatus};
 pub use document::{Document, DocumentError, parse_documents};
 pub use function::{
-    Function, FunctionSpec, FunctionStatus, InterfaceSpec, RevisionTemplate, TemplateMetadata, TrafficTarget,
+    CircuitBreakerSpec, FaultSpec, Function, FunctionSpec, FunctionStatus, InterfaceSpec, RateLimitSpec,
+    ResilienceSpec, RetrySpec, RevisionTemplate, TemplateMetadata, TrafficTarget,
 };
 pub use revision::{EnvVar, Limits, ProcessSource, Revision, RevisionSpec, RevisionStatus, WasmSource};
 pub use validate::{FieldError, ValidationErrors};

@@ -1,7 +1,7 @@
 //! Validation of resources as written by users. Every error names the field that
 //! is wrong and says how to fix it; all problems are reported at once.
 
-use crate::function::{Function, FunctionSpec, TrafficTarget};
+use crate::function::{Function, FunctionSpec, ResilienceSpec, TrafficTarget};
 use crate::names::{MAX_FUNCTION_NAME, check_dns_label};
 use crate::quantity::parse_memory;
 use crate::revision::{MAX_MEMORY_BYTES, MAX_TIMEOUT_SECONDS, RevisionSpec};
@@ -71,6 +71,40 @@ fn check_function_spec(spec: &FunctionSpec, errs: &mut ValidationErrors) {
         }
         if !PROTOCOLS.contains(&iface.protocol.as_str()) {
             errs.add(format!("spec.interfaces[{i}].protocol"), format!("must be one of {}", PROTOCOLS.join(", ")));
+        }
+    }
+    if let Some(r) = &spec.resilience {
+        check_resilience(r, errs);
+    }
+}
+
+fn check_resilience(r: &ResilienceSpec, errs: &mut ValidationErrors) {
+    let at = "spec.resilience";
+    if r.timeout_ms.is_some_and(|t| !(1..=3_600_000).contains(&t)) {
+        errs.add(format!("{at}.timeoutMs"), "must be between 1 and 3600000");
+    }
+    if let Some(n) = r.retries.as_ref().and_then(|x| x.attempts).filter(|n| !(1..=10).contains(n)) {
+        errs.add(format!("{at}.retries.attempts"), format!("{n} must be between 1 and 10"));
+    }
+    if let Some(b) = &r.circuit_breaker {
+        if b.consecutive_failures == 0 {
+            errs.add(format!("{at}.circuitBreaker.consecutiveFailures"), "must be at least 1");
+        }
+        if b.eject_seconds.is_some_and(|s| !(1..=3600).contains(&s)) {
+            errs.add(format!("{at}.circuitBreaker.ejectSeconds"), "must be between 1 and 3600");
+        }
+    }
+    if r.rate_limit.as_ref().is_some_and(|l| l.requests_per_second == 0) {
+        errs.add(format!("{at}.rateLimit.requestsPerSecond"), "must be at least 1");
+    }
+    if let Some(f) = &r.fault {
+        for (name, v) in [("abortPercent", f.abort_percent), ("delayPercent", f.delay_percent)] {
+            if v > 100 {
+                errs.add(format!("{at}.fault.{name}"), "must be between 0 and 100");
+            }
+        }
+        if f.delay_ms > 3_600_000 {
+            errs.add(format!("{at}.fault.delayMs"), "must be at most 3600000");
         }
     }
 }

@@ -100,6 +100,7 @@ mod tests {
             split: WeightedSplit::new([("r", 100)]),
             tags: vec![],
             interfaces: interfaces.iter().map(|i| (i.to_string(), "bolt".to_string())).collect(),
+            ..Default::default()
         }
     }
 

@@ -8,7 +8,8 @@ use crate::grpc;
 use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, RevisionLabels, encode};
-use crate::routing::{Resolved, RouteTable};
+use crate::resilience::{FaultAction, RouteState};
+use crate::routing::{FunctionRoute, Resolved, RouteTable};
 use crate::trace::ensure_traceparent;
 use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
@@ -19,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -56,6 +58,9 @@ pub struct Gateway {
     activator: Activator,
     /// Set once by the platform; without it a revision with no instance is a 503.
     activation: OnceLock<Arc<dyn Activation>>,
+    /// Rate-limit buckets and instance health of routes whose policy keeps
+    /// state, by `(namespace, function)`; they outlive route-table updates.
+    states: std::sync::Mutex<HashMap<(String, String), Arc<RouteState>>>,
 }
 
 /// One worker's view of the gateway: the shared state plus a connection pool of
@@ -76,7 +81,8 @@ impl Gateway {
         registry: Arc<Registry>,
     ) -> Self {
         let routes = ArcSwap::from_pointee(RouteTable::new(&config.domain, []));
-        Self { routes, endpoints, metrics, registry, activator: Activator::default(), activation: OnceLock::new() }
+        let (activator, activation, states) = (Activator::default(), OnceLock::new(), Default::default());
+        Self { routes, endpoints, metrics, registry, activator, activation, states }
     }
 
     /// Holds requests for revisions without a ready instance and tells `hook`.
@@ -124,6 +130,39 @@ impl Gateway {
             }
             Err(HoldError::Full) => Err(LeaseError::TooManyWaiting(key.to_string())),
             Err(HoldError::Timeout) => Err(LeaseError::Timeout(key.to_string())),
+        }
+    }
+
+    /// The state of `route`, if its policy keeps any.
+    pub(crate) fn route_state(&self, route: &FunctionRoute) -> Option<Arc<RouteState>> {
+        if !route.policy.is_stateful() {
+            return None; // the common case: no lock
+        }
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (route.namespace.clone(), route.name.clone());
+        Some(states.entry(key).or_insert_with(|| Arc::new(RouteState::new(&route.policy, Instant::now()))).clone())
+    }
+
+    /// The rate limit and fault injection of `route`, before any instance is
+    /// picked: `Err` refuses the request (a delay just waits).
+    pub(crate) async fn guard(&self, route: &FunctionRoute, state: Option<&RouteState>) -> Result<(), Refusal> {
+        let policy = &route.policy;
+        if state.is_some_and(|s| !s.admit(policy, Instant::now())) {
+            let per_second = policy.rate_limit.map_or(0, |l| l.per_second);
+            return Err(Refusal::RateLimited(format!(
+                "{}/{} is limited to {per_second} requests/s",
+                route.namespace, route.name
+            )));
+        }
+        match policy.fault.map(|f| f.decide(fastrand::u32(0..100), fastrand::u32(0..100))) {
+            Some(FaultAction::Abort) => {
+                Err(Refusal::Aborted(format!("fault injected into {}/{}: abort", route.namespace, route.name)))
+            }
+            Some(FaultAction::Delay(d)) => {
+                tokio::time::sleep(d).await;
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -206,9 +245,15 @@ impl GatewayWorker {
         traceparent: &str,
         grpc: bool,
     ) -> Response<Body> {
+        let route = &resolved.route;
+        let state = self.gateway.route_state(route);
+        if let Err(refusal) = self.gateway.guard(route, state.as_deref()).await {
+            return refusal.reply();
+        }
+        let ejected = state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
         // Held until the response headers arrive: the instance's slot is taken
         // for as long as it works on this request.
-        let lease = match self.gateway.lease(&resolved.route.namespace, revision, &[]).await {
+        let lease = match self.gateway.lease(&route.namespace, revision, &ejected).await {
             Ok(l) => l,
             Err(e) => return e.reply(),
         };
@@ -221,18 +266,29 @@ impl GatewayWorker {
         };
         // gRPC needs HTTP/2 to the instance: its status travels in trailers.
         let client = if grpc { &self.h2 } else { &self.client };
-        let result = client.request(req).await;
+        let timeout = route.policy.timeout;
+        let result = tokio::time::timeout(timeout, client.request(req)).await;
         drop(lease);
+        let ok = matches!(&result, Ok(Ok(r)) if !r.status().is_server_error());
+        if let Some(s) = &state
+            && s.record(&route.policy, target, ok, Instant::now())
+        {
+            tracing::warn!(instance = %addr, revision = %key, "instance ejected after consecutive failures");
+        }
         match result {
-            Ok(resp) => {
+            Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, instance = %addr, "forward to instance failed");
                 error_reply(StatusCode::BAD_GATEWAY, format!("instance {addr} of {key} did not answer: {e}"))
             }
+            Err(_) => error_reply(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("instance {addr} of {key} sent no response headers within {timeout:?}"),
+            ),
         }
     }
 
@@ -256,6 +312,26 @@ impl GatewayWorker {
                     ),
                 )
             }
+        }
+    }
+}
+
+/// Why the route's policy refused a request before it reached an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    RateLimited(String),
+    Aborted(String),
+}
+
+impl Refusal {
+    fn reply(self) -> Response<Body> {
+        match self {
+            Self::RateLimited(msg) => {
+                let mut r = error_reply(StatusCode::TOO_MANY_REQUESTS, msg);
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r
+            }
+            Self::Aborted(msg) => error_reply(StatusCode::SERVICE_UNAVAILABLE, msg),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod http_util;
 pub mod instance_proxy;
 pub mod metrics;
 pub mod proto;
+pub mod resilience;
 pub mod rewind;
 pub mod routing;
 pub mod rpc;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Revisions of one function with cumulative weights, for a weighted pick.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WeightedSplit {
     /// `(revision, cumulative weight)`, ascending; zero-weight entries dropped.
     entries: Vec<(String, u32)>,
@@ -51,7 +51,7 @@ impl WeightedSplit {
 }
 
 /// Everything needed to route to one function.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FunctionRoute {
     pub namespace: String,
     pub name: String,
@@ -60,6 +60,8 @@ pub struct FunctionRoute {
     pub tags: Vec<(String, String)>,
     /// RPC interfaces the function serves: `(interface name, protocol)`.
     pub interfaces: Vec<(String, String)>,
+    /// Timeouts, retries, ejection, rate limit and faults for its requests.
+    pub policy: Arc<crate::resilience::Policy>,
 }
 
 /// Outcome of a lookup: the function, a pinned revision for a tag route, and how

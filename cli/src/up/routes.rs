@@ -1,6 +1,8 @@
 //! From Functions' resolved traffic (API types) to the sidecar's route table.
 
-use weft_crds::Function;
+use std::time::Duration;
+use weft_crds::{Function, ResilienceSpec};
+use weft_sidecar::resilience::{Breaker, Fault, Policy, RateLimit};
 use weft_sidecar::{FunctionRoute, RouteTable, WeightedSplit};
 
 /// The route of one Function, if it has resolved traffic.
@@ -19,7 +21,33 @@ pub fn route_of(f: &Function) -> Option<FunctionRoute> {
         split,
         tags,
         interfaces: f.spec.interfaces.iter().map(|i| (i.name.clone(), i.protocol.clone())).collect(),
+        policy: std::sync::Arc::new(f.spec.resilience.as_ref().map(policy_of).unwrap_or_default()),
     })
+}
+
+/// `spec.resilience` (validated at apply) as the sidecar's policy.
+fn policy_of(r: &ResilienceSpec) -> Policy {
+    let ms = |n: u32| Duration::from_millis(u64::from(n));
+    let retries = r.retries.clone().unwrap_or_default();
+    Policy {
+        timeout: r.timeout_ms.map_or(weft_sidecar::resilience::DEFAULT_TIMEOUT, ms),
+        attempts: retries.attempts.unwrap_or(weft_sidecar::resilience::DEFAULT_ATTEMPTS),
+        resend_methods: retries.methods,
+        resend_all: retries.all_methods,
+        breaker: r.circuit_breaker.as_ref().map(|b| Breaker {
+            consecutive_failures: b.consecutive_failures,
+            eject_for: Duration::from_secs(u64::from(b.eject_seconds.unwrap_or(30))),
+        }),
+        rate_limit: r
+            .rate_limit
+            .as_ref()
+            .map(|l| RateLimit { per_second: l.requests_per_second, burst: l.burst.unwrap_or(l.requests_per_second) }),
+        fault: r.fault.as_ref().map(|f| Fault {
+            abort_percent: f.abort_percent,
+            delay_percent: f.delay_percent,
+            delay: ms(f.delay_ms),
+        }),
+    }
 }
 
 pub fn table(domain: &str, functions: &[Function]) -> RouteTable {

@@ -136,3 +136,17 @@ fn a_multi_interface_dubbo_service_is_reached_by_dns_name_from_dubbo2js() {
         assert_eq!(got["counts"]["shop"], 3, "{iface}: {got}");
     }
 }
+
+#[test]
+fn spec_resilience_reaches_the_gateway() {
+    let p = Platform::start();
+    let yaml =
+        function_yaml("hello", "hello", "", "") + "  resilience:\n    rateLimit: {requestsPerSecond: 1, burst: 1}\n";
+    p.apply("hello.yaml", &yaml);
+    let codes: Vec<u16> = (0..3).map(|_| p.get(None, "/default/hello/").0).collect();
+    assert_eq!(codes, [200, 429, 429], "one request a second, the rest refused");
+    let bad = function_yaml("bad", "hello", "", "") + "  resilience:\n    fault: {abortPercent: 150}\n";
+    std::fs::write(p.dir.path().join("bad.yaml"), bad).unwrap();
+    let out = p.weft(&["apply", "-f", p.dir.path().join("bad.yaml").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.resilience.fault.abortPercent"), "{out:?}");
+}

@@ -125,3 +125,26 @@ fn several_documents_are_numbered() {
     let err = parse_documents(&two).unwrap_err();
     assert!(err.to_string().starts_with("document 2 (Function"), "{err}");
 }
+
+#[test]
+fn resilience_values_out_of_range_are_named() {
+    let good = with(
+        "  resilience:\n    timeoutMs: 500\n    retries: {attempts: 3, methods: [getUser]}\n    circuitBreaker: {consecutiveFailures: 5}\n    rateLimit: {requestsPerSecond: 100}\n    fault: {abortPercent: 5, delayPercent: 10, delayMs: 100}\n",
+    );
+    assert!(parse_documents(&good).is_ok());
+    let bad = with(
+        "  resilience:\n    timeoutMs: 0\n    retries: {attempts: 11}\n    circuitBreaker: {consecutiveFailures: 0, ejectSeconds: 0}\n    rateLimit: {requestsPerSecond: 0}\n    fault: {abortPercent: 101, delayPercent: 200}\n",
+    );
+    assert_eq!(
+        fields(parse_documents(&bad).unwrap_err()),
+        [
+            "spec.resilience.timeoutMs",
+            "spec.resilience.retries.attempts",
+            "spec.resilience.circuitBreaker.consecutiveFailures",
+            "spec.resilience.circuitBreaker.ejectSeconds",
+            "spec.resilience.rateLimit.requestsPerSecond",
+            "spec.resilience.fault.abortPercent",
+            "spec.resilience.fault.delayPercent",
+        ]
+    );
+}

@@ -7,6 +7,7 @@ fn hello(split: &[(&str, u32)], tags: &[(&str, &str)]) -> FunctionRoute {
         split: WeightedSplit::new(split.iter().copied()),
         tags: tags.iter().map(|(t, r)| (t.to_string(), r.to_string())).collect(),
         interfaces: vec![],
+        ..Default::default()
     }
 }
 

@@ -10,8 +10,10 @@ pub mod metrics;
 pub mod upstream;
 
 use crate::endpoints::Target;
-use crate::gateway::{Gateway, LeaseError};
+use crate::gateway::{Gateway, LeaseError, Refusal};
 use crate::proto::{Codec, Frame, Kind, Status};
+use crate::resilience::{Policy, RouteState};
+use crate::routing::FunctionRoute;
 use crate::routing::ServiceError;
 use bytes::{Bytes, BytesMut};
 use metrics::{RpcLabels, RpcMetrics};
@@ -24,11 +26,6 @@ use upstream::{CallError, Pool};
 /// Header (Bolt header map, wrpc has none yet) that pins a tagged revision,
 /// as the `<tag>-<function>` host does for HTTP.
 pub const TAG_HEADER: &str = "weft-tag";
-/// How long a request may wait for its answer by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Tries of a request that certainly did not reach an instance (a refused
-/// connect, a connection closed before the write): safe for any method.
-const ATTEMPTS: usize = 3;
 
 /// One worker's RPC state: the shared gateway plus its own upstream pool.
 pub struct RpcWorker {
@@ -36,7 +33,6 @@ pub struct RpcWorker {
     codecs: Vec<Arc<dyn Codec>>,
     pool: Pool,
     metrics: RpcMetrics,
-    timeout: Duration,
     /// On a function's own address (interface-name addressing): the
     /// `(namespace, function)` that gets frames naming no declared interface.
     bound: Option<(String, String)>,
@@ -49,17 +45,25 @@ enum Outcome {
     Failed(Status, String),
 }
 
-/// Where a routed request goes.
+/// Where a routed request goes, under which policy.
 struct Route {
     namespace: String,
     function: String,
     revision: String,
+    function_route: Arc<FunctionRoute>,
+    state: Option<Arc<RouteState>>,
+}
+
+impl Route {
+    fn policy(&self) -> &Policy {
+        &self.function_route.policy
+    }
 }
 
 impl RpcWorker {
     pub fn new(gateway: Arc<Gateway>, metrics: RpcMetrics) -> Self {
         let codecs = crate::proto::codecs();
-        Self { gateway, codecs, pool: Pool::default(), metrics, timeout: DEFAULT_TIMEOUT, bound: None }
+        Self { gateway, codecs, pool: Pool::default(), metrics, bound: None }
     }
 
     /// A worker for function `name`'s own address: frames naming an interface
@@ -73,12 +77,6 @@ impl RpcWorker {
     /// The protocols this worker detects and serves.
     pub fn codecs(&self) -> &[Arc<dyn Codec>] {
         &self.codecs
-    }
-
-    /// How long a request may wait for its answer (default [`DEFAULT_TIMEOUT`]).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
     }
 
     pub fn metrics(&self) -> &RpcMetrics {
@@ -122,55 +120,98 @@ impl RpcWorker {
         let revision = resolved.pick_revision().ok_or_else(|| {
             (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
         })?;
-        Ok(Route { namespace: r.namespace.clone(), function: r.name.clone(), revision: revision.to_string() })
+        Ok(Route {
+            namespace: r.namespace.clone(),
+            function: r.name.clone(),
+            revision: revision.to_string(),
+            state: self.gateway.route_state(r),
+            function_route: r.clone(),
+        })
     }
 
+    /// The route's rate limit and faults, then up to `attempts` tries: a try
+    /// that never reached an instance is always repeated; one that may have
+    /// only for a method the policy says is safe to resend.
     async fn forward(&self, codec: &Arc<dyn Codec>, frame: &Frame, raw: &Bytes, route: &Route) -> Outcome {
-        let mut last = String::new();
-        let mut failed = Vec::new();
-        for attempt in 1..=ATTEMPTS {
-            match self.attempt(codec, frame, raw, route, &mut failed).await {
-                Ok(answer) => return Outcome::Answer(answer),
-                Err(Failure::Retry(e)) => {
-                    tracing::debug!(attempt, error = %e, "request not sent; trying again");
-                    self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(codec)).inc();
-                    last = e.to_string();
-                }
-                Err(Failure::Final(status, msg)) => return Outcome::Failed(status, msg),
-            }
+        if let Err(refusal) = self.gateway.guard(&route.function_route, route.state.as_deref()).await {
+            return match refusal {
+                Refusal::RateLimited(msg) => Outcome::Failed(Status::Overloaded, msg),
+                Refusal::Aborted(msg) => Outcome::Failed(Status::Aborted, msg),
+            };
         }
-        Outcome::Failed(Status::Unavailable, format!("{} attempts failed, the last: {last}", ATTEMPTS))
+        let mut avoid = route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
+        let attempts = route.policy().attempts.max(1);
+        let mut last = (Status::Unavailable, String::new());
+        for attempt in 1..=attempts {
+            let failure = match self.attempt(codec, frame, raw, route, &mut avoid).await {
+                Ok(answer) => return Outcome::Answer(answer),
+                Err(f) => f,
+            };
+            let (status, msg, again) = match failure {
+                Failure::Unsent(e) => (Status::Unavailable, e.to_string(), true),
+                Failure::MaybeSent(status, msg) => (status, msg, route.policy().may_resend(&frame.method)),
+                Failure::Final(status, msg) => return Outcome::Failed(status, msg),
+            };
+            if !again || attempt == attempts {
+                let msg = if attempt > 1 { format!("{attempt} tries failed, the last: {msg}") } else { msg };
+                return Outcome::Failed(status, msg);
+            }
+            tracing::debug!(attempt, error = %msg, "trying again on another instance");
+            self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(codec)).inc();
+            last = (status, msg);
+        }
+        Outcome::Failed(last.0, last.1)
     }
 
-    /// One try: a lease on an instance (not one in `failed`, if others are
-    /// ready), its connection, the call. Adds the instance to `failed` if the
-    /// call did not reach it.
+    /// One try: a lease on an instance (not one in `avoid` — ejected, or
+    /// failed by an earlier try — if others are ready), its connection, the
+    /// call. The outcome counts towards the instance's health.
     async fn attempt(
         &self,
         codec: &Arc<dyn Codec>,
         frame: &Frame,
         raw: &Bytes,
         route: &Route,
-        failed: &mut Vec<Target>,
+        avoid: &mut Vec<Target>,
     ) -> Result<Option<BytesMut>, Failure> {
-        let lease = self.gateway.lease(&route.namespace, &route.revision, failed).await.map_err(Failure::from)?;
+        let lease = self.gateway.lease(&route.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
-        failed.push(target); // popped again unless the try fails unsent
         if target.replica.is_some() {
             let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
             return Err(Failure::Final(Status::BadRequest, msg));
         }
+        let result = self.call(codec, frame, raw, target, route.policy().timeout).await;
+        drop(lease);
+        if let Some(s) = &route.state
+            && s.record(route.policy(), target, result.is_ok(), Instant::now())
+        {
+            tracing::warn!(instance = %target.addr, revision = %route.revision, "instance ejected after consecutive failures");
+        }
+        if result.is_err() {
+            avoid.push(target);
+        }
+        result
+    }
+
+    /// Sends the request on the worker's connection to `target` and waits up
+    /// to `timeout` for the answer, which gets the caller's request id back.
+    async fn call(
+        &self,
+        codec: &Arc<dyn Codec>,
+        frame: &Frame,
+        raw: &Bytes,
+        target: Target,
+        timeout: Duration,
+    ) -> Result<Option<BytesMut>, Failure> {
         let up = self.pool.get(target.addr, codec).await.map_err(Failure::from)?;
         let call = up.call(BytesMut::from(&raw[..]), frame.kind);
-        let answer = match tokio::time::timeout(self.timeout, call).await {
+        let answer = match tokio::time::timeout(timeout, call).await {
             Ok(r) => r.map_err(Failure::from)?,
             Err(_) => {
-                let msg = format!("no answer from {} within {:?}", target.addr, self.timeout);
-                return Err(Failure::Final(Status::Timeout, msg));
+                let msg = format!("no answer from {} within {timeout:?}", target.addr);
+                return Err(Failure::MaybeSent(Status::Timeout, msg));
             }
         };
-        drop(lease);
-        failed.pop();
         Ok(answer.map(|mut resp| {
             codec.set_request_id(&mut resp, frame.request_id);
             resp
@@ -207,15 +248,19 @@ fn status_of(e: &ServiceError) -> Status {
     }
 }
 
-/// How one attempt failed: worth another try, or not.
+/// How one try failed, which decides whether another may follow.
 enum Failure {
-    Retry(CallError),
+    /// The request certainly did not reach the instance: safe to send again.
+    Unsent(CallError),
+    /// It may have reached it (timed out, or the connection closed after the
+    /// write): sent again only if the method is safe to resend.
+    MaybeSent(Status, String),
     Final(Status, String),
 }
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        if e.unsent() { Self::Retry(e) } else { Self::Final(Status::Unavailable, e.to_string()) }
+        if e.unsent() { Self::Unsent(e) } else { Self::MaybeSent(Status::Unavailable, e.to_string()) }
     }
 }
 

@@ -163,21 +163,27 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// The open connection to `addr` for `codec`, opening it if needed.
-    /// Concurrent first callers share one connect.
+    /// The open connection to `addr` for `codec`, opening it if needed (also
+    /// when the pooled one has closed since). Concurrent first callers share
+    /// one connect.
     pub async fn get(&self, addr: SocketAddr, codec: &Arc<dyn Codec>) -> Result<Arc<Upstream>, CallError> {
         let key = (addr, codec.name());
-        let cell = self.conns.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
-        let got = cell.get_or_try_init(|| Upstream::connect(addr, codec.clone())).await;
-        match got {
-            Ok(up) if !up.is_closed() => Ok(up.clone()),
-            Ok(_) => {
-                self.forget(key, &cell);
-                Err(CallError::Closed { addr, sent: false })
-            }
-            Err(e) => {
-                self.forget(key, &cell);
-                Err(e)
+        loop {
+            let cell = self.conns.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+            let fresh = !cell.initialized();
+            let got = cell.get_or_try_init(|| Upstream::connect(addr, codec.clone())).await;
+            match got {
+                Ok(up) if !up.is_closed() => return Ok(up.clone()),
+                Ok(_) => {
+                    self.forget(key, &cell);
+                    if fresh {
+                        return Err(CallError::Closed { addr, sent: false }); // closed at once: give up
+                    }
+                }
+                Err(e) => {
+                    self.forget(key, &cell);
+                    return Err(e);
+                }
             }
         }
     }

@@ -25,6 +25,7 @@ fn table() -> ServiceAddresses {
             split: WeightedSplit::new([("users-00001", 100)]),
             tags: vec![],
             interfaces: vec![("com.example.UserService".into(), "dubbo".into())],
+            ..Default::default()
         }],
     ))
 }

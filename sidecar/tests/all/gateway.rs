@@ -6,6 +6,7 @@ use http::Response;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use weft_sidecar::endpoints::Target;
 use weft_sidecar::http_util::full;
 use weft_sidecar::metrics::GatewayMetrics;
@@ -50,6 +51,7 @@ async fn gateway() -> (SocketAddr, Arc<Endpoints>) {
             split: WeightedSplit::new([("f-00001", 100)]),
             tags: vec![("canary".into(), "f-00002".into())],
             interfaces: vec![],
+            ..Default::default()
         }],
     ));
     let worker = gw.worker();
@@ -109,4 +111,28 @@ async fn a_replica_on_a_host_port_is_named_by_header_and_clients_cannot_pick_one
     endpoints.set("default/f-00001", vec![Target { addr: host_port, replica: Some(42) }], 0);
     let body = get_claiming_replica(addr).await;
     assert!(body.starts_with("host ") && body.ends_with("replica=42"), "the gateway names the replica: {body}");
+}
+
+#[tokio::test]
+async fn the_route_policy_applies_to_http_too() {
+    use crate::support::rpc_gateway_with;
+    use weft_sidecar::resilience::{Fault, Policy, RateLimit};
+    let limit = RateLimit { per_second: 1, burst: 1 };
+    let g = rpc_gateway_with(&[], 0, Policy { rate_limit: Some(limit), ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![upstream("one").await], 0);
+    let c = client(false);
+    let url = format!("http://{}/default/echo/", g.addr);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (code, headers, _) = get(&c, &url, None).await;
+        got.push((code, headers.contains_key("retry-after")));
+    }
+    assert_eq!(got, [(200, false), (429, true), (429, true)]);
+
+    let abort = Fault { abort_percent: 100, delay_percent: 0, delay: Duration::ZERO };
+    let g = rpc_gateway_with(&[], 0, Policy { fault: Some(abort), ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![upstream("one").await], 0);
+    let (code, _, body) = get(&c, &format!("http://{}/default/echo/", g.addr), None).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("fault injected"), "{body}");
 }

@@ -4,7 +4,7 @@
 //! the protocol — none of it written for wrpc. A small server of the protocol
 //! stands for the function (wrpc is our own protocol; this is its real peer).
 
-use crate::support::{metric, rpc_gateway};
+use crate::support::{metric, rpc_gateway, rpc_gateway_with};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weft_sidecar::proto::wrpc::{self, Wrpc};
 use weft_sidecar::proto::{Codec, DecodeError, Frame};
+use weft_sidecar::resilience::{Breaker, Fault, Policy, RateLimit};
 
 const ECHO: &str = "com.example.Echo";
 
@@ -176,4 +177,87 @@ async fn http_is_still_served_on_the_same_port() {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
+
+/// An instance that reads each request and closes the connection unanswered.
+async fn closing_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 64];
+                let _ = s.read(&mut buf).await; // the request arrived: then nothing
+            });
+        }
+    });
+    addr
+}
+
+fn policy() -> Policy {
+    Policy { resend_methods: vec!["get".into()], ..Policy::default() }
+}
+
+#[tokio::test]
+async fn a_request_that_may_have_arrived_is_resent_only_for_safe_methods() {
+    let g = rpc_gateway_with(&[(ECHO, "wrpc")], 0, policy()).await;
+    // Capacity 1: the first free instance in order takes a request, so the
+    // closing one is always tried first.
+    g.endpoints.set("default/echo-00001", vec![closing_server().await, server("live").await], 1);
+    let mut c = Client::connect(g.addr).await;
+    c.send(wrpc::REQUEST, 1, ECHO, "get", "x").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!((f.status, body.as_str()), (0, "live:x"), "get is safe to resend");
+    c.send(wrpc::REQUEST, 2, ECHO, "post", "x").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!(f.status, 2, "post is not resent: {body}");
+    assert!(body.contains("closed before the answer"), "{body}");
+}
+
+#[tokio::test]
+async fn an_instance_failing_in_a_row_is_ejected() {
+    let breaker = Breaker { consecutive_failures: 2, eject_for: Duration::from_secs(60) };
+    let g = rpc_gateway_with(&[(ECHO, "wrpc")], 0, Policy { breaker: Some(breaker), ..policy() }).await;
+    g.endpoints.set("default/echo-00001", vec![closing_server().await, server("live").await], 1);
+    let mut c = Client::connect(g.addr).await;
+    for id in 0..6 {
+        c.send(wrpc::REQUEST, id, ECHO, "get", "x").await;
+        assert_eq!(c.recv().await.unwrap().1, "live:x");
+    }
+    // The first two went to the closing instance first; then it was ejected.
+    assert_eq!(metric(&g.registry, "weft_rpc_retries_total"), 2.0);
+}
+
+#[tokio::test]
+async fn a_rate_limit_refuses_past_the_burst_in_the_protocol() {
+    let limit = RateLimit { per_second: 1, burst: 2 };
+    let g = rpc_gateway_with(&[(ECHO, "wrpc")], 0, Policy { rate_limit: Some(limit), ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    let mut statuses = Vec::new();
+    for id in 0..5 {
+        c.send(wrpc::REQUEST, id, ECHO, "echo", "x").await;
+        statuses.push(c.recv().await.unwrap().0.status);
+    }
+    assert_eq!(statuses, [0, 0, 4, 4, 4], "the burst, then overloaded");
+}
+
+#[tokio::test]
+async fn injected_faults_abort_or_delay() {
+    let abort = Fault { abort_percent: 100, delay_percent: 0, delay: Duration::ZERO };
+    let g = rpc_gateway_with(&[(ECHO, "wrpc")], 0, Policy { fault: Some(abort), ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    c.send(wrpc::REQUEST, 1, ECHO, "echo", "x").await;
+    let (f, body) = c.recv().await.unwrap();
+    assert_eq!(f.status, 5, "aborted: {body}");
+
+    let delay = Fault { abort_percent: 0, delay_percent: 100, delay: Duration::from_millis(200) };
+    let g = rpc_gateway_with(&[(ECHO, "wrpc")], 0, Policy { fault: Some(delay), ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    let start = tokio::time::Instant::now();
+    c.send(wrpc::REQUEST, 1, ECHO, "echo", "x").await;
+    assert_eq!(c.recv().await.unwrap().1, "one:x");
+    assert!(start.elapsed() >= Duration::from_millis(200), "delayed");
 }

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use weft_sidecar::http_util::Body;
 use weft_sidecar::metrics::{GatewayMetrics, encode};
+use weft_sidecar::resilience::Policy;
 use weft_sidecar::rpc::RpcWorker;
 use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
 
@@ -60,6 +61,11 @@ pub struct Setup {
 /// `interfaces` (name, protocol), its revisions `echo-00001` and `echo-00002`
 /// split `split`% to the second, with tag `canary` on it.
 pub async fn rpc_gateway(interfaces: &[(&str, &str)], split: u32, timeout: Duration) -> Setup {
+    rpc_gateway_with(interfaces, split, Policy { timeout, ..Policy::default() }).await
+}
+
+/// [`rpc_gateway`] with a resilience policy on the route.
+pub async fn rpc_gateway_with(interfaces: &[(&str, &str)], split: u32, policy: Policy) -> Setup {
     let endpoints = Arc::new(Endpoints::new());
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::register(&mut registry);
@@ -74,11 +80,12 @@ pub async fn rpc_gateway(interfaces: &[(&str, &str)], split: u32, timeout: Durat
             split: WeightedSplit::new([("echo-00001", 100 - split), ("echo-00002", split)]),
             tags: vec![("canary".into(), "echo-00002".into())],
             interfaces: interfaces.iter().map(|(i, p)| (i.to_string(), p.to_string())).collect(),
+            policy: Arc::new(policy),
         }],
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let rpc = Arc::new(RpcWorker::new(gw.clone(), metrics.rpc.clone()).with_timeout(timeout));
+    let rpc = Arc::new(RpcWorker::new(gw.clone(), metrics.rpc.clone()));
     let http = gw.worker();
     let token = CancellationToken::new();
     let serve =
