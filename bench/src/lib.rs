@@ -1,0 +1,3 @@
+//! Shared pieces of weft's benchmark binaries.
+
+pub mod captured;
