@@ -3,7 +3,11 @@ line: answers per server name (unary), the streamed answers, and the status
 of an error call.
 
     python3 client.py <host:port> <n> [service]
+
+With WEFT_TAG set, every call carries the `weft-tag` metadata (pins a tagged
+revision).
 """
+import os
 import json
 import sys
 
@@ -13,6 +17,7 @@ import stubs
 
 pb, rpc = stubs.load()
 target, n = sys.argv[1], int(sys.argv[2])
+metadata = [("weft-tag", os.environ["WEFT_TAG"])] if os.environ.get("WEFT_TAG") else None
 out = {"counts": {}, "errors": []}
 with grpc.insecure_channel(target) as channel:
     if len(sys.argv) > 3:
@@ -28,7 +33,7 @@ with grpc.insecure_channel(target) as channel:
     stub = rpc.EchoStub(channel)
     for i in range(n):
         try:
-            who = stub.Say(pb.Text(text=f"x{i}"), timeout=10).text.split(":")[0]
+            who = stub.Say(pb.Text(text=f"x{i}"), timeout=10, metadata=metadata).text.split(":")[0]
             out["counts"][who] = out["counts"].get(who, 0) + 1
         except grpc.RpcError as e:
             out["errors"].append({"code": e.code().name, "details": e.details()})

@@ -92,7 +92,9 @@ fn kind(flag: u8) -> Kind {
     }
 }
 
-/// Reads the service path, version and method from a request body.
+/// Reads the service path, version and method from a request body, and the
+/// attachments after the arguments when they can be reached (arguments in
+/// encodings this reader does not know just leave the attachments unread).
 fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), DecodeError> {
     let ser = flag & SERIALIZATION_MASK;
     if ser != HESSIAN2 {
@@ -107,7 +109,18 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
     if frame.service.is_empty() {
         return Err(DecodeError::malformed(NAME, "request names no service path"));
     }
+    frame.headers = attachments(&mut r).unwrap_or_default();
     Ok(())
+}
+
+/// Skips the argument descriptor's arguments and reads the attachments map.
+fn attachments(r: &mut Reader<'_>) -> Option<Vec<(String, String)>> {
+    let desc = r.string().ok()??;
+    let mut classes = Vec::new();
+    for _ in 0..hessian::descriptor_args(&desc)? {
+        r.skip(&mut classes).ok()?;
+    }
+    r.string_map(&mut classes).ok()
 }
 
 /// A response to `req` with `flags` (beside the serialization id), `status` and `body`.

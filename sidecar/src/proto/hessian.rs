@@ -140,6 +140,171 @@ impl<'a> Reader<'a> {
     }
 }
 
+// === skipping (to reach what follows the arguments: Dubbo's attachments) ===
+
+/// How deep skipped values may nest before the input counts as hostile.
+const MAX_DEPTH: u32 = 64;
+
+impl Reader<'_> {
+    /// Skips one value of any type, keeping the class definitions it meets
+    /// (their field counts) in `classes` for the objects that refer to them.
+    pub fn skip(&mut self, classes: &mut Vec<usize>) -> Result<(), HessianError> {
+        self.skip_at(classes, 0)
+    }
+
+    fn skip_at(&mut self, classes: &mut Vec<usize>, depth: u32) -> Result<(), HessianError> {
+        if depth > MAX_DEPTH {
+            return Err(self.err("values nested too deep"));
+        }
+        let code = self.byte()?;
+        let d = depth + 1;
+        match code {
+            b'N' | b'T' | b'F' | 0x80..=0xbf | 0xd8..=0xef | 0x5b | 0x5c => Ok(()),
+            0xc0..=0xcf | 0xf0..=0xff | 0x5d => self.take(1).map(drop),
+            0xd0..=0xd7 | 0x38..=0x3f | 0x5e => self.take(2).map(drop),
+            b'I' | 0x59 | 0x5f | 0x4b => self.take(4).map(drop),
+            b'L' | b'D' | 0x4a => self.take(8).map(drop),
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => {
+                self.pos -= 1;
+                self.string().map(drop)
+            }
+            0x20..=0x2f => self.take(usize::from(code - 0x20)).map(drop),
+            0x34..=0x37 => {
+                let n = usize::from(code - 0x34) << 8 | usize::from(self.byte()?);
+                self.take(n).map(drop)
+            }
+            b'B' | b'A' => self.skip_binary(code),
+            b'V' | 0x70..=0x77 => {
+                self.skip_type()?;
+                let n = if code == b'V' { self.count()? } else { usize::from(code - 0x70) };
+                self.skip_n(n, classes, d)
+            }
+            b'X' | 0x78..=0x7f => {
+                let n = if code == b'X' { self.count()? } else { usize::from(code - 0x78) };
+                self.skip_n(n, classes, d)
+            }
+            b'U' | b'M' => {
+                self.skip_type()?;
+                self.skip_until_end(classes, d, code == b'M')
+            }
+            b'W' => self.skip_until_end(classes, d, false),
+            b'H' => self.skip_until_end(classes, d, true),
+            b'C' => {
+                self.string()?;
+                let fields = self.count()?;
+                for _ in 0..fields {
+                    self.string()?;
+                }
+                classes.push(fields);
+                self.skip_at(classes, d) // a definition precedes the object itself
+            }
+            b'O' | 0x60..=0x6f => {
+                let r = if code == b'O' { self.count()? } else { usize::from(code - 0x60) };
+                let fields = *classes.get(r).ok_or_else(|| self.err("object of an undefined class"))?;
+                self.skip_n(fields, classes, d)
+            }
+            b'Q' => self.int().map(drop),
+            _ => Err(self.err("unknown value")),
+        }
+    }
+
+    fn skip_n(&mut self, n: usize, classes: &mut Vec<usize>, depth: u32) -> Result<(), HessianError> {
+        for _ in 0..n {
+            self.skip_at(classes, depth)?;
+        }
+        Ok(())
+    }
+
+    /// Skips values (pairs, for a map) up to the closing `Z`.
+    fn skip_until_end(&mut self, classes: &mut Vec<usize>, depth: u32, pairs: bool) -> Result<(), HessianError> {
+        while self.peek()? != b'Z' {
+            self.skip_at(classes, depth)?;
+            if pairs {
+                self.skip_at(classes, depth)?;
+            }
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn skip_binary(&mut self, mut code: u8) -> Result<(), HessianError> {
+        loop {
+            let n = self.u16()?;
+            self.take(n)?;
+            if code == b'B' {
+                return Ok(());
+            }
+            code = self.byte()?;
+            if code != b'A' && code != b'B' {
+                return Err(self.err("binary chunk expected"));
+            }
+        }
+    }
+
+    /// A list or map type: a type name, or a reference to an earlier one.
+    fn skip_type(&mut self) -> Result<(), HessianError> {
+        match self.peek()? {
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.string().map(drop),
+            _ => self.int().map(drop),
+        }
+    }
+
+    /// A non-negative length or count.
+    fn count(&mut self) -> Result<usize, HessianError> {
+        usize::try_from(self.int()?).map_err(|_| self.err("negative length"))
+    }
+
+    fn peek(&self) -> Result<u8, HessianError> {
+        self.buf.get(self.pos).copied().ok_or_else(|| self.err("truncated value"))
+    }
+
+    /// A map of string keys (`H`…`Z`, or typed `M`): its string entries; other
+    /// values are skipped.
+    pub fn string_map(&mut self, classes: &mut Vec<usize>) -> Result<Vec<(String, String)>, HessianError> {
+        match self.byte()? {
+            b'H' => {}
+            b'M' => self.skip_type()?,
+            b'N' => return Ok(Vec::new()),
+            _ => return Err(self.err("map expected")),
+        }
+        let mut out = Vec::new();
+        while self.peek()? != b'Z' {
+            let key = self.string_or_skip(classes)?;
+            let value = self.string_or_skip(classes)?;
+            if let (Some(k), Some(v)) = (key, value) {
+                out.push((k, v));
+            }
+        }
+        self.pos += 1;
+        Ok(out)
+    }
+
+    fn string_or_skip(&mut self, classes: &mut Vec<usize>) -> Result<Option<String>, HessianError> {
+        match self.peek()? {
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.string(),
+            _ => self.skip(classes).map(|()| None),
+        }
+    }
+}
+
+/// How many arguments a JVM method descriptor lists (`Ljava/lang/String;I[B` → 3).
+pub fn descriptor_args(desc: &str) -> Option<usize> {
+    let b = desc.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        while b.get(i) == Some(&b'[') {
+            i += 1;
+        }
+        match b.get(i)? {
+            b'L' => i += b[i..].iter().position(|c| *c == b';')? + 1,
+            b'B' | b'C' | b'D' | b'F' | b'I' | b'J' | b'S' | b'Z' => i += 1,
+            _ => return None,
+        }
+        n += 1;
+    }
+    Some(n)
+}
+
 // === writing ===
 
 /// Appends `s` as a Hessian 2 string: the short form up to 31 chars, else
@@ -242,6 +407,35 @@ mod tests {
             assert!(Reader::new(bad).string().is_err(), "{bad:?}");
         }
         assert_eq!(Reader::new(b"N").string(), Ok(None));
+    }
+
+    #[test]
+    fn descriptors_count_their_arguments() {
+        assert_eq!(descriptor_args(""), Some(0));
+        assert_eq!(descriptor_args("Ljava/lang/String;"), Some(1));
+        assert_eq!(descriptor_args("II"), Some(2));
+        assert_eq!(descriptor_args("[[ILjava/util/Map;[Ljava/lang/String;J"), Some(4));
+        assert_eq!(descriptor_args("Ljava/lang/String"), None);
+        assert_eq!(descriptor_args("Q"), None);
+    }
+
+    #[test]
+    fn every_kind_of_value_is_skipped() {
+        // int, long, double, date, string, binary, typed and untyped lists and
+        // maps, a class definition with an object, a ref, then a marker.
+        let mut v: Vec<u8> = vec![0x91, 0xc8, 0x01, b'I', 0, 0, 0, 1, 0xe0, b'L', 0, 0, 0, 0, 0, 0, 0, 1, 0x5b];
+        v.extend_from_slice(&[b'D', 0, 0, 0, 0, 0, 0, 0, 0, 0x4a, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, b'h', b'i']);
+        v.extend_from_slice(&[0x22, 1, 2, b'B', 0, 1, 9, 0x72, 0x01, b'x', 0x91, 0x92, 0x79, 0x93, b'W', 0x91, b'Z']);
+        v.extend_from_slice(&[b'H', 0x01, b'k', 0x91, b'Z', b'C', 0x01, b'P', 0x92, 0x01, b'a', 0x01, b'b', 0x60]);
+        v.extend_from_slice(&[0x91, b'N', b'Q', 0x90, 0x01, b'!']);
+        let mut r = Reader::new(&v);
+        let mut classes = Vec::new();
+        for _ in 0..17 {
+            r.skip(&mut classes).unwrap();
+        }
+        assert_eq!(r.string().unwrap().as_deref(), Some("!"));
+        assert!(Reader::new(&[b'O', 0x95]).skip(&mut Vec::new()).is_err(), "an undefined class");
+        assert!(Reader::new(&[b'W'; 200]).skip(&mut Vec::new()).is_err(), "nested too deep");
     }
 
     #[test]

@@ -37,7 +37,17 @@ async fn server(name: &str) -> (Child, SocketAddr) {
 }
 
 async fn client(args: &[&str]) -> Value {
-    let out = Command::new("python3").arg("client.py").args(args).current_dir(dir()).kill_on_drop(true).output();
+    client_tagged(args, None).await
+}
+
+/// The client, with `weft-tag` metadata on every call if `tag` is given.
+async fn client_tagged(args: &[&str], tag: Option<&str>) -> Value {
+    let mut cmd = Command::new("python3");
+    cmd.arg("client.py").args(args).current_dir(dir()).kill_on_drop(true);
+    if let Some(t) = tag {
+        cmd.env("WEFT_TAG", t);
+    }
+    let out = cmd.output();
     let out = tokio::time::timeout(Duration::from_secs(120), out).await.unwrap().unwrap();
     assert!(out.status.success(), "client.py: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
@@ -59,6 +69,19 @@ async fn unary_and_streaming_calls_split_between_revisions_with_statuses_passed_
     assert_eq!(got["stream"], serde_json::json!(["s:0", "s:1", "s:2", "s:3", "s:4"]), "server streaming");
     assert_eq!(got["fail"]["code"], "NOT_FOUND", "the service's own status, from the trailers: {got}");
     assert!(got["fail"]["details"].as_str().unwrap().ends_with("has no thing"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weft_tag_metadata_pins_the_tagged_revision() {
+    let g = rpc_gateway(&[(ECHO, "grpc")], 0, Duration::from_secs(10)).await;
+    let (_a, one) = server("one").await;
+    let (_b, two) = server("two").await;
+    g.endpoints.set("default/echo-00001", vec![one], 0);
+    g.endpoints.set("default/echo-00002", vec![two], 0);
+    let got = client_tagged(&[&g.addr.to_string(), "20"], Some("canary")).await;
+    assert_eq!(got["counts"], serde_json::json!({"two": 20}), "all to the canary's revision: {got}");
+    let got = client(&[&g.addr.to_string(), "20"]).await;
+    assert_eq!(got["counts"], serde_json::json!({"one": 20}), "untagged: the split (100 % to one): {got}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
