@@ -102,6 +102,22 @@ impl Responder {
     }
 }
 
+/// A UDP socket and a TCP listener on the same port.
+async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    if addr.port() != 0 {
+        return Ok((UdpSocket::bind(addr).await?, TcpListener::bind(addr).await?));
+    }
+    let mut last = None;
+    for _ in 0..20 {
+        let tcp = TcpListener::bind(addr).await?;
+        match UdpSocket::bind(tcp.local_addr()?).await {
+            Ok(udp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+}
+
 /// A bound responder; [`DnsServer::run`] serves it.
 pub struct DnsServer {
     addr: SocketAddr,
@@ -109,11 +125,13 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Binds UDP and TCP on `addr` (TCP on the port UDP got, for port 0).
+    /// Binds UDP and TCP on `addr`. For port 0, both on one free port: TCP
+    /// first, then UDP on its port, trying again (a few times) when UDP's is
+    /// taken — a free TCP port says nothing about UDP, and the other way
+    /// round, which under load is often taken by an outgoing connection.
     pub async fn bind(addr: SocketAddr, table: Table, metrics: DnsMetrics) -> std::io::Result<Self> {
-        let udp = UdpSocket::bind(addr).await?;
+        let (udp, tcp) = bind_pair(addr).await?;
         let addr = udp.local_addr()?;
-        let tcp = TcpListener::bind(addr).await?;
         let mut server = Server::new(Responder { table, metrics });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 32);

@@ -96,13 +96,18 @@ fn shop(protocol: &str, exports: &[&str], declared: &[&str]) -> String {
     y
 }
 
+/// The platform's DNS responder and its gateway's port: what a legacy client
+/// is configured with (besides the service's name).
+fn dns_and_port(p: &Platform) -> (String, String) {
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
+    (runtime["dns"].as_str().unwrap().to_string(), p.gateway.rsplit(':').next().unwrap().to_string())
+}
+
 #[test]
 fn a_client_configured_with_the_interfaces_dns_name_reaches_it_and_its_undeclared_siblings() {
     let p = Platform::start();
-    let runtime: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
-    let dns = runtime["dns"].as_str().unwrap().to_string();
-    let port = p.gateway.rsplit(':').next().unwrap().to_string();
+    let (dns, port) = dns_and_port(&p);
     let exports = ["com.example.ShopService", "com.example.CartService"];
     p.apply("shop.yaml", &shop("bolt", &exports, &["com.example.ShopService"]));
 
@@ -125,10 +130,7 @@ fn a_client_configured_with_the_interfaces_dns_name_reaches_it_and_its_undeclare
 #[test]
 fn a_multi_interface_dubbo_service_is_reached_by_dns_name_from_dubbo2js() {
     let p = Platform::start();
-    let runtime: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.state().join("runtime.json")).unwrap()).unwrap();
-    let dns = runtime["dns"].as_str().unwrap().to_string();
-    let port = p.gateway.rsplit(':').next().unwrap().to_string();
+    let (dns, port) = dns_and_port(&p);
     let exports = ["com.example.ShopService", "com.example.CartService"];
     p.apply("shop.yaml", &shop("dubbo", &exports, &exports));
     for iface in exports {
