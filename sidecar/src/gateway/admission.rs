@@ -23,7 +23,9 @@ impl Gateway {
         let key = revision_key(ns, revision);
         match self.endpoints.acquire_avoiding(&key, avoid) {
             Ok(l) => Ok(l),
-            Err(why) => self.activate(ns, revision, &key, why).await,
+            // Boxed: the hold is the cold path, and its state would otherwise
+            // grow every request's future (moved on each spawn) by its size.
+            Err(why) => Box::pin(self.activate(ns, revision, &key, why)).await,
         }
     }
 

@@ -274,3 +274,24 @@ impl From<LeaseError> for Failure {
         Self::Final(status, e.to_string())
     }
 }
+
+#[cfg(test)]
+mod size {
+    /// Each request's future is moved into its task: keep it small (the cold
+    /// paths — activator holds, connects — are boxed).
+    #[test]
+    fn the_request_future_stays_small() {
+        let gw = std::sync::Arc::new(crate::Gateway::new(
+            crate::GatewayConfig { domain: "x".into() },
+            Default::default(),
+            crate::metrics::GatewayMetrics::register(&mut Default::default()),
+            Default::default(),
+        ));
+        let w = gw.rpc_worker();
+        let codec = crate::proto::codec("wrpc").unwrap();
+        let fut = w.handle(&codec, crate::proto::Frame::default(), bytes::Bytes::new());
+        let size = std::mem::size_of_val(&fut);
+        println!("handle future: {size} bytes");
+        assert!(size < 4096, "{size} bytes");
+    }
+}

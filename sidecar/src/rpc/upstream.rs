@@ -171,7 +171,9 @@ impl Pool {
         loop {
             let cell = self.conns.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
             let fresh = !cell.initialized();
-            let got = cell.get_or_try_init(|| Upstream::connect(addr, codec.clone())).await;
+            // Boxed: connecting is rare, and its state would otherwise sit in
+            // every request's future.
+            let got = cell.get_or_try_init(|| Box::pin(Upstream::connect(addr, codec.clone()))).await;
             match got {
                 Ok(up) if !up.is_closed() => return Ok(up.clone()),
                 Ok(_) => {

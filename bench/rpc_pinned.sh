@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Dubbo and Bolt through weft vs direct, with the proxy on a core of its own:
+# rpc-load and rpc-echo pinned to core 0, weft's gateway role (1 worker)
+# pinned to core 1. bench/proxy.sh runs everything on shared cores, where a
+# third busy process costs the client and server CPU; this isolates what the
+# proxy can carry. Rounds interleave direct and proxied runs; medians and the
+# ratio are printed. Needs 2 cores. Usage:
+#   bash bench/rpc_pinned.sh [seconds-per-run] [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
+secs="${1:-5}"
+rounds="${2:-5}"
+cargo build --release --quiet -p weft-bench
+bin="$CARGO_TARGET_DIR/release"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return; sleep 0.1; done; echo "no $1" >&2; exit 1; }
+
+"$bin/bare-hello" 127.0.0.1:0 > "$work/http" & pids+=($!)
+taskset -c 0 "$bin/rpc-echo" 127.0.0.1:0 > "$work/echo" & pids+=($!)
+wait_file "$work/http"; wait_file "$work/echo"
+taskset -c 1 "$bin/gateway-to" "$(cat "$work/http")" 1 "$(cat "$work/echo")" > "$work/weft" & pids+=($!)
+wait_file "$work/weft"
+load() { taskset -c 0 "$bin/rpc-load" "$1" "$2" 8 32 "$secs" | grep -o 'rps=[0-9]*' | cut -d= -f2; }
+
+echo "RPC through weft (own core) vs direct: ${secs}s x $rounds rounds, $(date -u +%FT%TZ)"
+for r in $(seq "$rounds"); do
+  for p in dubbo bolt; do
+    echo "$p-direct $(load "$p" "$(cat "$work/echo")")" >> "$work/results"
+    echo "$p-weft $(load "$p" "$(cat "$work/weft")")" >> "$work/results"
+  done
+done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    case, rps = line.split()
+    rows.setdefault(case, []).append(float(rps))
+med = {k: statistics.median(v) for k, v in rows.items()}
+for k, v in rows.items():
+    print(f"{k:13} median {med[k]:10.0f} req/s   runs {' '.join(f'{x:.0f}' for x in v)}")
+for p in ("dubbo", "bolt"):
+    print(f"{p}-weft/{p}-direct = {med[p + '-weft'] / med[p + '-direct']:.2f}  (target >= 0.8)")
+PY
