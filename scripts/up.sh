@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job: builds weft and the sample guests, starts the local platform
 # (`weft up`) on its embedded defaults, deploys the hello function, calls it,
-# sends it an event through a broker and traces it, and stays in the foreground
-# until Ctrl-C.
+# sends it an event through a broker and traces it, runs a legacy Bolt service
+# as a process function and calls it by interface name (directly, and through
+# weft's DNS), and stays in the foreground until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
@@ -33,6 +34,13 @@ echo "$id"
 sleep 0.5
 echo "\$ weft events trace $id"
 [ -n "$id" ] && "$weft" --state "$state" events trace "$id" || true
+echo
+echo "\$ weft apply -f examples/legacy-rpc/users.yaml   # a SOFARPC (Bolt) service as a process function"
+"$weft" --state "$state" apply -f examples/legacy-rpc/users.yaml || true
+echo "\$ node sidecar/interop/bolt-client.js 127.0.0.1:8080 com.example.UserService 3"
+node sidecar/interop/bolt-client.js 127.0.0.1:8080 com.example.UserService 3 || true
+echo "\$ WEFT_DNS=127.0.0.1:8053 node sidecar/interop/bolt-client.js com.example.UserService:8080 com.example.UserService 3"
+WEFT_DNS=127.0.0.1:8053 node sidecar/interop/bolt-client.js com.example.UserService:8080 com.example.UserService 3 || true
 echo
 echo "weft is running (binary: $weft). Ctrl-C stops it."
 wait $up_pid
