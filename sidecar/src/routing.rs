@@ -113,9 +113,11 @@ pub enum ServiceError {
 }
 
 impl RouteTable {
-    /// Builds the table; host routes are `<fn>.<ns>.<domain>` and
-    /// `<tag>-<fn>.<ns>.<domain>`, path routes `/<ns>/<fn>/…`, interface routes
-    /// the names in [`FunctionRoute::interfaces`]. Two functions claiming one
+    /// Builds the table; host routes are `<fn>.<ns>.<domain>`, `<fn>.<ns>`
+    /// (the name weft's DNS answers) and `<tag>-<fn>.<ns>.<domain>`, and the
+    /// names of interfaces served over `http` or `grpc`; path routes
+    /// `/<ns>/<fn>/…`; interface routes the names in
+    /// [`FunctionRoute::interfaces`]. Two functions claiming one
     /// interface: the first in (namespace, name) order keeps it, so the
     /// outcome does not depend on the order functions were listed in.
     pub fn new(domain: &str, routes: impl IntoIterator<Item = FunctionRoute>) -> Self {
@@ -126,9 +128,14 @@ impl RouteTable {
             for (iface, protocol) in &r.interfaces {
                 let entry = InterfaceEntry { route: r.clone(), protocol: protocol.clone() };
                 table.interfaces.entry(iface.clone()).or_insert(entry);
+                if protocol == "http" || protocol == "grpc" {
+                    let host = iface.to_ascii_lowercase();
+                    table.hosts.entry(host).or_insert_with(|| HostEntry::Function(r.clone()));
+                }
             }
             let (ns, name) = (&r.namespace, &r.name);
             table.hosts.insert(format!("{name}.{ns}.{domain}"), HostEntry::Function(r.clone()));
+            table.hosts.insert(format!("{name}.{ns}"), HostEntry::Function(r.clone()));
             for (tag, rev) in &r.tags {
                 table.hosts.insert(format!("{tag}-{name}.{ns}.{domain}"), HostEntry::Tag(r.clone(), rev.clone()));
             }

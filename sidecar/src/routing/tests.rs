@@ -87,3 +87,15 @@ fn interface_tag_header_pins_the_tagged_revision() {
     let r = t.resolve_service("com.example.UserService", "bolt", Some("unknown-tag")).unwrap();
     assert_eq!(r.pick_revision(), Some("users-00001"));
 }
+
+#[test]
+fn the_names_weft_dns_answers_are_host_routes_too() {
+    let mut users = hello(&[("users-00001", 100)], &[]);
+    users.name = "users".into();
+    users.interfaces = vec![("com.example.Web".into(), "http".into()), ("com.example.Rpc".into(), "dubbo".into())];
+    let t = RouteTable::new("localhost", [users]);
+    for host in ["users.default:8080", "com.example.web:8080", "COM.EXAMPLE.WEB"] {
+        assert_eq!(t.resolve(Some(host), "/").map(|r| r.route.name.clone()).as_deref(), Some("users"), "{host}");
+    }
+    assert!(t.resolve(Some("com.example.rpc"), "/").is_none(), "an RPC interface is not an HTTP host");
+}
