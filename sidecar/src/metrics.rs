@@ -29,24 +29,41 @@ pub struct RevisionLabels {
     pub revision: String,
 }
 
-/// A request count and latency histogram by [`RequestLabels`]: what both
-/// HTTP roles record for every request.
+/// A request count and latency histogram by labels `L`: what every role
+/// (the HTTP ones by [`RequestLabels`], RPC by its own) records per request.
 #[derive(Clone)]
-struct RequestMetrics {
-    requests: Family<RequestLabels, Counter>,
-    duration: Family<RequestLabels, Histogram>,
+pub(crate) struct RequestMetrics<L> {
+    requests: Family<L, Counter>,
+    duration: Family<L, Histogram, fn() -> Histogram>,
 }
 
-impl RequestMetrics {
-    fn register(reg: &mut Registry, requests_help: &str, duration_help: &str) -> Self {
+impl<L> RequestMetrics<L>
+where
+    L: prometheus_client::encoding::EncodeLabelSet
+        + Clone
+        + std::hash::Hash
+        + Eq
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Registers `requests` and `request_duration_seconds` (buckets from
+    /// `histogram`) in `reg`.
+    pub(crate) fn register(
+        reg: &mut Registry,
+        requests_help: &str,
+        duration_help: &str,
+        histogram: fn() -> Histogram,
+    ) -> Self {
         let requests = Family::default();
-        let duration = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let duration = Family::new_with_constructor(histogram);
         reg.register("requests", requests_help, requests.clone());
         reg.register("request_duration_seconds", duration_help, duration.clone());
         Self { requests, duration }
     }
 
-    fn record(&self, labels: &RequestLabels, took: Duration) {
+    pub(crate) fn record(&self, labels: &L, took: Duration) {
         self.requests.get_or_create(labels).inc();
         self.duration.get_or_create(labels).observe(took.as_secs_f64());
     }
@@ -55,7 +72,7 @@ impl RequestMetrics {
 /// `weft_gateway_*` and the activator's `weft_activator_*`.
 #[derive(Clone)]
 pub struct GatewayMetrics {
-    requests: RequestMetrics,
+    requests: RequestMetrics<RequestLabels>,
     /// Requests held now, by revision.
     pub held: Family<RevisionLabels, Gauge>,
     /// Time requests were held until an instance could take them (at zero or
@@ -74,6 +91,7 @@ impl GatewayMetrics {
             registry.sub_registry_with_prefix("weft_gateway"),
             "Requests routed, by function, revision and status code",
             "Time to the response headers, by function, revision and status code",
+            latency_histogram,
         );
         let act = registry.sub_registry_with_prefix("weft_activator");
         let held = Family::default();
@@ -98,7 +116,7 @@ impl GatewayMetrics {
 /// `weft_instance_*`.
 #[derive(Clone)]
 pub struct InstanceMetrics {
-    requests: RequestMetrics,
+    requests: RequestMetrics<RequestLabels>,
     pub inflight: Gauge,
     pub queued: Gauge,
 }
@@ -106,8 +124,12 @@ pub struct InstanceMetrics {
 impl InstanceMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let reg = registry.sub_registry_with_prefix("weft_instance");
-        let requests =
-            RequestMetrics::register(reg, "Requests handled, by status code", "Request latency including queueing");
+        let requests = RequestMetrics::register(
+            reg,
+            "Requests handled, by status code",
+            "Request latency including queueing",
+            latency_histogram,
+        );
         let (inflight, queued) = (Gauge::default(), Gauge::default());
         reg.register("inflight_requests", "Requests being handled now", inflight.clone());
         reg.register("queued_requests", "Requests waiting for a concurrency slot", queued.clone());

@@ -187,11 +187,6 @@ impl RouteTable {
         Some(Resolved { route, tag_revision: None, prefix_len: 0 })
     }
 
-    /// Interface names with a route, and their protocols.
-    pub fn interfaces(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.interfaces.iter().map(|(name, e)| (name.as_str(), e.protocol.as_str()))
-    }
-
     fn resolve_host(&self, host: Option<&str>) -> Option<Resolved> {
         let host = host?.to_ascii_lowercase();
         let bare = host

@@ -42,7 +42,7 @@ struct Layout {
 
 impl Layout {
     fn of(buf: &[u8]) -> Result<Self, DecodeError> {
-        let version = buf[0];
+        let version = *buf.first().ok_or(DecodeError::Incomplete)?;
         if version != V1 && version != V2 {
             return Err(DecodeError::malformed(NAME, format!("unknown protocol code {version}")));
         }
@@ -56,11 +56,21 @@ impl Layout {
     fn cmd(&self) -> usize {
         2 + self.ver1
     }
+    fn ver2(&self) -> usize {
+        4 + self.ver1
+    }
     fn id(&self) -> usize {
         5 + self.ver1
     }
+    fn codec(&self) -> usize {
+        9 + self.ver1
+    }
     fn switch(&self) -> Option<usize> {
         (self.version == V2).then_some(11)
+    }
+    /// Whether the frame in `buf` carries a CRC32 (v2, switch bit 0).
+    fn crc(&self, buf: &[u8]) -> bool {
+        self.switch().and_then(|s| buf.get(s)).is_some_and(|b| b & SWITCH_CRC != 0)
     }
     /// Offset of the timeout (request) or status (response).
     fn timeout_or_status(&self) -> usize {
@@ -104,7 +114,7 @@ impl Codec for Bolt {
         let class_len = be::<2>(buf, l.lengths()).unwrap_or(0);
         let header_len = be::<2>(buf, l.lengths() + 2).unwrap_or(0);
         let content_len = be::<4>(buf, l.lengths() + 4).unwrap_or(0);
-        let crc = l.switch().is_some_and(|s| buf[s] & SWITCH_CRC != 0);
+        let crc = l.crc(buf);
         let total = l.header_len() as u64 + class_len + header_len + content_len + if crc { 4 } else { 0 };
         let len = whole(NAME, buf, total)?;
         if crc && !crc_ok(&buf[..len]) {
@@ -135,7 +145,7 @@ impl Codec for Bolt {
         if let Some(f) = frame.get_mut(l.id()..l.id() + 4) {
             f.copy_from_slice(&(id as u32).to_be_bytes());
         }
-        if l.switch().is_some_and(|s| frame.get(s).is_some_and(|b| b & SWITCH_CRC != 0)) {
+        if l.crc(frame) {
             write_crc(frame);
         }
     }
@@ -195,21 +205,22 @@ fn read_service(frame: &mut Frame, content: &[u8]) {
     };
 }
 
-/// A response to `req` in its protocol version, codec and checksum setting.
+/// A response to `req` (bytes `raw`, a decoded request) in its protocol
+/// version, ver2, codec and checksum setting.
 fn response(req: &Frame, raw: &[u8], cmd: u16, status: u16, class: &[u8], content: &[u8]) -> Vec<u8> {
-    let version = raw.first().copied().unwrap_or(V1);
-    let v2 = version == V2;
-    let crc = v2 && raw.get(11).is_some_and(|s| s & SWITCH_CRC != 0);
+    let l = Layout::of(raw).unwrap_or(Layout { version: V1, ver1: 0, response: false });
+    let v2 = l.version == V2;
+    let crc = l.crc(raw);
     let mut out = Vec::with_capacity(32 + class.len() + content.len());
-    out.push(version);
+    out.push(l.version);
     if v2 {
-        out.push(raw.get(1).copied().unwrap_or(1));
+        out.push(raw.get(1).copied().unwrap_or(1)); // ver1
     }
     out.push(TYPE_RESPONSE);
     out.extend_from_slice(&cmd.to_be_bytes());
-    out.push(raw.get(4 + usize::from(v2)).copied().unwrap_or(1)); // ver2
+    out.push(raw.get(l.ver2()).copied().unwrap_or(1));
     out.extend_from_slice(&(req.request_id as u32).to_be_bytes());
-    out.push(raw.get(9 + usize::from(v2)).copied().unwrap_or(CODEC_HESSIAN2));
+    out.push(raw.get(l.codec()).copied().unwrap_or(CODEC_HESSIAN2));
     if v2 {
         out.push(if crc { SWITCH_CRC } else { 0 });
     }

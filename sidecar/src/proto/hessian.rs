@@ -25,10 +25,6 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
     fn err(&self, what: &'static str) -> HessianError {
         HessianError { what, at: self.pos }
     }

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use upstream::{CallError, Pool};
 
-/// Header (Bolt header map, wrpc has none yet) that pins a tagged revision,
-/// as the `<tag>-<function>` host does for HTTP.
+/// Header that pins a tagged revision, as the `<tag>-<function>` host does for
+/// HTTP: a Bolt header, a Dubbo attachment or gRPC metadata.
 pub const TAG_HEADER: &str = "weft-tag";
 
 /// One worker's RPC state: the shared gateway plus its own upstream pool.
@@ -47,16 +47,14 @@ enum Outcome {
 
 /// Where a routed request goes, under which policy.
 struct Route {
-    namespace: String,
-    function: String,
+    function: Arc<FunctionRoute>,
     revision: String,
-    function_route: Arc<FunctionRoute>,
     state: Option<Arc<RouteState>>,
 }
 
 impl Route {
     fn policy(&self) -> &Policy {
-        &self.function_route.policy
+        &self.function.policy
     }
 }
 
@@ -89,7 +87,7 @@ impl RpcWorker {
         let start = Instant::now();
         let (route, outcome) = match self.route(codec, &frame) {
             Ok(route) => {
-                let span = tracing::info_span!("rpc", protocol = codec.name(), service = %frame.service, method = %frame.method, namespace = %route.namespace, function = %route.function, revision = %route.revision);
+                let span = tracing::info_span!("rpc", protocol = codec.name(), service = %frame.service, method = %frame.method, namespace = %route.function.namespace, function = %route.function.name, revision = %route.revision);
                 let outcome = self.forward(codec, &frame, &raw, &route).instrument(span).await;
                 (Some(route), outcome)
             }
@@ -120,20 +118,14 @@ impl RpcWorker {
         let revision = resolved.pick_revision().ok_or_else(|| {
             (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
         })?;
-        Ok(Route {
-            namespace: r.namespace.clone(),
-            function: r.name.clone(),
-            revision: revision.to_string(),
-            state: self.gateway.route_state(r),
-            function_route: r.clone(),
-        })
+        Ok(Route { revision: revision.to_string(), state: self.gateway.route_state(r), function: r.clone() })
     }
 
     /// The route's rate limit and faults, then up to `attempts` tries: a try
     /// that never reached an instance is always repeated; one that may have
     /// only for a method the policy says is safe to resend.
     async fn forward(&self, codec: &Arc<dyn Codec>, frame: &Frame, raw: &Bytes, route: &Route) -> Outcome {
-        if let Err(refusal) = self.gateway.guard(&route.function_route, route.state.as_deref()).await {
+        if let Err(refusal) = self.gateway.guard(&route.function, route.state.as_deref()).await {
             return match refusal {
                 Refusal::RateLimited(msg) => Outcome::Failed(Status::Overloaded, msg),
                 Refusal::Aborted(msg) => Outcome::Failed(Status::Aborted, msg),
@@ -141,8 +133,8 @@ impl RpcWorker {
         }
         let mut avoid = route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
         let attempts = route.policy().attempts.max(1);
-        let mut last = (Status::Unavailable, String::new());
-        for attempt in 1..=attempts {
+        let mut attempt = 1;
+        loop {
             let failure = match self.attempt(codec, frame, raw, route, &mut avoid).await {
                 Ok(answer) => return Outcome::Answer(answer),
                 Err(f) => f,
@@ -152,15 +144,14 @@ impl RpcWorker {
                 Failure::MaybeSent(status, msg) => (status, msg, route.policy().may_resend(&frame.method)),
                 Failure::Final(status, msg) => return Outcome::Failed(status, msg),
             };
-            if !again || attempt == attempts {
+            if !again || attempt >= attempts {
                 let msg = if attempt > 1 { format!("{attempt} tries failed, the last: {msg}") } else { msg };
                 return Outcome::Failed(status, msg);
             }
             tracing::debug!(attempt, error = %msg, "trying again on another instance");
             self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(codec)).inc();
-            last = (status, msg);
+            attempt += 1;
         }
-        Outcome::Failed(last.0, last.1)
     }
 
     /// One try: a lease on an instance (not one in `avoid` — ejected, or
@@ -174,7 +165,8 @@ impl RpcWorker {
         route: &Route,
         avoid: &mut Vec<Target>,
     ) -> Result<Option<BytesMut>, Failure> {
-        let lease = self.gateway.lease(&route.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
+        let lease =
+            self.gateway.lease(&route.function.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
         if target.replica.is_some() {
             let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
@@ -228,13 +220,20 @@ impl RpcWorker {
         }
     }
 
-    fn record(&self, codec: &Arc<dyn Codec>, frame: &Frame, route: Option<&Route>, status: &str, took: Duration) {
+    fn record(
+        &self,
+        codec: &Arc<dyn Codec>,
+        frame: &Frame,
+        route: Option<&Route>,
+        status: &'static str,
+        took: Duration,
+    ) {
         let labels = RpcLabels {
             protocol: codec.name(),
-            namespace: route.map(|r| r.namespace.clone()).unwrap_or_default(),
-            function: route.map(|r| r.function.clone()).unwrap_or_default(),
+            namespace: route.map(|r| r.function.namespace.clone()).unwrap_or_default(),
+            function: route.map(|r| r.function.name.clone()).unwrap_or_default(),
             revision: route.map(|r| r.revision.clone()).unwrap_or_default(),
-            status: status.to_string(),
+            status,
         };
         self.metrics.record(&labels, took);
         tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision = %labels.revision, status, latency_ms = took.as_secs_f64() * 1e3);

@@ -50,7 +50,7 @@ pub struct Upstream {
     addr: SocketAddr,
     codec: Arc<dyn Codec>,
     tx: mpsc::Sender<Bytes>,
-    pending: Arc<Pending>,
+    pending: Pending,
     next_id: AtomicU64,
     closed: CancellationToken,
 }
@@ -70,7 +70,7 @@ impl Upstream {
             addr,
             codec,
             tx,
-            pending: Arc::default(),
+            pending: Pending::default(),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
         });
