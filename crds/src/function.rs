@@ -52,7 +52,9 @@ pub struct FunctionSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ResilienceSpec {
-    /// Longest wait for an answer, per try, in milliseconds (default 30 000).
+    /// Longest wait for an answer, per try, in milliseconds. Default: 30 000
+    /// for RPC; none at the gateway for HTTP (the revision's `timeoutSeconds`
+    /// still applies at the instance).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 3_600_000))]
     pub timeout_ms: Option<u32>,

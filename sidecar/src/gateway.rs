@@ -197,8 +197,12 @@ impl GatewayWorker {
         };
         // gRPC needs HTTP/2 to the instance: its status travels in trailers.
         let client = if grpc { &self.h2 } else { &self.client };
-        let timeout = route.policy.timeout;
-        let result = tokio::time::timeout(timeout, client.request(req)).await;
+        // Only a route's explicit timeout puts a deadline (and a timer) here.
+        let request = client.request(req);
+        let result = match route.policy.timeout {
+            Some(t) => tokio::time::timeout(t, request).await.map_err(|_| t),
+            None => Ok(request.await),
+        };
         drop(lease);
         let ok = matches!(&result, Ok(Ok(r)) if !r.status().is_server_error());
         if let Some(s) = &state
@@ -216,9 +220,9 @@ impl GatewayWorker {
                 tracing::warn!(error = %e, instance = %addr, "forward to instance failed");
                 error_reply(StatusCode::BAD_GATEWAY, format!("instance {addr} of {key} did not answer: {e}"))
             }
-            Err(_) => error_reply(
+            Err(t) => error_reply(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("instance {addr} of {key} sent no response headers within {timeout:?}"),
+                format!("instance {addr} of {key} sent no response headers within {t:?}"),
             ),
         }
     }

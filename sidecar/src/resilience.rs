@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Default wait for an answer, per try.
+/// Default wait for an RPC answer, per try.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default tries of a request that never reached an instance.
 pub const DEFAULT_ATTEMPTS: u32 = 3;
@@ -21,7 +21,10 @@ pub const DEFAULT_ATTEMPTS: u32 = 3;
 /// What a route's `spec.resilience` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    pub timeout: Duration,
+    /// Wait for an answer, per try. `None`: RPC waits [`DEFAULT_TIMEOUT`];
+    /// HTTP gets no deadline at the gateway (the revision's `timeoutSeconds`
+    /// applies at the instance, as before any policy existed).
+    pub timeout: Option<Duration>,
     pub attempts: u32,
     /// Methods safe to send again after a try that may have reached an instance.
     pub resend_methods: Vec<String>,
@@ -34,7 +37,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            timeout: DEFAULT_TIMEOUT,
+            timeout: None,
             attempts: DEFAULT_ATTEMPTS,
             resend_methods: Vec::new(),
             resend_all: false,
@@ -46,6 +49,11 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The wait for an RPC answer.
+    pub fn rpc_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_TIMEOUT)
+    }
+
     /// Whether a request of `method` may be sent again after a try that may
     /// have reached an instance (timed out, or the connection closed after
     /// the write).

@@ -30,7 +30,7 @@ fn policy_of(r: &ResilienceSpec) -> Policy {
     let ms = |n: u32| Duration::from_millis(u64::from(n));
     let retries = r.retries.clone().unwrap_or_default();
     Policy {
-        timeout: r.timeout_ms.map_or(weft_sidecar::resilience::DEFAULT_TIMEOUT, ms),
+        timeout: r.timeout_ms.map(ms),
         attempts: retries.attempts.unwrap_or(weft_sidecar::resilience::DEFAULT_ATTEMPTS),
         resend_methods: retries.methods,
         resend_all: retries.all_methods,

@@ -172,7 +172,7 @@ impl RpcWorker {
             let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
             return Err(Failure::Final(Status::BadRequest, msg));
         }
-        let result = self.call(codec, frame, raw, target, route.policy().timeout).await;
+        let result = self.call(codec, frame, raw, target, route.policy().rpc_timeout()).await;
         drop(lease);
         if let Some(s) = &route.state
             && s.record(route.policy(), target, result.is_ok(), Instant::now())

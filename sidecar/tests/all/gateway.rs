@@ -135,4 +135,20 @@ async fn the_route_policy_applies_to_http_too() {
     let (code, _, body) = get(&c, &format!("http://{}/default/echo/", g.addr), None).await;
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("fault injected"), "{body}");
+
+    // A deadline only when the route sets one (else the revision's own applies).
+    let (slow, _) = serve(|_, _| async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        Response::new(full("late"))
+    })
+    .await;
+    let timeout = Some(Duration::from_millis(100));
+    let g = rpc_gateway_with(&[], 0, Policy { timeout, ..Policy::default() }).await;
+    g.endpoints.set("default/echo-00001", vec![slow], 0);
+    let (code, _, body) = get(&c, &format!("http://{}/default/echo/", g.addr), None).await;
+    assert_eq!(code, 504, "{body}");
+    let g = rpc_gateway_with(&[], 0, Policy::default()).await;
+    g.endpoints.set("default/echo-00001", vec![slow], 0);
+    let (code, _, body) = get(&c, &format!("http://{}/default/echo/", g.addr), None).await;
+    assert_eq!((code, body.as_str()), (200, "late"), "no gateway deadline by default");
 }

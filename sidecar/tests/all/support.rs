@@ -61,7 +61,7 @@ pub struct Setup {
 /// `interfaces` (name, protocol), its revisions `echo-00001` and `echo-00002`
 /// split `split`% to the second, with tag `canary` on it.
 pub async fn rpc_gateway(interfaces: &[(&str, &str)], split: u32, timeout: Duration) -> Setup {
-    rpc_gateway_with(interfaces, split, Policy { timeout, ..Policy::default() }).await
+    rpc_gateway_with(interfaces, split, Policy { timeout: Some(timeout), ..Policy::default() }).await
 }
 
 /// [`rpc_gateway`] with a resilience policy on the route.
