@@ -18,11 +18,7 @@ conns="${3:-64}"
 bash scripts/build-release.sh -p weft-bench
 bin="$CARGO_TARGET_DIR/release"
 tansu_bin="$(command -v tansu || echo "$HOME/.cargo/bin/tansu")"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+source bench/lib.sh
 
 kafka_port=$(free_port)
 "$tansu_bin" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \

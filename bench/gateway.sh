@@ -18,15 +18,12 @@ conns="${2:-32}"
 bash scripts/build-release.sh -p weft-bench
 dpkg -s nginx >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; }
 bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/lib.sh
 
 "$bin/bare-hello" 127.0.0.1:0 > "$work/bare.addr" & pids+=($!)
 for _ in $(seq 50); do [ -s "$work/bare.addr" ] && break; sleep 0.1; done
 "$bin/gateway-to" "$(cat "$work/bare.addr")" > "$work/gwbare.addr" & pids+=($!)
-nginx_port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+nginx_port=$(free_port)
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;

