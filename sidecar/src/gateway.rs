@@ -93,7 +93,12 @@ impl Gateway {
     }
 
     /// Replaces the route table (all at once: no request sees half an update).
+    /// Route state (rate-limit buckets, instance health) of functions no
+    /// longer in the table goes with them.
     pub fn set_routes(&self, table: RouteTable) {
+        let mut states = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        states.retain(|(ns, name), _| table.function(ns, name).is_some());
+        drop(states);
         self.routes.store(Arc::new(table));
     }
 
