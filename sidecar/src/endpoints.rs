@@ -15,7 +15,9 @@
 
 use crate::stats::{Report, Stats};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+// Fx rather than SipHash: looked up per request with short keys; the tables
+// are built from configuration, so keys from the wire cannot flood them.
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,7 +43,12 @@ impl From<SocketAddr> for Target {
 
 /// Key of a revision: `<namespace>/<revision>`.
 pub fn revision_key(namespace: &str, revision: &str) -> String {
-    format!("{namespace}/{revision}")
+    // Built per request: without `format!`'s machinery.
+    let mut key = String::with_capacity(namespace.len() + 1 + revision.len());
+    key.push_str(namespace);
+    key.push('/');
+    key.push_str(revision);
+    key
 }
 
 #[derive(Debug)]

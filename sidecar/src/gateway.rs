@@ -106,6 +106,10 @@ impl Gateway {
         self.routes.load()
     }
 
+    pub(crate) fn endpoints(&self) -> &Arc<Endpoints> {
+        &self.endpoints
+    }
+
     pub(crate) fn rpc_metrics(&self) -> &crate::rpc::metrics::RpcMetrics {
         &self.metrics.rpc
     }

@@ -67,6 +67,28 @@ where
         self.requests.get_or_create(labels).inc();
         self.duration.get_or_create(labels).observe(took.as_secs_f64());
     }
+
+    /// The series of `labels`, to record into without looking them up again.
+    pub(crate) fn series(&self, labels: &L) -> Series {
+        Series {
+            requests: self.requests.get_or_create(labels).clone(),
+            duration: self.duration.get_or_create(labels).clone(),
+        }
+    }
+}
+
+/// One label set's request count and latency histogram.
+#[derive(Clone)]
+pub(crate) struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl Series {
+    pub(crate) fn record(&self, took: Duration) {
+        self.requests.inc();
+        self.duration.observe(took.as_secs_f64());
+    }
 }
 
 /// `weft_gateway_*` and the activator's `weft_activator_*`.

@@ -4,7 +4,9 @@
 //! whole (readers never see half an update), and read on every request. A route
 //! names revisions only; the endpoints of a revision live in [`crate::Endpoints`].
 
-use std::collections::HashMap;
+// Fx rather than SipHash: looked up per request with short keys; the tables
+// are built from configuration, so keys from the wire cannot flood them.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 /// Revisions of one function with cumulative weights, for a weighted pick.

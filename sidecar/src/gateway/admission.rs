@@ -66,18 +66,29 @@ impl Gateway {
         Some(states.entry(key).or_insert_with(|| Arc::new(RouteState::new(&route.policy, Instant::now()))).clone())
     }
 
-    /// The rate limit and fault injection of `route`, before any instance is
-    /// picked: `Err` refuses the request (a delay just waits).
-    pub(crate) async fn guard(&self, route: &FunctionRoute, state: Option<&RouteState>) -> Result<(), Refusal> {
+    /// The rate limit of `route` alone (no wait): `Err` refuses the request.
+    pub(crate) fn admit(&self, route: &FunctionRoute, state: Option<&RouteState>, now: Instant) -> Result<(), Refusal> {
         let policy = &route.policy;
-        if state.is_some_and(|s| !s.admit(policy, Instant::now())) {
+        if state.is_some_and(|s| !s.admit(policy, now)) {
             let per_second = policy.rate_limit.map_or(0, |l| l.per_second);
             return Err(Refusal::RateLimited(format!(
                 "{}/{} is limited to {per_second} requests/s",
                 route.namespace, route.name
             )));
         }
-        match policy.fault.map(|f| f.decide(fastrand::u32(0..100), fastrand::u32(0..100))) {
+        Ok(())
+    }
+
+    /// The rate limit and fault injection of `route`, before any instance is
+    /// picked: `Err` refuses the request (a delay just waits).
+    pub(crate) async fn guard(&self, route: &FunctionRoute, state: Option<&RouteState>) -> Result<(), Refusal> {
+        self.admit(route, state, Instant::now())?;
+        self.fault(route).await
+    }
+
+    /// The fault injection of `route`: an abort, a delay, or nothing.
+    pub(crate) async fn fault(&self, route: &FunctionRoute) -> Result<(), Refusal> {
+        match route.policy.fault.map(|f| f.decide(fastrand::u32(0..100), fastrand::u32(0..100))) {
             Some(FaultAction::Abort) => {
                 Err(Refusal::Aborted(format!("fault injected into {}/{}: abort", route.namespace, route.name)))
             }

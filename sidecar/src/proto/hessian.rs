@@ -65,6 +65,12 @@ impl<'a> Reader<'a> {
     /// Reads `units` UTF-16 code units' worth of UTF-8 bytes into `out`
     /// (Hessian counts a string's length in Java chars).
     fn utf8_units(&mut self, units: usize, out: &mut Vec<u8>) -> Result<(), HessianError> {
+        // Interface and method names are ASCII: one byte per unit, one copy.
+        if let Some(ascii) = self.buf.get(self.pos..self.pos + units).filter(|b| b.is_ascii()) {
+            out.extend_from_slice(ascii);
+            self.pos += units;
+            return Ok(());
+        }
         let mut left = units;
         while left > 0 {
             let (len, counts) = match self.buf.get(self.pos).copied().ok_or_else(|| self.err("truncated string"))? {

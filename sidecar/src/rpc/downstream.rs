@@ -1,26 +1,74 @@
 //! One client connection of an RPC protocol: frames are read as they come
-//! (several per read, or one across many), each request is handled on its own
-//! task so a slow service does not hold up the others on a multiplexed
-//! connection, and answers are written back in whatever order they finish.
+//! (several per read, or one across many) and each request is routed at once
+//! on this task. Answers are appended to the connection's [`Sink`] in
+//! whatever order they finish — by the upstream reader on the fast path, by a
+//! request's own task on the slow one — so a slow service does not hold up
+//! the others on a multiplexed connection.
 
 use super::RpcWorker;
 use super::metrics::{FrameErrorLabels, ProtocolLabels};
-use super::upstream::write_frames;
+use super::sink::{Sink, write_loop};
 use crate::guard::OnDrop;
 use crate::proto::{Codec, DecodeError, Frame, Kind};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Requests one connection may have in flight; past it the sidecar stops
 /// reading from the connection (TCP back-pressure) instead of queueing.
-const MAX_IN_FLIGHT: u32 = 10_000;
-/// Answers queued for the connection's writer.
-const QUEUE: usize = 4096;
+const MAX_IN_FLIGHT: usize = 10_000;
+
+/// What a connection's requests share: where answers go, and how many are
+/// still owed.
+#[derive(Default)]
+struct Shared {
+    sink: Arc<Sink>,
+    in_flight: AtomicUsize,
+    /// Told when `in_flight` drops below the limit or to zero.
+    space: Notify,
+}
+
+/// The right (and duty) to answer one request. Dropping it unanswered — a
+/// one-way request, or a caller gone — still frees its place.
+pub struct Reply {
+    conn: Arc<Shared>,
+}
+
+impl Reply {
+    fn new(conn: &Arc<Shared>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self { conn: conn.clone() }
+    }
+
+    /// A reply whose answer goes nowhere (for tests of the request path).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        Self::new(&Arc::default())
+    }
+
+    pub fn send(self, frame: &[u8]) {
+        self.conn.sink.push_bytes(frame); // false: the client is gone
+    }
+
+    /// Appends the answer written by `write` (which may rewrite it in place).
+    pub fn send_with(self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.conn.sink.push(write);
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        let before = self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if before == MAX_IN_FLIGHT || before == 1 {
+            self.conn.space.notify_one();
+        }
+    }
+}
 
 /// Serves `stream`, whose first bytes (`head`) picked `codec`, until the
 /// client closes it, sends a bad frame, or `shutdown` fires; then waits (up to
@@ -39,26 +87,24 @@ pub async fn serve(
         gauge.dec();
     });
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
-    let writer = tokio::spawn(write_frames(wr, rx));
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT as usize));
-    let conn = Conn { worker, codec, tx, in_flight: in_flight.clone() };
+    let shared = Arc::new(Shared::default());
+    let writer = tokio::spawn(write_loop(shared.sink.clone(), wr));
+    let conn = Conn { worker, codec, shared };
     if let Err(why) = conn.read_loop(rd, head, &shutdown).await {
         tracing::warn!(protocol = conn.codec.name(), %peer, error = %why, "closing client connection");
     }
-    let drained = tokio::time::timeout(crate::serve::DRAIN_TIMEOUT, in_flight.acquire_many(MAX_IN_FLIGHT)).await;
+    let drained = tokio::time::timeout(crate::serve::DRAIN_TIMEOUT, conn.drained()).await;
     if drained.is_err() {
         tracing::warn!(protocol = conn.codec.name(), %peer, "requests still in flight after the drain timeout");
     }
-    drop(conn);
+    conn.shared.sink.close();
     let _ = writer.await;
 }
 
 struct Conn {
     worker: Arc<RpcWorker>,
     codec: Arc<dyn Codec>,
-    tx: mpsc::Sender<Bytes>,
-    in_flight: Arc<Semaphore>,
+    shared: Arc<Shared>,
 }
 
 impl Conn {
@@ -95,23 +141,27 @@ impl Conn {
         }
     }
 
-    /// Answers heartbeats here; hands requests to their own task.
+    /// Answers heartbeats here; routes requests (waiting first if the
+    /// connection has its limit of requests in flight).
     async fn dispatch(&self, frame: Frame, raw: Bytes) {
         if frame.kind == Kind::Response {
             return tracing::debug!(protocol = self.codec.name(), "ignoring a response frame from a client");
         }
         if frame.heartbeat {
             self.worker.metrics().heartbeats.get_or_create(&ProtocolLabels::of(&self.codec)).inc();
-            let _ = self.tx.send(Bytes::from(self.codec.heartbeat_reply(&frame, &raw))).await;
+            self.shared.sink.push_bytes(&self.codec.heartbeat_reply(&frame, &raw));
             return;
         }
-        let Ok(permit) = self.in_flight.clone().acquire_owned().await else { return };
-        let (worker, codec, tx) = (self.worker.clone(), self.codec.clone(), self.tx.clone());
-        tokio::spawn(async move {
-            if let Some(answer) = worker.handle(&codec, frame, raw).await {
-                let _ = tx.send(answer).await; // the client may be gone
-            }
-            drop(permit);
-        });
+        while self.shared.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            self.shared.space.notified().await;
+        }
+        self.worker.dispatch(&self.codec, frame, raw, Reply::new(&self.shared));
+    }
+
+    /// Waits until every request read has been answered (or dropped).
+    async fn drained(&self) {
+        while self.shared.in_flight.load(Ordering::Acquire) > 0 {
+            self.shared.space.notified().await;
+        }
     }
 }

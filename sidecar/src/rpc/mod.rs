@@ -6,16 +6,20 @@
 //! here once for every protocol.
 
 pub mod downstream;
+mod inline;
 pub mod metrics;
+mod sink;
 pub mod upstream;
 
-use crate::endpoints::Target;
+use crate::endpoints::{Target, revision_key};
 use crate::gateway::{Gateway, LeaseError, Refusal};
 use crate::proto::{Codec, Frame, Kind, Status};
 use crate::resilience::{Policy, RouteState};
 use crate::routing::FunctionRoute;
 use crate::routing::ServiceError;
 use bytes::{Bytes, BytesMut};
+use downstream::Reply;
+use inline::Inline;
 use metrics::{RpcLabels, RpcMetrics};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,7 @@ pub struct RpcWorker {
     codecs: Vec<Arc<dyn Codec>>,
     pool: Pool,
     metrics: RpcMetrics,
+    answered: metrics::AnsweredSeries,
     /// On a function's own address (interface-name addressing): the
     /// `(namespace, function)` that gets frames naming no declared interface.
     bound: Option<(String, String)>,
@@ -58,10 +63,27 @@ impl Route {
     }
 }
 
+/// One routed request from a caller, and the right to answer it.
+struct Call {
+    codec: Arc<dyn Codec>,
+    frame: Frame,
+    raw: Bytes,
+    route: Route,
+    start: Instant,
+    reply: Reply,
+}
+
+/// What follows a failed try.
+enum Step {
+    /// Another try, on another instance; the string says why.
+    Again(String),
+    Done(Outcome),
+}
+
 impl RpcWorker {
     pub fn new(gateway: Arc<Gateway>, metrics: RpcMetrics) -> Self {
         let codecs = crate::proto::codecs();
-        Self { gateway, codecs, pool: Pool::default(), metrics, bound: None }
+        Self { gateway, codecs, pool: Pool::default(), metrics, answered: Default::default(), bound: None }
     }
 
     /// A worker for function `name`'s own address: frames naming an interface
@@ -81,24 +103,77 @@ impl RpcWorker {
         &self.metrics
     }
 
-    /// Routes and forwards one request; returns the bytes to send back to the
-    /// caller, if any (none for a one-way request).
-    pub async fn handle(&self, codec: &Arc<dyn Codec>, frame: Frame, raw: Bytes) -> Option<Bytes> {
+    /// Routes one request and sees it answered through `reply`: at once when
+    /// the sidecar answers it itself; on the fast path (no task of its own)
+    /// when an instance has room and a connection is open; else on a task
+    /// that may wait — for a cold start, a connect, a fault's delay.
+    fn dispatch(self: &Arc<Self>, codec: &Arc<dyn Codec>, frame: Frame, raw: Bytes, reply: Reply) {
         let start = Instant::now();
-        let (route, outcome) = match self.route(codec, &frame) {
-            Ok(route) => {
-                let span = tracing::info_span!("rpc", protocol = codec.name(), service = %frame.service, method = %frame.method, namespace = %route.function.namespace, function = %route.function.name, revision = %route.revision);
-                let outcome = self.forward(codec, &frame, &raw, &route).instrument(span).await;
-                (Some(route), outcome)
+        let route = match self.route(codec, &frame) {
+            Ok(route) => route,
+            Err((status, msg)) => {
+                self.record(codec, &frame, None, status.as_str(), start.elapsed());
+                if let Some(bytes) = self.reply(codec, &frame, &raw, Outcome::Failed(status, msg)) {
+                    reply.send(&bytes);
+                }
+                return;
             }
-            Err((status, msg)) => (None, Outcome::Failed(status, msg)),
         };
-        let status = match &outcome {
-            Outcome::Answer(_) => "ok",
-            Outcome::Failed(s, _) => s.as_str(),
+        let call = Call { codec: codec.clone(), frame, raw, route, start, reply };
+        if let Some(call) = self.try_fast(call) {
+            let worker = self.clone();
+            tokio::spawn(async move { worker.run(call).await });
+        }
+    }
+
+    /// The fast path, if the call can take it; else the call back (for the
+    /// slow path). The rate limit is applied here, once, for both paths.
+    fn try_fast(self: &Arc<Self>, call: Call) -> Option<Call> {
+        let now = call.start; // a clock read less per request
+        if let Err(refusal) = self.gateway.admit(&call.route.function, call.route.state.as_deref(), now) {
+            self.finish(call, refused(refusal));
+            return None;
+        }
+        let policy = call.route.policy();
+        if policy.fault.is_some() {
+            return Some(call); // a delay waits: the slow path
+        }
+        let avoid = call.route.state.as_ref().map(|s| s.ejected(now)).unwrap_or_default();
+        let key = revision_key(&call.route.function.namespace, &call.route.revision);
+        let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&key, &avoid) else {
+            return Some(call); // held in the activator: the slow path
         };
-        self.record(codec, &frame, route.as_ref(), status, start.elapsed());
-        self.reply(codec, &frame, &raw, outcome)
+        let target = lease.target();
+        let up = match target.replica {
+            None => self.pool.open(target.addr, &call.codec),
+            Some(_) => None, // refused on the slow path
+        };
+        let Some(up) = up else { return Some(call) };
+        let deadline = call.start + policy.rpc_timeout();
+        let fast = Box::new(Inline { worker: self.clone(), call, lease, target, deadline });
+        up.start(fast).err().map(|fast| fast.call)
+    }
+
+    /// The slow path, on a task of its own (the rate limit was applied).
+    async fn run(self: Arc<Self>, call: Call) {
+        let span = self.span(&call);
+        let outcome = async {
+            match self.gateway.fault(&call.route.function).await {
+                Err(refusal) => refused(refusal),
+                Ok(()) => {
+                    let avoid = call.route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
+                    self.forward(&call, 1, avoid).await
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        self.finish(call, outcome);
+    }
+
+    fn span(&self, call: &Call) -> tracing::Span {
+        let (frame, r) = (&call.frame, &call.route);
+        tracing::info_span!("rpc", protocol = call.codec.name(), service = %frame.service, method = %frame.method, namespace = %r.function.namespace, function = %r.function.name, revision = %r.revision)
     }
 
     /// Resolves the service and picks a revision (by tag header or weight).
@@ -121,50 +196,63 @@ impl RpcWorker {
         Ok(Route { revision: revision.to_string(), state: self.gateway.route_state(r), function: r.clone() })
     }
 
-    /// The route's rate limit and faults, then up to `attempts` tries: a try
-    /// that never reached an instance is always repeated; one that may have
-    /// only for a method the policy says is safe to resend.
-    async fn forward(&self, codec: &Arc<dyn Codec>, frame: &Frame, raw: &Bytes, route: &Route) -> Outcome {
-        if let Err(refusal) = self.gateway.guard(&route.function, route.state.as_deref()).await {
-            return match refusal {
-                Refusal::RateLimited(msg) => Outcome::Failed(Status::Overloaded, msg),
-                Refusal::Aborted(msg) => Outcome::Failed(Status::Aborted, msg),
-            };
-        }
-        let mut avoid = route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
-        let attempts = route.policy().attempts.max(1);
-        let mut attempt = 1;
+    /// Tries from try number `attempt` on, up to the policy's `attempts`: a
+    /// try that never reached an instance is always repeated; one that may
+    /// have only for a method the policy says is safe to resend.
+    async fn forward(&self, call: &Call, mut attempt: u32, mut avoid: Vec<Target>) -> Outcome {
         loop {
-            let failure = match self.attempt(codec, frame, raw, route, &mut avoid).await {
+            let failure = match self.attempt(call, &mut avoid).await {
                 Ok(answer) => return Outcome::Answer(answer),
                 Err(f) => f,
             };
-            let (status, msg, again) = match failure {
-                Failure::Unsent(e) => (Status::Unavailable, e.to_string(), true),
-                Failure::MaybeSent(status, msg) => (status, msg, route.policy().may_resend(&frame.method)),
-                Failure::Final(status, msg) => return Outcome::Failed(status, msg),
-            };
-            if !again || attempt >= attempts {
-                let msg = if attempt > 1 { format!("{attempt} tries failed, the last: {msg}") } else { msg };
-                return Outcome::Failed(status, msg);
+            match self.after_failure(call, failure, attempt) {
+                Step::Done(outcome) => return outcome,
+                Step::Again(msg) => tracing::debug!(attempt, error = %msg, "trying again on another instance"),
             }
-            tracing::debug!(attempt, error = %msg, "trying again on another instance");
-            self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(codec)).inc();
             attempt += 1;
+        }
+    }
+
+    /// Whether try number `attempt`, which failed, is followed by another.
+    fn after_failure(&self, call: &Call, failure: Failure, attempt: u32) -> Step {
+        let policy = call.route.policy();
+        let (status, msg, again) = match failure {
+            Failure::Unsent(e) => (Status::Unavailable, e.to_string(), true),
+            Failure::MaybeSent(status, msg) => (status, msg, policy.may_resend(&call.frame.method)),
+            Failure::Final(status, msg) => return Step::Done(Outcome::Failed(status, msg)),
+        };
+        if !again || attempt >= policy.attempts.max(1) {
+            let msg = if attempt > 1 { format!("{attempt} tries failed, the last: {msg}") } else { msg };
+            return Step::Done(Outcome::Failed(status, msg));
+        }
+        self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(&call.codec)).inc();
+        Step::Again(msg)
+    }
+
+    /// A fast-path call's one try failed: it ends, or goes on from its second
+    /// try on the slow path (avoiding the instance that failed it).
+    fn after_first_try(self: &Arc<Self>, call: Call, failure: Failure, failed: Target) {
+        match self.after_failure(&call, failure, 1) {
+            Step::Done(outcome) => self.finish(call, outcome),
+            Step::Again(msg) => {
+                tracing::debug!(attempt = 1, error = %msg, "trying again on another instance");
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    let mut avoid = call.route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
+                    avoid.push(failed);
+                    let span = worker.span(&call);
+                    let outcome = worker.forward(&call, 2, avoid).instrument(span).await;
+                    worker.finish(call, outcome);
+                });
+            }
         }
     }
 
     /// One try: a lease on an instance (not one in `avoid` — ejected, or
     /// failed by an earlier try — if others are ready), its connection, the
     /// call. The outcome counts towards the instance's health.
-    async fn attempt(
-        &self,
-        codec: &Arc<dyn Codec>,
-        frame: &Frame,
-        raw: &Bytes,
-        route: &Route,
-        avoid: &mut Vec<Target>,
-    ) -> Result<Option<BytesMut>, Failure> {
+    async fn attempt(&self, call: &Call, avoid: &mut Vec<Target>) -> Result<Option<BytesMut>, Failure> {
+        let route = &call.route;
         let lease =
             self.gateway.lease(&route.function.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
@@ -172,32 +260,29 @@ impl RpcWorker {
             let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
             return Err(Failure::Final(Status::BadRequest, msg));
         }
-        let result = self.call(codec, frame, raw, target, route.policy().rpc_timeout()).await;
+        let result = self.call(call, target, route.policy().rpc_timeout()).await;
         drop(lease);
-        if let Some(s) = &route.state
-            && s.record(route.policy(), target, result.is_ok(), Instant::now())
-        {
-            tracing::warn!(instance = %target.addr, revision = %route.revision, "instance ejected after consecutive failures");
-        }
+        self.record_health(route, target, result.is_ok());
         if result.is_err() {
             avoid.push(target);
         }
         result
     }
 
+    /// Counts a try's outcome towards the instance's health (ejection).
+    fn record_health(&self, route: &Route, target: Target, ok: bool) {
+        if let Some(s) = &route.state
+            && s.record(route.policy(), target, ok, Instant::now())
+        {
+            tracing::warn!(instance = %target.addr, revision = %route.revision, "instance ejected after consecutive failures");
+        }
+    }
+
     /// Sends the request on the worker's connection to `target` and waits up
     /// to `timeout` for the answer, which gets the caller's request id back.
-    async fn call(
-        &self,
-        codec: &Arc<dyn Codec>,
-        frame: &Frame,
-        raw: &Bytes,
-        target: Target,
-        timeout: Duration,
-    ) -> Result<Option<BytesMut>, Failure> {
-        let up = self.pool.get(target.addr, codec).await.map_err(Failure::from)?;
-        let call = up.call(BytesMut::from(&raw[..]), frame.kind);
-        let answer = match tokio::time::timeout(timeout, call).await {
+    async fn call(&self, call: &Call, target: Target, timeout: Duration) -> Result<Option<BytesMut>, Failure> {
+        let up = self.pool.get(target.addr, &call.codec).await.map_err(Failure::from)?;
+        let answer = match tokio::time::timeout(timeout, up.call(&call.raw, call.frame.kind)).await {
             Ok(r) => r.map_err(Failure::from)?,
             Err(_) => {
                 let msg = format!("no answer from {} within {timeout:?}", target.addr);
@@ -205,9 +290,35 @@ impl RpcWorker {
             }
         };
         Ok(answer.map(|mut resp| {
-            codec.set_request_id(&mut resp, frame.request_id);
+            call.codec.set_request_id(&mut resp, call.frame.request_id);
             resp
         }))
+    }
+
+    /// Records the call's outcome and answers the caller.
+    fn finish(&self, call: Call, outcome: Outcome) {
+        let status = match &outcome {
+            Outcome::Answer(_) => "ok",
+            Outcome::Failed(s, _) => s.as_str(),
+        };
+        self.record(&call.codec, &call.frame, Some(&call.route), status, call.start.elapsed());
+        if let Some(bytes) = self.reply(&call.codec, &call.frame, &call.raw, outcome) {
+            call.reply.send(&bytes);
+        }
+    }
+
+    /// Records a fast-path answer and copies it to the caller under the
+    /// caller's request id (`None`: a one-way request was sent).
+    fn finish_answered(&self, call: Call, resp: Option<&[u8]>) {
+        let Call { codec, frame, route, start, reply, .. } = call;
+        self.record(&codec, &frame, Some(&route), "ok", start.elapsed());
+        if let Some(resp) = resp {
+            reply.send_with(|b| {
+                let at = b.len();
+                b.extend_from_slice(resp);
+                codec.set_request_id(&mut b[at..], frame.request_id);
+            });
+        }
     }
 
     fn reply(&self, codec: &Arc<dyn Codec>, frame: &Frame, raw: &[u8], outcome: Outcome) -> Option<Bytes> {
@@ -228,15 +339,32 @@ impl RpcWorker {
         status: &'static str,
         took: Duration,
     ) {
-        let labels = RpcLabels {
-            protocol: codec.name(),
-            namespace: route.map(|r| r.function.namespace.clone()).unwrap_or_default(),
-            function: route.map(|r| r.function.name.clone()).unwrap_or_default(),
-            revision: route.map(|r| r.revision.clone()).unwrap_or_default(),
-            status,
-        };
-        self.metrics.record(&labels, took);
-        tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision = %labels.revision, status, latency_ms = took.as_secs_f64() * 1e3);
+        let revision = route.map_or("", |r| r.revision.as_str());
+        match route {
+            Some(r) if status == "ok" => {
+                let f = &r.function;
+                self.answered.record(&self.metrics, codec.name(), &f.namespace, &f.name, revision, took);
+            }
+            _ => {
+                let labels = RpcLabels {
+                    protocol: codec.name(),
+                    namespace: route.map(|r| r.function.namespace.clone()).unwrap_or_default(),
+                    function: route.map(|r| r.function.name.clone()).unwrap_or_default(),
+                    revision: revision.to_string(),
+                    status,
+                };
+                self.metrics.record(&labels, took);
+            }
+        }
+        tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision, status, latency_ms = took.as_secs_f64() * 1e3);
+    }
+}
+
+/// A refusal by the route's rate limit or fault injection, as an outcome.
+fn refused(refusal: Refusal) -> Outcome {
+    match refusal {
+        Refusal::RateLimited(msg) => Outcome::Failed(Status::Overloaded, msg),
+        Refusal::Aborted(msg) => Outcome::Failed(Status::Aborted, msg),
     }
 }
 
@@ -276,10 +404,10 @@ impl From<LeaseError> for Failure {
 
 #[cfg(test)]
 mod size {
-    /// Each request's future is moved into its task: keep it small (the cold
-    /// paths — activator holds, connects — are boxed).
+    /// A slow-path request's future is moved into its task: keep it small (the
+    /// cold paths — activator holds, connects — are boxed).
     #[test]
-    fn the_request_future_stays_small() {
+    fn the_slow_path_future_stays_small() {
         let gw = std::sync::Arc::new(crate::Gateway::new(
             crate::GatewayConfig { domain: "x".into() },
             Default::default(),
@@ -287,10 +415,17 @@ mod size {
             Default::default(),
         ));
         let w = gw.rpc_worker();
-        let codec = crate::proto::codec("wrpc").unwrap();
-        let fut = w.handle(&codec, crate::proto::Frame::default(), bytes::Bytes::new());
+        let call = super::Call {
+            codec: crate::proto::codec("wrpc").unwrap(),
+            frame: crate::proto::Frame::default(),
+            raw: bytes::Bytes::new(),
+            route: super::Route { function: Default::default(), revision: String::new(), state: None },
+            start: tokio::time::Instant::now(),
+            reply: super::downstream::Reply::detached(),
+        };
+        let fut = w.run(call);
         let size = std::mem::size_of_val(&fut);
-        println!("handle future: {size} bytes");
+        println!("slow path future: {size} bytes");
         assert!(size < 4096, "{size} bytes");
     }
 }

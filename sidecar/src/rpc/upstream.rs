@@ -2,24 +2,34 @@
 //! per worker carries every caller's requests, each under a fresh request id
 //! (callers' ids would collide on a shared connection). Responses are matched
 //! back by that id, so answers may come in any order.
+//!
+//! A request waits in one of two ways. On the fast path ([`Upstream::start`])
+//! nothing waits: the pending entry holds the whole call, and the reader hands
+//! the answer straight to the caller's connection; a sweeper fails entries
+//! past their deadline. On the slow path ([`Upstream::call`]) a task awaits
+//! the answer on a oneshot channel under its own timeout.
 
+use super::inline::Inline;
+use super::sink::{Sink, write_loop};
 use crate::proto::{Codec, DecodeError, Kind};
-use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
+use bytes::{Buf, BytesMut};
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::{Notify, OnceCell, oneshot};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long opening an upstream connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Frames queued for an upstream connection's writer before callers wait.
-const QUEUE: usize = 4096;
+/// The sweeper looks at least this often while fast-path calls wait, so a
+/// deadline shortened by a route update is still kept to within this.
+const SWEEP_AT_LEAST: Duration = Duration::from_millis(250);
 
 /// Why a call on an upstream connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,16 +53,70 @@ impl CallError {
     }
 }
 
-type Pending = Mutex<HashMap<u64, oneshot::Sender<BytesMut>>>;
+/// Who gets the answer to a request in flight.
+enum Waiter {
+    /// A task awaiting it (the slow path).
+    Task(oneshot::Sender<BytesMut>),
+    /// The call itself (the fast path).
+    Inline(Box<Inline>),
+}
+
+#[derive(Default)]
+struct Pending {
+    by_id: FxHashMap<u64, Waiter>,
+    /// How many of `by_id` are fast-path calls, which the sweeper times out.
+    inline: usize,
+}
+
+impl Pending {
+    fn remove(&mut self, id: u64) -> Option<Waiter> {
+        let w = self.by_id.remove(&id);
+        if matches!(w, Some(Waiter::Inline(_))) {
+            self.inline -= 1;
+        }
+        w
+    }
+
+    /// Removes the fast-path calls whose deadline is past, and says when the
+    /// next one falls due.
+    #[allow(clippy::vec_box)] // boxed in the map already; failing takes the box
+    fn expired(&mut self, now: Instant) -> (Vec<Box<Inline>>, Option<Instant>) {
+        let ids: Vec<u64> = self
+            .by_id
+            .iter()
+            .filter_map(|(id, w)| matches!(w, Waiter::Inline(c) if c.deadline <= now).then_some(*id))
+            .collect();
+        let calls = ids
+            .into_iter()
+            .filter_map(|id| match self.remove(id) {
+                Some(Waiter::Inline(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let next = self
+            .by_id
+            .values()
+            .filter_map(|w| match w {
+                Waiter::Inline(c) => Some(c.deadline),
+                Waiter::Task(_) => None,
+            })
+            .min();
+        (calls, next)
+    }
+}
 
 /// One connection to an instance.
 pub struct Upstream {
     addr: SocketAddr,
     codec: Arc<dyn Codec>,
-    tx: mpsc::Sender<Bytes>,
-    pending: Pending,
+    out: Arc<Sink>,
+    pending: Mutex<Pending>,
+    /// Told when the first fast-path call starts waiting.
+    armed: Arc<Notify>,
     next_id: AtomicU64,
     closed: CancellationToken,
+    /// `closed`, read per request without the token's lock.
+    is_closed: AtomicBool,
 }
 
 impl Upstream {
@@ -65,48 +129,91 @@ impl Upstream {
         };
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        let (tx, rx) = mpsc::channel(QUEUE);
         let up = Arc::new(Self {
             addr,
             codec,
-            tx,
-            pending: Pending::default(),
+            out: Sink::new(),
+            pending: Mutex::default(),
+            armed: Arc::default(),
             next_id: AtomicU64::new(1),
             closed: CancellationToken::new(),
+            is_closed: AtomicBool::new(false),
         });
-        tokio::spawn(write_loop(wr, rx, up.closed.clone()));
+        tokio::spawn(write_side(up.out.clone(), wr, up.closed.clone()));
         tokio::spawn(read_loop(rd, up.clone()));
+        tokio::spawn(sweep(Arc::downgrade(&up), up.armed.clone(), up.closed.clone()));
         Ok(up)
     }
 
     pub fn is_closed(&self) -> bool {
-        self.closed.is_cancelled()
+        self.is_closed.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends `frame` (one request) under a fresh id; for a two-way request,
     /// waits for the response, which keeps the upstream's id (the caller puts
     /// its own back).
-    pub async fn call(&self, mut frame: BytesMut, kind: Kind) -> Result<Option<BytesMut>, CallError> {
+    pub async fn call(&self, frame: &[u8], kind: Kind) -> Result<Option<BytesMut>, CallError> {
         let id = self.next_id();
-        self.codec.set_request_id(&mut frame, id);
         if kind == Kind::OneWay {
-            return self.send(frame).await.map(|_| None);
+            return self.send(frame, id).map(|_| None);
         }
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id, tx);
+        self.lock().by_id.insert(id, Waiter::Task(tx));
         // Forget the id however this call ends (answered, failed, timed out).
         let _forget = crate::guard::OnDrop::new(|| {
-            lock(&self.pending).remove(&id);
+            self.lock().remove(id);
         });
-        self.send(frame).await?;
+        self.send(frame, id)?;
         rx.await.map(Some).map_err(|_| CallError::Closed { addr: self.addr, sent: true })
     }
 
-    async fn send(&self, frame: BytesMut) -> Result<(), CallError> {
-        if self.is_closed() {
-            return Err(CallError::Closed { addr: self.addr, sent: false });
+    /// Sends a fast-path call's request; its answer (or failure) is handed to
+    /// the call by the reader or the sweeper. Gives the call back if the
+    /// connection has closed, so it can take the slow path.
+    pub(super) fn start(&self, call: Box<Inline>) -> Result<(), Box<Inline>> {
+        let id = self.next_id();
+        let raw = call.call.raw.clone();
+        if call.call.frame.kind == Kind::OneWay {
+            return match self.send(&raw, id) {
+                Ok(()) => {
+                    call.answer(None);
+                    Ok(())
+                }
+                Err(_) => Err(call),
+            };
         }
-        self.tx.send(frame.freeze()).await.map_err(|_| CallError::Closed { addr: self.addr, sent: false })
+        let mut pending = self.lock();
+        pending.by_id.insert(id, Waiter::Inline(call));
+        pending.inline += 1;
+        let first = pending.inline == 1;
+        drop(pending);
+        if first {
+            self.armed.notify_one();
+        }
+        if self.send(&raw, id).is_err() {
+            // Closed before sending: unless the reader failed it meanwhile,
+            // the call goes back for the slow path.
+            if let Some(Waiter::Inline(call)) = self.lock().remove(id) {
+                return Err(call);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `frame` for the writer with its request id set to `id`.
+    fn send(&self, frame: &[u8], id: u64) -> Result<(), CallError> {
+        let codec = &self.codec;
+        let queued = !self.is_closed()
+            && self.out.push(|b| {
+                let at = b.len();
+                b.extend_from_slice(frame);
+                codec.set_request_id(&mut b[at..], id);
+            });
+        if queued { Ok(()) } else { Err(CallError::Closed { addr: self.addr, sent: false }) }
     }
 
     fn next_id(&self) -> u64 {
@@ -114,10 +221,20 @@ impl Upstream {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         if id > max { id % max + 1 } else { id }
     }
-}
 
-fn lock(p: &Pending) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<BytesMut>>> {
-    p.lock().unwrap_or_else(|e| e.into_inner())
+    /// Closes the connection and fails everything waiting on it.
+    fn shut(&self) {
+        self.is_closed.store(true, Ordering::Release);
+        self.closed.cancel();
+        self.out.close();
+        let pending = std::mem::take(&mut *self.lock());
+        for (_, waiter) in pending.by_id {
+            // A task waiter wakes with "closed" as its sender drops.
+            if let Waiter::Inline(call) = waiter {
+                call.fail(CallError::Closed { addr: self.addr, sent: true }.into());
+            }
+        }
+    }
 }
 
 /// Reads responses and hands each to its caller; answers the instance's
@@ -127,28 +244,70 @@ async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
     let why = loop {
         match up.codec.decode(&buf) {
             Ok(f) => {
-                let raw = buf.split_to(f.len);
-                if f.kind == Kind::Response {
-                    if let Some(waiter) = lock(&up.pending).remove(&f.request_id) {
-                        let _ = waiter.send(raw); // the caller may have given up
+                let waiter = (f.kind == Kind::Response).then(|| up.lock().remove(f.request_id)).flatten();
+                let split_off = matches!(waiter, Some(Waiter::Task(_)));
+                match waiter {
+                    Some(Waiter::Inline(call)) => call.answer(Some(&buf[..f.len])),
+                    // The caller may have given up.
+                    Some(Waiter::Task(tx)) => drop(tx.send(buf.split_to(f.len))),
+                    None if f.heartbeat && f.kind != Kind::Response => {
+                        let reply = up.codec.heartbeat_reply(&f, &buf[..f.len]);
+                        up.out.push_bytes(&reply);
                     }
-                } else if f.heartbeat {
-                    let _ = up.tx.try_send(Bytes::from(up.codec.heartbeat_reply(&f, &raw)));
+                    None => {}
+                }
+                if !split_off {
+                    buf.advance(f.len);
                 }
                 continue;
             }
             Err(DecodeError::Incomplete) => {}
             Err(e) => break e.to_string(),
         }
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => break "closed by the instance".to_string(),
-            Ok(_) => {}
-            Err(e) => break e.to_string(),
+        buf.reserve(8 * 1024);
+        tokio::select! {
+            read = rd.read_buf(&mut buf) => match read {
+                Ok(0) => break "closed by the instance".to_string(),
+                Ok(_) => {}
+                Err(e) => break e.to_string(),
+            },
+            _ = up.closed.cancelled() => break "closed after a failed write".to_string(),
         }
     };
     tracing::debug!(upstream = %up.addr, protocol = up.codec.name(), reason = %why, "upstream connection ended");
-    up.closed.cancel();
-    lock(&up.pending).clear(); // wakes every waiting caller with "closed"
+    up.shut();
+}
+
+/// Fails fast-path calls whose deadline passed. Sleeps while none waits.
+async fn sweep(up: Weak<Upstream>, armed: Arc<Notify>, closed: CancellationToken) {
+    loop {
+        let Some(strong) = up.upgrade() else { return };
+        let (expired, next) = strong.lock().expired(Instant::now());
+        for call in expired {
+            let msg = format!("no answer from {} within {:?}", strong.addr, call.timeout());
+            call.fail(super::Failure::MaybeSent(crate::proto::Status::Timeout, msg));
+        }
+        drop(strong); // the sweeper must not keep the connection alive
+        let wake = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.min(Instant::now() + SWEEP_AT_LEAST)).await,
+                None => armed.notified().await,
+            }
+        };
+        tokio::select! {
+            _ = wake => {}
+            _ = closed.cancelled() => return,
+        }
+    }
+}
+
+/// The writer of an upstream connection; a failed write closes the
+/// connection (the reader then fails what waits on it).
+async fn write_side(out: Arc<Sink>, wr: tokio::net::tcp::OwnedWriteHalf, closed: CancellationToken) {
+    if let Err(e) = write_loop(out, wr).await {
+        tracing::debug!(error = %e, "upstream write failed");
+    }
+    closed.cancel();
 }
 
 /// An instance address and a protocol.
@@ -159,10 +318,16 @@ type Slot = Arc<OnceCell<Arc<Upstream>>>;
 /// A worker's upstream connections, by instance address and protocol.
 #[derive(Default)]
 pub struct Pool {
-    conns: Mutex<HashMap<Key, Slot>>,
+    conns: Mutex<FxHashMap<Key, Slot>>,
 }
 
 impl Pool {
+    /// The open connection to `addr` for `codec`, if there is one now.
+    pub fn open(&self, addr: SocketAddr, codec: &Arc<dyn Codec>) -> Option<Arc<Upstream>> {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.get(&(addr, codec.name()))?.get().filter(|up| !up.is_closed()).cloned()
+    }
+
     /// The open connection to `addr` for `codec`, opening it if needed (also
     /// when the pooled one has closed since). Concurrent first callers share
     /// one connect.
@@ -197,32 +362,4 @@ impl Pool {
             conns.remove(&key);
         }
     }
-}
-
-/// The writer of an upstream connection; a write error closes it.
-async fn write_loop(wr: OwnedWriteHalf, rx: mpsc::Receiver<Bytes>, closed: CancellationToken) {
-    tokio::select! {
-        r = write_frames(wr, rx) => if let Err(e) = r {
-            tracing::debug!(error = %e, "upstream write failed");
-        },
-        _ = closed.cancelled() => {}
-    }
-    closed.cancel();
-}
-
-/// Writes queued frames, several per write when they pile up.
-pub async fn write_frames(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
-    let mut batch = Vec::with_capacity(16 * 1024);
-    while let Some(first) = rx.recv().await {
-        batch.clear();
-        batch.extend_from_slice(&first);
-        while batch.len() < 64 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        wr.write_all(&batch).await?;
-    }
-    wr.shutdown().await
 }
