@@ -12,7 +12,7 @@ use crate::routing::{Resolved, RouteTable};
 use crate::trace::ensure_traceparent;
 use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -30,17 +30,24 @@ use tracing::Instrument;
 /// (it becomes the guest's `SCRIPT_NAME`).
 pub const SCRIPT_NAME_HEADER: &str = "weft-script-name";
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 §7.6.1) that a proxy must not forward. As
+/// `HeaderName`s, not strings: a string is parsed again on every removal.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
 ];
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const SCRIPT_NAME: HeaderName = HeaderName::from_static(SCRIPT_NAME_HEADER);
+const REPLICA: HeaderName = HeaderName::from_static(REPLICA_HEADER);
 
 mod admission;
 pub use admission::{LeaseError, Refusal};
@@ -72,6 +79,8 @@ pub struct GatewayWorker {
     client: Client<HttpConnector, Incoming>,
     /// HTTP/2 (prior knowledge) to instances, for gRPC.
     h2: Client<HttpConnector, Incoming>,
+    /// Request series by status code.
+    series: crate::metrics::SeriesCache<u16>,
 }
 
 impl Gateway {
@@ -131,7 +140,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(true)
             .build(connector);
-        Arc::new(GatewayWorker { gateway: self.clone(), client, h2 })
+        Arc::new(GatewayWorker { gateway: self.clone(), client, h2, series: Default::default() })
     }
 }
 
@@ -160,8 +169,8 @@ impl GatewayWorker {
         let Some(resolved) = Self::resolve(&routes, &req, grpc) else {
             return self.unrouted(&req, routes.domain());
         };
-        let (ns, name) = (resolved.route.namespace.clone(), resolved.route.name.clone());
-        let Some(revision) = resolved.pick_revision().map(str::to_string) else {
+        let (ns, name) = (resolved.route.namespace.as_str(), resolved.route.name.as_str());
+        let Some(revision) = resolved.pick_revision() else {
             return error_reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("function {ns}/{name} has no routable revision"),
@@ -170,9 +179,12 @@ impl GatewayWorker {
         let (traceparent, trace_id) =
             ensure_traceparent(req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
         let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id);
-        let resp = self.forward(req, peer, &resolved, &revision, &traceparent, grpc).instrument(span).await;
-        let labels = RequestLabels { namespace: ns, function: name, revision, code: resp.status().as_u16() };
-        self.gateway.metrics.record(&labels, start.elapsed());
+        let resp = self.forward(req, peer, &resolved, revision, &traceparent, grpc).instrument(span).await;
+        let code = resp.status().as_u16();
+        self.series.record(ns, revision, code, start.elapsed(), || {
+            let (namespace, function, revision) = (ns.to_string(), name.to_string(), revision.to_string());
+            self.gateway.metrics.series(&RequestLabels { namespace, function, revision, code })
+        });
         resp
     }
 
@@ -284,21 +296,21 @@ fn rewrite(
     if grpc {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
     }
-    h.remove(SCRIPT_NAME_HEADER);
-    h.remove(REPLICA_HEADER); // only the gateway picks a replica on a host
+    h.remove(SCRIPT_NAME);
+    h.remove(REPLICA); // only the gateway picks a replica on a host
     if let Some(id) = target.replica {
-        h.insert(REPLICA_HEADER, HeaderValue::from(id));
+        h.insert(REPLICA, HeaderValue::from(id));
     }
     if let Some(host) = host.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        h.insert("x-forwarded-host", host.clone());
+        h.insert(X_FORWARDED_HOST, host.clone());
         h.insert(header::HOST, host);
     }
-    h.append("x-forwarded-for", HeaderValue::from_str(&peer.ip().to_string()).map_err(|e| e.to_string())?);
-    h.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    h.append(X_FORWARDED_FOR, HeaderValue::from_str(&peer.ip().to_string()).map_err(|e| e.to_string())?);
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     if !script_name.is_empty() {
-        h.insert(SCRIPT_NAME_HEADER, HeaderValue::from_str(&script_name).map_err(|e| e.to_string())?);
+        h.insert(SCRIPT_NAME, HeaderValue::from_str(&script_name).map_err(|e| e.to_string())?);
     }
-    h.insert("traceparent", HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?);
+    h.insert(TRACEPARENT, HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?);
     Ok(req)
 }
 
@@ -310,7 +322,10 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for name in named {
+        h.remove(name);
+    }
+    for name in &HOP_BY_HOP {
         h.remove(name);
     }
 }

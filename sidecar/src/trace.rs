@@ -6,9 +6,24 @@ pub fn ensure_traceparent(incoming: Option<&str>) -> (String, String) {
     if let Some(tp) = incoming.filter(|t| is_valid(t)) {
         return (tp.to_string(), tp[3..35].to_string());
     }
-    let trace_id = format!("{:016x}{:016x}", fastrand::u64(1..), fastrand::u64(..));
-    let span_id = format!("{:016x}", fastrand::u64(1..));
-    (format!("00-{trace_id}-{span_id}-01"), trace_id)
+    // Per request without a traceparent: hex by hand, not through `format!`.
+    let mut tp = String::with_capacity(55);
+    tp.push_str("00-");
+    push_hex(&mut tp, fastrand::u64(1..));
+    push_hex(&mut tp, fastrand::u64(..));
+    tp.push('-');
+    push_hex(&mut tp, fastrand::u64(1..));
+    tp.push_str("-01");
+    let trace_id = tp[3..35].to_string();
+    (tp, trace_id)
+}
+
+/// Appends `v` as 16 lowercase hex digits.
+fn push_hex(out: &mut String, v: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[(v >> (shift * 4)) as usize & 0xf]));
+    }
 }
 
 /// `version-traceid-parentid-flags`, lowercase hex, non-zero ids.

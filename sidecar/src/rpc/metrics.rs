@@ -11,8 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use rustc_hash::FxHashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -87,49 +86,8 @@ impl RpcMetrics {
     pub fn record(&self, labels: &RpcLabels, took: Duration) {
         self.requests.record(labels, took);
     }
-}
 
-/// The series of answered requests by protocol, namespace and revision (the
-/// revision names the function), found without building a label set: the
-/// per-request cost of metrics on the fast path is a few short-string hashes
-/// instead of three label allocations and two family lookups.
-#[derive(Default)]
-pub struct AnsweredSeries {
-    by: Mutex<FxHashMap<&'static str, ByNamespace>>,
-}
-
-type ByNamespace = FxHashMap<String, ByRevision>;
-type ByRevision = FxHashMap<String, Series>;
-
-impl AnsweredSeries {
-    /// Records one answered request of `revision` (of `function`).
-    pub fn record(
-        &self,
-        metrics: &RpcMetrics,
-        protocol: &'static str,
-        ns: &str,
-        function: &str,
-        revision: &str,
-        took: Duration,
-    ) {
-        let mut by = self.by.lock().unwrap_or_else(|e| e.into_inner());
-        let by_ns = by.entry(protocol).or_default();
-        if !by_ns.contains_key(ns) {
-            by_ns.insert(ns.to_string(), FxHashMap::default());
-        }
-        let Some(by_revision) = by_ns.get_mut(ns) else { return };
-        if let Some(series) = by_revision.get(revision) {
-            return series.record(took);
-        }
-        let labels = RpcLabels {
-            protocol,
-            namespace: ns.to_string(),
-            function: function.to_string(),
-            revision: revision.to_string(),
-            status: "ok",
-        };
-        let series = metrics.requests.series(&labels);
-        series.record(took);
-        by_revision.insert(labels.revision, series);
+    pub(crate) fn series(&self, labels: &RpcLabels) -> Series {
+        self.requests.series(labels)
     }
 }

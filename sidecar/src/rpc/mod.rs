@@ -37,7 +37,8 @@ pub struct RpcWorker {
     codecs: Vec<Arc<dyn Codec>>,
     pool: Pool,
     metrics: RpcMetrics,
-    answered: metrics::AnsweredSeries,
+    /// Series of answered requests, by protocol.
+    answered: crate::metrics::SeriesCache<&'static str>,
     /// On a function's own address (interface-name addressing): the
     /// `(namespace, function)` that gets frames naming no declared interface.
     bound: Option<(String, String)>,
@@ -343,7 +344,15 @@ impl RpcWorker {
         match route {
             Some(r) if status == "ok" => {
                 let f = &r.function;
-                self.answered.record(&self.metrics, codec.name(), &f.namespace, &f.name, revision, took);
+                self.answered.record(&f.namespace, revision, codec.name(), took, || {
+                    self.metrics.series(&RpcLabels {
+                        protocol: codec.name(),
+                        namespace: f.namespace.clone(),
+                        function: f.name.clone(),
+                        revision: revision.to_string(),
+                        status,
+                    })
+                });
             }
             _ => {
                 let labels = RpcLabels {
