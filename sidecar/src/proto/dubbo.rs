@@ -102,7 +102,7 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
     }
     let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
     let mut r = Reader::new(body);
-    let _dubbo_version = r.string().map_err(bad)?;
+    let _dubbo_version = r.str().map_err(bad)?;
     frame.service = r.string().map_err(bad)?.unwrap_or_default();
     frame.version = r.string().map_err(bad)?.unwrap_or_default();
     frame.method = r.string().map_err(bad)?.unwrap_or_default();
@@ -115,7 +115,7 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
 
 /// Skips the argument descriptor's arguments and reads the attachments map.
 fn attachments(r: &mut Reader<'_>) -> Option<Vec<(String, String)>> {
-    let desc = r.string().ok()??;
+    let desc = r.str().ok()??;
     let mut classes = Vec::new();
     for _ in 0..hessian::descriptor_args(&desc)? {
         r.skip(&mut classes).ok()?;

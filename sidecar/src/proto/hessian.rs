@@ -14,6 +14,8 @@ pub struct HessianError {
     pub at: usize,
 }
 
+use std::borrow::Cow;
+
 /// A cursor over a Hessian 2 byte stream.
 pub struct Reader<'a> {
     buf: &'a [u8],
@@ -44,46 +46,79 @@ impl<'a> Reader<'a> {
 
     /// A string, or `None` for null.
     pub fn string(&mut self) -> Result<Option<String>, HessianError> {
+        self.str().map(|s| s.map(Cow::into_owned))
+    }
+
+    /// A string, or `None` for null, borrowed from the input when it is one
+    /// chunk (names always are): no allocation per name on the hot path.
+    pub fn str(&mut self) -> Result<Option<Cow<'a, str>>, HessianError> {
+        let code = self.peek()?;
+        let units = match code {
+            b'N' => {
+                self.pos += 1;
+                return Ok(None);
+            }
+            0x00..=0x1f => usize::from(code),
+            0x30..=0x33 => {
+                let low = *self.buf.get(self.pos + 1).ok_or_else(|| self.err("truncated value"))?;
+                (usize::from(code - 0x30) << 8) | usize::from(low)
+            }
+            b'S' => {
+                let b = self.buf.get(self.pos + 1..self.pos + 3).ok_or_else(|| self.err("truncated value"))?;
+                (usize::from(b[0]) << 8) | usize::from(b[1])
+            }
+            b'R' | b's' => return self.chunked().map(|s| Some(Cow::Owned(s))),
+            _ => return Err(self.err("string expected")),
+        };
+        self.pos += match code {
+            0x00..=0x1f => 1,
+            0x30..=0x33 => 2,
+            _ => 3,
+        };
+        let bytes = self.take(self.units_len(units)?)?;
+        std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|_| self.err("invalid UTF-8 in string"))
+    }
+
+    /// A string in several chunks (`R`/`s` non-final, then a final one).
+    fn chunked(&mut self) -> Result<String, HessianError> {
         let mut out = Vec::new();
         loop {
             let code = self.byte()?;
             let (units, last) = match code {
-                b'N' if out.is_empty() => return Ok(None),
                 0x00..=0x1f => (usize::from(code), true),
                 0x30..=0x33 => (usize::from(code - 0x30) << 8 | usize::from(self.byte()?), true),
                 b'S' => (self.u16()?, true),
                 b'R' | b's' => (self.u16()?, false),
                 _ => return Err(self.err("string expected")),
             };
-            self.utf8_units(units, &mut out)?;
+            let len = self.units_len(units)?;
+            out.extend_from_slice(self.take(len)?);
             if last {
-                return String::from_utf8(out).map(Some).map_err(|_| self.err("invalid UTF-8 in string"));
+                return String::from_utf8(out).map_err(|_| self.err("invalid UTF-8 in string"));
             }
         }
     }
 
-    /// Reads `units` UTF-16 code units' worth of UTF-8 bytes into `out`
+    /// How many bytes of UTF-8 from here hold `units` UTF-16 code units
     /// (Hessian counts a string's length in Java chars).
-    fn utf8_units(&mut self, units: usize, out: &mut Vec<u8>) -> Result<(), HessianError> {
-        // Interface and method names are ASCII: one byte per unit, one copy.
-        if let Some(ascii) = self.buf.get(self.pos..self.pos + units).filter(|b| b.is_ascii()) {
-            out.extend_from_slice(ascii);
-            self.pos += units;
-            return Ok(());
+    fn units_len(&self, units: usize) -> Result<usize, HessianError> {
+        // Interface and method names are ASCII: one byte per unit.
+        if self.buf.get(self.pos..self.pos + units).is_some_and(|b| b.is_ascii()) {
+            return Ok(units);
         }
-        let mut left = units;
+        let (mut at, mut left) = (self.pos, units);
         while left > 0 {
-            let (len, counts) = match self.buf.get(self.pos).copied().ok_or_else(|| self.err("truncated string"))? {
+            let (len, counts) = match self.buf.get(at).copied().ok_or_else(|| self.err("truncated string"))? {
                 0x00..=0x7f => (1, 1),
                 0xc0..=0xdf => (2, 1),
                 0xe0..=0xef => (3, 1),
                 0xf0..=0xf7 => (4, 2),
                 _ => return Err(self.err("invalid UTF-8 in string")),
             };
-            out.extend_from_slice(self.take(len)?);
+            at += len;
             left = left.saturating_sub(counts);
         }
-        Ok(())
+        Ok(at - self.pos)
     }
 
     fn u16(&mut self) -> Result<usize, HessianError> {
@@ -119,13 +154,13 @@ impl<'a> Reader<'a> {
                 let len = usize::try_from(self.int()?).map_err(|_| self.err("negative type length"))?;
                 self.take(len)?;
             }
-            b'C' => drop(self.string()?),
+            b'C' => drop(self.str()?),
             _ => return Ok(None),
         }
         let fields = self.int()?;
         let mut first = None;
         for i in 0..fields.max(0) {
-            let name = self.string()?;
+            let name = self.str()?;
             if i == 0 {
                 first = name;
             }
@@ -168,7 +203,7 @@ impl Reader<'_> {
             b'L' | b'D' | 0x4a => self.take(8).map(drop),
             0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => {
                 self.pos -= 1;
-                self.string().map(drop)
+                self.str().map(drop)
             }
             0x20..=0x2f => self.take(usize::from(code - 0x20)).map(drop),
             0x34..=0x37 => {
@@ -192,10 +227,10 @@ impl Reader<'_> {
             b'W' => self.skip_until_end(classes, d, false),
             b'H' => self.skip_until_end(classes, d, true),
             b'C' => {
-                self.string()?;
+                self.str()?;
                 let fields = self.count()?;
                 for _ in 0..fields {
-                    self.string()?;
+                    self.str()?;
                 }
                 classes.push(fields);
                 self.skip_at(classes, d) // a definition precedes the object itself
@@ -246,7 +281,7 @@ impl Reader<'_> {
     /// A list or map type: a type name, or a reference to an earlier one.
     fn skip_type(&mut self) -> Result<(), HessianError> {
         match self.peek()? {
-            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.string().map(drop),
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.str().map(drop),
             _ => self.int().map(drop),
         }
     }

@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// Requests one connection may have in flight; past it the sidecar stops
 /// reading from the connection (TCP back-pressure) instead of queueing.
 const MAX_IN_FLIGHT: usize = 10_000;
+/// Room made for each read: a pipelined batch (32 Bolt requests are ~11 KB)
+/// should arrive in one read, not two.
+const READ_AHEAD: usize = 64 * 1024;
 
 /// What a connection's requests share: where answers go, and how many are
 /// still owed.
@@ -130,7 +133,7 @@ impl Conn {
                     return Err(e);
                 }
             }
-            buf.reserve(8 * 1024);
+            buf.reserve(READ_AHEAD);
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 read = rd.read_buf(&mut buf) => match read {

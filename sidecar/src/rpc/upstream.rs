@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long opening an upstream connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Room made for each read, so a batch of answers arrives in one read.
+const READ_AHEAD: usize = 64 * 1024;
 /// The sweeper looks at least this often while fast-path calls wait, so a
 /// deadline shortened by a route update is still kept to within this.
 const SWEEP_AT_LEAST: Duration = Duration::from_millis(250);
@@ -264,7 +266,7 @@ async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
             Err(DecodeError::Incomplete) => {}
             Err(e) => break e.to_string(),
         }
-        buf.reserve(8 * 1024);
+        buf.reserve(READ_AHEAD);
         tokio::select! {
             read = rd.read_buf(&mut buf) => match read {
                 Ok(0) => break "closed by the instance".to_string(),
