@@ -102,7 +102,7 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
     }
     let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
     let mut r = Reader::new(body);
-    let _dubbo_version = r.str().map_err(bad)?;
+    r.skip_str().map_err(bad)?; // the Dubbo version
     frame.service = r.string().map_err(bad)?.unwrap_or_default();
     frame.version = r.string().map_err(bad)?.unwrap_or_default();
     frame.method = r.string().map_err(bad)?.unwrap_or_default();

@@ -16,6 +16,13 @@ pub struct HessianError {
 
 use std::borrow::Cow;
 
+/// A string as read: most are one chunk, borrowed as bytes.
+enum RawStr<'a> {
+    Null,
+    One(&'a [u8]),
+    Chunked(String),
+}
+
 /// A cursor over a Hessian 2 byte stream.
 pub struct Reader<'a> {
     buf: &'a [u8],
@@ -52,11 +59,36 @@ impl<'a> Reader<'a> {
     /// A string, or `None` for null, borrowed from the input when it is one
     /// chunk (names always are): no allocation per name on the hot path.
     pub fn str(&mut self) -> Result<Option<Cow<'a, str>>, HessianError> {
+        match self.raw_str()? {
+            RawStr::Null => Ok(None),
+            RawStr::One(bytes) => {
+                std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|_| self.err("invalid UTF-8 in string"))
+            }
+            RawStr::Chunked(s) => Ok(Some(Cow::Owned(s))),
+        }
+    }
+
+    /// Steps over a string without checking its UTF-8 beyond the lengths.
+    pub fn skip_str(&mut self) -> Result<(), HessianError> {
+        self.raw_str().map(drop)
+    }
+
+    /// Whether the next string is `want` (steps over it either way).
+    fn str_is(&mut self, want: &str) -> Result<bool, HessianError> {
+        Ok(match self.raw_str()? {
+            RawStr::Null => false,
+            RawStr::One(bytes) => bytes == want.as_bytes(),
+            RawStr::Chunked(s) => s == want,
+        })
+    }
+
+    /// The next string's bytes when it is one chunk, unchecked.
+    fn raw_str(&mut self) -> Result<RawStr<'a>, HessianError> {
         let code = self.peek()?;
         let units = match code {
             b'N' => {
                 self.pos += 1;
-                return Ok(None);
+                return Ok(RawStr::Null);
             }
             0x00..=0x1f => usize::from(code),
             0x30..=0x33 => {
@@ -67,7 +99,7 @@ impl<'a> Reader<'a> {
                 let b = self.buf.get(self.pos + 1..self.pos + 3).ok_or_else(|| self.err("truncated value"))?;
                 (usize::from(b[0]) << 8) | usize::from(b[1])
             }
-            b'R' | b's' => return self.chunked().map(|s| Some(Cow::Owned(s))),
+            b'R' | b's' => return self.chunked().map(RawStr::Chunked),
             _ => return Err(self.err("string expected")),
         };
         self.pos += match code {
@@ -75,8 +107,7 @@ impl<'a> Reader<'a> {
             0x30..=0x33 => 2,
             _ => 3,
         };
-        let bytes = self.take(self.units_len(units)?)?;
-        std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|_| self.err("invalid UTF-8 in string"))
+        self.take(self.units_len(units)?).map(RawStr::One)
     }
 
     /// A string in several chunks (`R`/`s` non-final, then a final one).
@@ -154,15 +185,16 @@ impl<'a> Reader<'a> {
                 let len = usize::try_from(self.int()?).map_err(|_| self.err("negative type length"))?;
                 self.take(len)?;
             }
-            b'C' => drop(self.str()?),
+            b'C' => self.skip_str()?,
             _ => return Ok(None),
         }
         let fields = self.int()?;
-        let mut first = None;
+        let mut first_is_method = false;
         for i in 0..fields.max(0) {
-            let name = self.str()?;
             if i == 0 {
-                first = name;
+                first_is_method = self.str_is("methodName")?;
+            } else {
+                self.skip_str()?;
             }
         }
         match self.byte()? {
@@ -170,7 +202,7 @@ impl<'a> Reader<'a> {
             0x60..=0x6f => {}
             _ => return Err(self.err("object instance expected")),
         }
-        if first.as_deref() != Some("methodName") {
+        if !first_is_method {
             return Ok(None);
         }
         self.string()
@@ -203,7 +235,7 @@ impl Reader<'_> {
             b'L' | b'D' | 0x4a => self.take(8).map(drop),
             0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => {
                 self.pos -= 1;
-                self.str().map(drop)
+                self.skip_str()
             }
             0x20..=0x2f => self.take(usize::from(code - 0x20)).map(drop),
             0x34..=0x37 => {
@@ -227,10 +259,10 @@ impl Reader<'_> {
             b'W' => self.skip_until_end(classes, d, false),
             b'H' => self.skip_until_end(classes, d, true),
             b'C' => {
-                self.str()?;
+                self.skip_str()?;
                 let fields = self.count()?;
                 for _ in 0..fields {
-                    self.str()?;
+                    self.skip_str()?;
                 }
                 classes.push(fields);
                 self.skip_at(classes, d) // a definition precedes the object itself
@@ -281,7 +313,7 @@ impl Reader<'_> {
     /// A list or map type: a type name, or a reference to an earlier one.
     fn skip_type(&mut self) -> Result<(), HessianError> {
         match self.peek()? {
-            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.str().map(drop),
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.skip_str(),
             _ => self.int().map(drop),
         }
     }
