@@ -6,7 +6,7 @@
 //! the service; the method comes from the `SofaRequest` at the content's start.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Kind, Status, be, whole};
+use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Status, be, whole};
 
 const NAME: &str = "bolt";
 const V1: u8 = 1;
@@ -174,22 +174,22 @@ fn kind(ty: u8) -> Result<Kind, DecodeError> {
 }
 
 /// The header map: length-prefixed (4 bytes) key and value strings.
-fn header_map(mut b: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
-    let mut out = Vec::new();
+fn header_map(mut b: &[u8]) -> Result<Headers, DecodeError> {
+    let mut out = Headers::default();
     while !b.is_empty() {
         let key = take_str(&mut b)?;
         let value = take_str(&mut b)?;
-        out.push((key, value));
+        out.push(key, value);
     }
     Ok(out)
 }
 
-fn take_str(b: &mut &[u8]) -> Result<String, DecodeError> {
+fn take_str<'a>(b: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
     let bad = || DecodeError::malformed(NAME, "header map entry overruns the header");
     let len = usize::try_from(be::<4>(b, 0).ok_or_else(bad)?).map_err(|_| bad())?;
     let s = b.get(4..4usize.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?;
     *b = &b[4 + len..];
-    String::from_utf8(s.to_vec()).map_err(|_| DecodeError::malformed(NAME, "header map entry is not UTF-8"))
+    std::str::from_utf8(s).map_err(|_| DecodeError::malformed(NAME, "header map entry is not UTF-8"))
 }
 
 /// Service and version from the `service` header (`interface:version[:uniqueId]`),

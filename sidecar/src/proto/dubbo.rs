@@ -4,7 +4,7 @@
 //! strings; only those are read.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Kind, Status, be, whole};
+use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Status, be, whole};
 
 const NAME: &str = "dubbo";
 const HEADER: usize = 16;
@@ -114,7 +114,7 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
 }
 
 /// Skips the argument descriptor's arguments and reads the attachments map.
-fn attachments(r: &mut Reader<'_>) -> Option<Vec<(String, String)>> {
+fn attachments(r: &mut Reader<'_>) -> Option<Headers> {
     let desc = r.str().ok()??;
     let mut classes = Vec::new();
     for _ in 0..hessian::descriptor_args(&desc)? {

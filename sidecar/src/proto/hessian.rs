@@ -14,6 +14,7 @@ pub struct HessianError {
     pub at: usize,
 }
 
+use super::Headers;
 use std::borrow::Cow;
 
 /// A string as read: most are one chunk, borrowed as bytes.
@@ -61,9 +62,9 @@ impl<'a> Reader<'a> {
     pub fn str(&mut self) -> Result<Option<Cow<'a, str>>, HessianError> {
         match self.raw_str()? {
             RawStr::Null => Ok(None),
-            RawStr::One(bytes) => {
-                std::str::from_utf8(bytes).map(|s| Some(Cow::Borrowed(s))).map_err(|_| self.err("invalid UTF-8 in string"))
-            }
+            RawStr::One(bytes) => std::str::from_utf8(bytes)
+                .map(|s| Some(Cow::Borrowed(s)))
+                .map_err(|_| self.err("invalid UTF-8 in string")),
             RawStr::Chunked(s) => Ok(Some(Cow::Owned(s))),
         }
     }
@@ -214,7 +215,7 @@ impl<'a> Reader<'a> {
 /// How deep skipped values may nest before the input counts as hostile.
 const MAX_DEPTH: u32 = 64;
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     /// Skips one value of any type, keeping the class definitions it meets
     /// (their field counts) in `classes` for the objects that refer to them.
     pub fn skip(&mut self, classes: &mut Vec<usize>) -> Result<(), HessianError> {
@@ -329,28 +330,28 @@ impl Reader<'_> {
 
     /// A map of string keys (`H`…`Z`, or typed `M`): its string entries; other
     /// values are skipped.
-    pub fn string_map(&mut self, classes: &mut Vec<usize>) -> Result<Vec<(String, String)>, HessianError> {
+    pub fn string_map(&mut self, classes: &mut Vec<usize>) -> Result<Headers, HessianError> {
         match self.byte()? {
             b'H' => {}
             b'M' => self.skip_type()?,
-            b'N' => return Ok(Vec::new()),
+            b'N' => return Ok(Headers::default()),
             _ => return Err(self.err("map expected")),
         }
-        let mut out = Vec::new();
+        let mut out = Headers::default();
         while self.peek()? != b'Z' {
             let key = self.string_or_skip(classes)?;
             let value = self.string_or_skip(classes)?;
             if let (Some(k), Some(v)) = (key, value) {
-                out.push((k, v));
+                out.push(&k, &v);
             }
         }
         self.pos += 1;
         Ok(out)
     }
 
-    fn string_or_skip(&mut self, classes: &mut Vec<usize>) -> Result<Option<String>, HessianError> {
+    fn string_or_skip(&mut self, classes: &mut Vec<usize>) -> Result<Option<Cow<'a, str>>, HessianError> {
         match self.peek()? {
-            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.string(),
+            0x00..=0x1f | 0x30..=0x33 | b'S' | b'R' => self.str(),
             _ => self.skip(classes).map(|()| None),
         }
     }

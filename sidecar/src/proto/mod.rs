@@ -63,7 +63,7 @@ pub struct Frame {
     pub method: String,
     pub version: String,
     /// Protocol headers or attachments the codec reads cheaply.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// A response's status in the protocol's own codes.
     pub status: u16,
     pub body: Range<usize>,
@@ -71,12 +71,65 @@ pub struct Frame {
 
 impl Frame {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// Whether this is a request (two-way or one-way) rather than a response.
     pub fn is_request(&self) -> bool {
         self.kind != Kind::Response
+    }
+}
+
+/// A frame's headers (Bolt's header map, Dubbo's attachments): every key and
+/// value in one string, so a frame costs two allocations for its headers, not
+/// two per header.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    text: String,
+    /// `(key end, value end)` in `text`; each entry starts where the last ended.
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    pub fn push(&mut self, key: &str, value: &str) {
+        self.text.push_str(key);
+        let key_end = self.text.len();
+        self.text.push_str(value);
+        self.ends.push((key_end, self.text.len()));
+    }
+
+    /// The first value of `name` (ASCII case ignored).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|(_, v)| *v));
+        starts.zip(&self.ends).map(|(start, (k, v))| (&self.text[start..*k], &self.text[*k..*v]))
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(pairs: I) -> Self {
+        let mut h = Self::default();
+        for (k, v) in pairs {
+            h.push(k, v);
+        }
+        h
     }
 }
 

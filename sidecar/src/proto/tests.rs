@@ -183,3 +183,22 @@ fn every_one_byte_corruption_of_captured_frames_keeps_the_invariants() {
         }
     }
 }
+
+#[test]
+fn headers_keep_order_and_find_names_in_any_case() {
+    let mut h = Headers::default();
+    assert!(h.is_empty() && h.get("x").is_none());
+    h.push("service", "com.example.A:1.0");
+    h.push("weft-tag", "canary");
+    h.push("", "");
+    h.push("Weft-Tag", "second");
+    assert_eq!(h.len(), 4);
+    assert_eq!(h.get("WEFT-TAG"), Some("canary"), "the first of a repeated name");
+    let pairs: Vec<_> = h.iter().collect();
+    assert_eq!(pairs, [("service", "com.example.A:1.0"), ("weft-tag", "canary"), ("", ""), ("Weft-Tag", "second")]);
+    assert_eq!(
+        format!("{h:?}"),
+        r#"{"service": "com.example.A:1.0", "weft-tag": "canary", "": "", "Weft-Tag": "second"}"#
+    );
+    assert_eq!(pairs.into_iter().collect::<Headers>(), h);
+}
