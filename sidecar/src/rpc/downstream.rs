@@ -7,6 +7,7 @@
 
 use super::RpcWorker;
 use super::metrics::{FrameErrorLabels, ProtocolLabels};
+use super::read_ahead::ReadAhead;
 use super::sink::{Sink, write_loop};
 use crate::guard::OnDrop;
 use crate::proto::{Codec, DecodeError, Frame, Kind};
@@ -22,9 +23,6 @@ use tokio_util::sync::CancellationToken;
 /// Requests one connection may have in flight; past it the sidecar stops
 /// reading from the connection (TCP back-pressure) instead of queueing.
 const MAX_IN_FLIGHT: usize = 10_000;
-/// Room made for each read: a pipelined batch (32 Bolt requests are ~11 KB)
-/// should arrive in one read, not two.
-const READ_AHEAD: usize = 64 * 1024;
 
 /// What a connection's requests share: where answers go, and how many are
 /// still owed.
@@ -119,6 +117,7 @@ impl Conn {
         mut buf: BytesMut,
         shutdown: &CancellationToken,
     ) -> Result<(), DecodeError> {
+        let mut ahead = ReadAhead::default();
         loop {
             match self.codec.decode(&buf) {
                 Ok(frame) => {
@@ -133,12 +132,12 @@ impl Conn {
                     return Err(e);
                 }
             }
-            buf.reserve(READ_AHEAD);
+            ahead.prepare(&mut buf);
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 read = rd.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return Ok(()),
-                    Ok(_) => {}
+                    Ok(n) => ahead.read(n),
                 },
             }
         }

@@ -8,6 +8,7 @@
 pub mod downstream;
 mod inline;
 pub mod metrics;
+mod read_ahead;
 mod sink;
 pub mod upstream;
 

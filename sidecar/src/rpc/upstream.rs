@@ -10,6 +10,7 @@
 //! the answer on a oneshot channel under its own timeout.
 
 use super::inline::Inline;
+use super::read_ahead::ReadAhead;
 use super::sink::{Sink, write_loop};
 use crate::proto::{Codec, DecodeError, Kind};
 use bytes::{Buf, BytesMut};
@@ -27,8 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long opening an upstream connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Room made for each read, so a batch of answers arrives in one read.
-const READ_AHEAD: usize = 64 * 1024;
 /// The sweeper looks at least this often while fast-path calls wait, so a
 /// deadline shortened by a route update is still kept to within this.
 const SWEEP_AT_LEAST: Duration = Duration::from_millis(250);
@@ -242,7 +241,8 @@ impl Upstream {
 /// Reads responses and hands each to its caller; answers the instance's
 /// heartbeats. Ends (failing every waiting call) on EOF, error or garbage.
 async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
-    let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut buf = BytesMut::new();
+    let mut ahead = ReadAhead::default();
     let why = loop {
         match up.codec.decode(&buf) {
             Ok(f) => {
@@ -266,11 +266,11 @@ async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
             Err(DecodeError::Incomplete) => {}
             Err(e) => break e.to_string(),
         }
-        buf.reserve(READ_AHEAD);
+        ahead.prepare(&mut buf);
         tokio::select! {
             read = rd.read_buf(&mut buf) => match read {
                 Ok(0) => break "closed by the instance".to_string(),
-                Ok(_) => {}
+                Ok(n) => ahead.read(n),
                 Err(e) => break e.to_string(),
             },
             _ = up.closed.cancelled() => break "closed after a failed write".to_string(),
