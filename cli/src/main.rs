@@ -278,8 +278,11 @@ enum Command {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     // hickory-server logs every DNS query at info; weft counts them in
-    // weft_dns_queries_total instead.
-    let filter = EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
+    // weft_dns_queries_total instead. Access lines (one per RPC request, an
+    // unbuffered write each) are opt-in, as Envoy's are:
+    // WEFT_LOG=info,weft::access=info.
+    let filter = EnvFilter::try_from_env("WEFT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn,weft::access=off"));
     // Instance logs go to files: colour only on a terminal.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

@@ -17,6 +17,9 @@ pub(super) struct Inline {
     pub(super) lease: Lease,
     pub(super) target: Target,
     pub(super) deadline: Instant,
+    /// The request's `rpc` span, open until the answer (a disabled span, and
+    /// free, unless a subscriber wants it).
+    pub(super) span: tracing::Span,
 }
 
 impl Inline {
@@ -26,7 +29,8 @@ impl Inline {
 
     /// The instance answered (`None` for a one-way request once sent).
     pub(super) fn answer(self: Box<Self>, resp: Option<&[u8]>) {
-        let Inline { worker, call, lease, target, .. } = *self;
+        let Inline { worker, call, lease, target, span, .. } = *self;
+        let _in = span.enter();
         drop(lease);
         worker.record_health(&call.route, target, true);
         worker.finish_answered(call, resp);
@@ -34,7 +38,8 @@ impl Inline {
 
     /// The try failed: the call is tried again elsewhere if the policy allows.
     pub(super) fn fail(self: Box<Self>, failure: Failure) {
-        let Inline { worker, call, lease, target, .. } = *self;
+        let Inline { worker, call, lease, target, span, .. } = *self;
+        let _in = span.enter();
         drop(lease);
         worker.record_health(&call.route, target, false);
         worker.after_first_try(call, failure, target);

@@ -152,7 +152,8 @@ impl RpcWorker {
         };
         let Some(up) = up else { return Some(call) };
         let deadline = call.start + policy.rpc_timeout();
-        let fast = Box::new(Inline { worker: self.clone(), call, lease, target, deadline });
+        let span = self.span(&call);
+        let fast = Box::new(Inline { worker: self.clone(), call, lease, target, deadline, span });
         up.start(fast).err().map(|fast| fast.call)
     }
 
