@@ -122,7 +122,10 @@ impl Conn {
             match self.codec.decode(&buf) {
                 Ok(frame) => {
                     let raw = buf.split_to(frame.len).freeze();
-                    self.dispatch(frame, raw).await;
+                    if frame.kind != Kind::Response && !frame.heartbeat {
+                        self.room().await;
+                    }
+                    self.dispatch(frame, raw);
                     continue;
                 }
                 Err(DecodeError::Incomplete) => {}
@@ -143,9 +146,16 @@ impl Conn {
         }
     }
 
-    /// Answers heartbeats here; routes requests (waiting first if the
-    /// connection has its limit of requests in flight).
-    async fn dispatch(&self, frame: Frame, raw: Bytes) {
+    /// Waits while the connection has its limit of requests in flight.
+    /// Apart from `dispatch`, so the frame is not held across an await.
+    async fn room(&self) {
+        while self.shared.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
+            self.shared.space.notified().await;
+        }
+    }
+
+    /// Answers heartbeats here; routes requests.
+    fn dispatch(&self, frame: Frame, raw: Bytes) {
         if frame.kind == Kind::Response {
             return tracing::debug!(protocol = self.codec.name(), "ignoring a response frame from a client");
         }
@@ -153,9 +163,6 @@ impl Conn {
             self.worker.metrics().heartbeats.get_or_create(&ProtocolLabels::of(&self.codec)).inc();
             self.shared.sink.push_bytes(&self.codec.heartbeat_reply(&frame, &raw));
             return;
-        }
-        while self.shared.in_flight.load(Ordering::Acquire) >= MAX_IN_FLIGHT {
-            self.shared.space.notified().await;
         }
         self.worker.dispatch(&self.codec, frame, raw, Reply::new(&self.shared));
     }
