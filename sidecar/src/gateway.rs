@@ -125,7 +125,7 @@ impl Gateway {
 
     /// A worker's RPC side, with its own upstream connections.
     pub fn rpc_worker(self: &Arc<Self>) -> Arc<crate::rpc::RpcWorker> {
-        Arc::new(crate::rpc::RpcWorker::new(self.clone(), self.metrics.rpc.clone()))
+        Arc::new(crate::rpc::RpcWorker::new(self.clone()))
     }
 
     /// A worker with its own upstream connection pool.
@@ -202,7 +202,7 @@ impl GatewayWorker {
         if let Err(refusal) = self.gateway.guard(route, state.as_deref()).await {
             return refusal.reply();
         }
-        let ejected = state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
+        let ejected = Gateway::ejected(state.as_deref(), Instant::now());
         // Held until the response headers arrive: the instance's slot is taken
         // for as long as it works on this request.
         let lease = match self.gateway.lease(&route.namespace, revision, &ejected).await {
@@ -226,11 +226,7 @@ impl GatewayWorker {
         };
         drop(lease);
         let ok = matches!(&result, Ok(Ok(r)) if !r.status().is_server_error());
-        if let Some(s) = &state
-            && s.record(&route.policy, target, ok, Instant::now())
-        {
-            tracing::warn!(instance = %addr, revision = %key, "instance ejected after consecutive failures");
-        }
+        Gateway::record_health(route, state.as_deref(), revision, target, ok);
         match result {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();

@@ -164,10 +164,6 @@ impl GatewayMetrics {
         Self { requests, held, held_wait, cold_start, rpc }
     }
 
-    pub fn record(&self, labels: &RequestLabels, took: Duration) {
-        self.requests.record(labels, took);
-    }
-
     pub(crate) fn series(&self, labels: &RequestLabels) -> Series {
         self.requests.series(labels)
     }

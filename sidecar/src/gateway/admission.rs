@@ -66,6 +66,25 @@ impl Gateway {
         Some(states.entry(key).or_insert_with(|| Arc::new(RouteState::new(&route.policy, Instant::now()))).clone())
     }
 
+    /// Instances of `route` ejected now (to avoid), if its policy keeps state.
+    pub(crate) fn ejected(state: Option<&RouteState>, now: Instant) -> Vec<Target> {
+        state.map(|s| s.ejected(now)).unwrap_or_default()
+    }
+
+    /// Counts a try's outcome on `target` towards its health (outlier
+    /// ejection), for every protocol alike.
+    pub(crate) fn record_health(
+        route: &FunctionRoute,
+        state: Option<&RouteState>,
+        revision: &str,
+        target: Target,
+        ok: bool,
+    ) {
+        if state.is_some_and(|s| s.record(&route.policy, target, ok, Instant::now())) {
+            tracing::warn!(instance = %target.addr, revision, "instance ejected after consecutive failures");
+        }
+    }
+
     /// The rate limit of `route` alone (no wait): `Err` refuses the request.
     pub(crate) fn admit(&self, route: &FunctionRoute, state: Option<&RouteState>, now: Instant) -> Result<(), Refusal> {
         let policy = &route.policy;

@@ -6,6 +6,7 @@
 
 use super::{Call, Failure, RpcWorker};
 use crate::endpoints::{Lease, Target};
+use crate::gateway::Gateway;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -32,7 +33,8 @@ impl Inline {
         let Inline { worker, call, lease, target, span, .. } = *self;
         let _in = span.enter();
         drop(lease);
-        worker.record_health(&call.route, target, true);
+        let route = &call.route;
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, true);
         worker.finish_answered(call, resp);
     }
 
@@ -41,7 +43,8 @@ impl Inline {
         let Inline { worker, call, lease, target, span, .. } = *self;
         let _in = span.enter();
         drop(lease);
-        worker.record_health(&call.route, target, false);
+        let route = &call.route;
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, false);
         worker.after_first_try(call, failure, target);
     }
 }

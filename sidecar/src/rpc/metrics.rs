@@ -12,7 +12,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
@@ -81,10 +80,6 @@ impl RpcMetrics {
         reg.register("heartbeats", "Heartbeats answered by the sidecar", m.heartbeats.clone());
         reg.register("connections", "Open client connections, by protocol", m.connections.clone());
         m
-    }
-
-    pub fn record(&self, labels: &RpcLabels, took: Duration) {
-        self.requests.record(labels, took);
     }
 
     pub(crate) fn series(&self, labels: &RpcLabels) -> Series {

@@ -38,8 +38,8 @@ pub struct RpcWorker {
     codecs: Vec<Arc<dyn Codec>>,
     pool: Pool,
     metrics: RpcMetrics,
-    /// Series of answered requests, by protocol.
-    answered: crate::metrics::SeriesCache<&'static str>,
+    /// Request series by (protocol, outcome).
+    series: crate::metrics::SeriesCache<(&'static str, &'static str)>,
     /// On a function's own address (interface-name addressing): the
     /// `(namespace, function)` that gets frames naming no declared interface.
     bound: Option<(String, String)>,
@@ -83,17 +83,16 @@ enum Step {
 }
 
 impl RpcWorker {
-    pub fn new(gateway: Arc<Gateway>, metrics: RpcMetrics) -> Self {
-        let codecs = crate::proto::codecs();
-        Self { gateway, codecs, pool: Pool::default(), metrics, answered: Default::default(), bound: None }
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        let (codecs, metrics) = (crate::proto::codecs(), gateway.rpc_metrics().clone());
+        Self { gateway, codecs, pool: Pool::default(), metrics, series: Default::default(), bound: None }
     }
 
     /// A worker for function `name`'s own address: frames naming an interface
     /// nobody declared go to that function (a legacy service need not declare
     /// every interface it exports).
     pub fn new_bound(gateway: Arc<Gateway>, namespace: &str, name: &str) -> Self {
-        let metrics = gateway.rpc_metrics().clone();
-        Self { bound: Some((namespace.to_string(), name.to_string())), ..Self::new(gateway, metrics) }
+        Self { bound: Some((namespace.to_string(), name.to_string())), ..Self::new(gateway) }
     }
 
     /// The protocols this worker detects and serves.
@@ -140,7 +139,7 @@ impl RpcWorker {
         if policy.fault.is_some() {
             return Some(call); // a delay waits: the slow path
         }
-        let avoid = call.route.state.as_ref().map(|s| s.ejected(now)).unwrap_or_default();
+        let avoid = Gateway::ejected(call.route.state.as_deref(), now);
         let key = revision_key(&call.route.function.namespace, &call.route.revision);
         let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&key, &avoid) else {
             return Some(call); // held in the activator: the slow path
@@ -163,10 +162,7 @@ impl RpcWorker {
         let outcome = async {
             match self.gateway.fault(&call.route.function).await {
                 Err(refusal) => refused(refusal),
-                Ok(()) => {
-                    let avoid = call.route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
-                    self.forward(&call, 1, avoid).await
-                }
+                Ok(()) => self.forward(&call, 1, Vec::new()).await,
             }
         }
         .instrument(span)
@@ -201,8 +197,11 @@ impl RpcWorker {
 
     /// Tries from try number `attempt` on, up to the policy's `attempts`: a
     /// try that never reached an instance is always repeated; one that may
-    /// have only for a method the policy says is safe to resend.
-    async fn forward(&self, call: &Call, mut attempt: u32, mut avoid: Vec<Target>) -> Outcome {
+    /// have only for a method the policy says is safe to resend. Instances in
+    /// `failed` and those ejected now are avoided.
+    async fn forward(&self, call: &Call, mut attempt: u32, failed: Vec<Target>) -> Outcome {
+        let mut avoid = Gateway::ejected(call.route.state.as_deref(), Instant::now());
+        avoid.extend(failed);
         loop {
             let failure = match self.attempt(call, &mut avoid).await {
                 Ok(answer) => return Outcome::Answer(answer),
@@ -241,10 +240,8 @@ impl RpcWorker {
                 tracing::debug!(attempt = 1, error = %msg, "trying again on another instance");
                 let worker = self.clone();
                 tokio::spawn(async move {
-                    let mut avoid = call.route.state.as_ref().map(|s| s.ejected(Instant::now())).unwrap_or_default();
-                    avoid.push(failed);
                     let span = worker.span(&call);
-                    let outcome = worker.forward(&call, 2, avoid).instrument(span).await;
+                    let outcome = worker.forward(&call, 2, vec![failed]).instrument(span).await;
                     worker.finish(call, outcome);
                 });
             }
@@ -265,20 +262,11 @@ impl RpcWorker {
         }
         let result = self.call(call, target, route.policy().rpc_timeout()).await;
         drop(lease);
-        self.record_health(route, target, result.is_ok());
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, result.is_ok());
         if result.is_err() {
             avoid.push(target);
         }
         result
-    }
-
-    /// Counts a try's outcome towards the instance's health (ejection).
-    fn record_health(&self, route: &Route, target: Target, ok: bool) {
-        if let Some(s) = &route.state
-            && s.record(route.policy(), target, ok, Instant::now())
-        {
-            tracing::warn!(instance = %target.addr, revision = %route.revision, "instance ejected after consecutive failures");
-        }
     }
 
     /// Sends the request on the worker's connection to `target` and waits up
@@ -342,31 +330,12 @@ impl RpcWorker {
         status: &'static str,
         took: Duration,
     ) {
-        let revision = route.map_or("", |r| r.revision.as_str());
-        match route {
-            Some(r) if status == "ok" => {
-                let f = &r.function;
-                self.answered.record(&f.namespace, revision, codec.name(), took, || {
-                    self.metrics.series(&RpcLabels {
-                        protocol: codec.name(),
-                        namespace: f.namespace.clone(),
-                        function: f.name.clone(),
-                        revision: revision.to_string(),
-                        status,
-                    })
-                });
-            }
-            _ => {
-                let labels = RpcLabels {
-                    protocol: codec.name(),
-                    namespace: route.map(|r| r.function.namespace.clone()).unwrap_or_default(),
-                    function: route.map(|r| r.function.name.clone()).unwrap_or_default(),
-                    revision: revision.to_string(),
-                    status,
-                };
-                self.metrics.record(&labels, took);
-            }
-        }
+        let (ns, function, revision) =
+            route.map_or(("", "", ""), |r| (&*r.function.namespace, &*r.function.name, &*r.revision));
+        self.series.record(ns, revision, (codec.name(), status), took, || {
+            let (namespace, function, revision) = (ns.to_string(), function.to_string(), revision.to_string());
+            self.metrics.series(&RpcLabels { protocol: codec.name(), namespace, function, revision, status })
+        });
         tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision, status, latency_ms = took.as_secs_f64() * 1e3);
     }
 }

@@ -82,18 +82,16 @@ impl Pending {
     /// next one falls due.
     #[allow(clippy::vec_box)] // boxed in the map already; failing takes the box
     fn expired(&mut self, now: Instant) -> (Vec<Box<Inline>>, Option<Instant>) {
-        let ids: Vec<u64> = self
+        let due = |w: &Waiter| matches!(w, Waiter::Inline(c) if c.deadline <= now);
+        let calls: Vec<Box<Inline>> = self
             .by_id
-            .iter()
-            .filter_map(|(id, w)| matches!(w, Waiter::Inline(c) if c.deadline <= now).then_some(*id))
-            .collect();
-        let calls = ids
-            .into_iter()
-            .filter_map(|id| match self.remove(id) {
-                Some(Waiter::Inline(c)) => Some(c),
-                _ => None,
+            .extract_if(|_, w| due(w))
+            .filter_map(|(_, w)| match w {
+                Waiter::Inline(c) => Some(c),
+                Waiter::Task(_) => None,
             })
             .collect();
+        self.inline -= calls.len();
         let next = self
             .by_id
             .values()

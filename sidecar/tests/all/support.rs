@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 use weft_sidecar::http_util::Body;
 use weft_sidecar::metrics::{GatewayMetrics, encode};
 use weft_sidecar::resilience::Policy;
-use weft_sidecar::rpc::RpcWorker;
 use weft_sidecar::{Endpoints, FunctionRoute, Gateway, GatewayConfig, RouteTable, WeightedSplit};
 
 /// Serves `f` on a free loopback port until the token is cancelled.
@@ -71,7 +70,7 @@ pub async fn rpc_gateway_with(interfaces: &[(&str, &str)], split: u32, policy: P
     let metrics = GatewayMetrics::register(&mut registry);
     let registry = Arc::new(registry);
     let config = GatewayConfig { domain: "localhost".into() };
-    let gw = Arc::new(Gateway::new(config, endpoints.clone(), metrics.clone(), registry.clone()));
+    let gw = Arc::new(Gateway::new(config, endpoints.clone(), metrics, registry.clone()));
     gw.set_routes(RouteTable::new(
         "localhost",
         [FunctionRoute {
@@ -85,7 +84,7 @@ pub async fn rpc_gateway_with(interfaces: &[(&str, &str)], split: u32, policy: P
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let rpc = Arc::new(RpcWorker::new(gw.clone(), metrics.rpc.clone()));
+    let rpc = gw.rpc_worker();
     let http = gw.worker();
     let token = CancellationToken::new();
     let serve =
