@@ -2,13 +2,16 @@
 //! and an explicit `now`) and the embedded resource store used by `weft up`.
 //!
 //! The plans must not depend on processes, sockets, wasmtime or kube clients, so
-//! the same code drives the local platform and, later, the kube-rs controllers;
-//! they are tested without any I/O. The store is the local backend of the
+//! the same code drives the local platform and the kube-rs controllers
+//! (`weft-controller-kube`); they are tested without any I/O. The store is the local backend of the
 //! resource-store seam (the Kubernetes API is the other).
 
+pub mod cluster;
+pub mod instance;
 pub mod plan;
 pub mod store;
 
+pub use instance::{InstanceConfig, ModuleSource};
 pub use plan::{FunctionPlan, ReplicaState, RouteBase, plan_function, plan_revision_status};
 pub use store::{ApplyOutcome, EmbeddedStore, StoreError, WatchEvent};
 

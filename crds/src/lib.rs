@@ -25,7 +25,7 @@ pub use function::{
     CircuitBreakerSpec, FaultSpec, Function, FunctionSpec, FunctionStatus, InterfaceSpec, RateLimitSpec,
     ResilienceSpec, RetrySpec, RevisionTemplate, TemplateMetadata, TrafficTarget,
 };
-pub use revision::{EnvVar, Limits, ProcessSource, Revision, RevisionSpec, RevisionStatus, WasmSource};
+pub use revision::{ConfigMapKey, EnvVar, Limits, ProcessSource, Revision, RevisionSpec, RevisionStatus, WasmSource};
 pub use validate::{FieldError, ValidationErrors};
 
 /// API group of the serving resources.
@@ -39,5 +39,7 @@ pub const SERVING_API_VERSION: &str = "serving.weft.dev/v1alpha1";
 pub const AUTOSCALING_PREFIX: &str = "autoscaling.weft.dev/";
 /// Label set on a Revision naming the Function it belongs to.
 pub const FUNCTION_LABEL: &str = "serving.weft.dev/function";
+/// Label set on a revision's Deployment, Pods and Service naming the Revision.
+pub const REVISION_LABEL: &str = "serving.weft.dev/revision";
 /// Label set on a Revision with the Function generation it was created from.
 pub const GENERATION_LABEL: &str = "serving.weft.dev/configurationGeneration";

@@ -84,12 +84,34 @@ pub struct WasmSource {
     /// A local file, relative to the YAML file that names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// An HTTP(S) URL (cluster mode).
+    /// An HTTP(S) URL (cluster mode: the instance downloads it when it starts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// A key of a ConfigMap in the function's namespace (cluster mode, for
+    /// modules under ConfigMap's 1 MiB limit), mounted into the instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKey>,
     /// `sha256:<hex>` of the module bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+}
+
+/// One key of a ConfigMap holding module bytes (`binaryData`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub struct ConfigMapKey {
+    pub name: String,
+    /// Default: `module.wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ConfigMapKey {
+    pub const DEFAULT_KEY: &str = "module.wasm";
+
+    /// The key in force.
+    pub fn key(&self) -> &str {
+        self.key.as_deref().unwrap_or(Self::DEFAULT_KEY)
+    }
 }
 
 /// A program run as the function, e.g. an existing service joining the mesh.

@@ -139,8 +139,21 @@ fn check_source(spec: &RevisionSpec, at: &str, errs: &mut ValidationErrors) {
         errs.add(at, "set exactly one of wasm, process or image");
     }
     if let Some(w) = &spec.wasm {
-        if w.path.is_none() && w.url.is_none() && w.digest.is_none() {
-            errs.add(format!("{at}.wasm"), "set path (a local .wasm file) or url");
+        if w.path.is_none() && w.url.is_none() && w.config_map.is_none() && w.digest.is_none() {
+            errs.add(format!("{at}.wasm"), "set path (a local .wasm file), url or configMap");
+        }
+        if let Some(u) = &w.url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errs.add(format!("{at}.wasm.url"), "must be an http:// or https:// URL");
+        }
+        if let Some(c) = &w.config_map {
+            if let Err(m) = c.name.split('.').try_for_each(|label| check_dns_label(label, 63)) {
+                errs.add(format!("{at}.wasm.configMap.name"), format!("must be a DNS subdomain: {m}"));
+            }
+            if c.key().is_empty() {
+                errs.add(format!("{at}.wasm.configMap.key"), "must not be empty");
+            }
         }
         if let Some(d) = &w.digest
             && !is_sha256_digest(d)

@@ -11,6 +11,8 @@
 //!
 //! Logs go to stderr, tagged with namespace, function and revision.
 
+mod fetch;
+mod forward;
 mod handler;
 pub mod host;
 mod host_port;
@@ -31,7 +33,7 @@ use wasmtime::{Engine, Module};
 use weft_functions::{EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, new_engine};
 use weft_sidecar::endpoints::Target;
 use weft_sidecar::metrics::InstanceMetrics;
-use weft_sidecar::{InstanceProxy, InstanceProxyConfig};
+use weft_sidecar::{Handler, InstanceProxy, InstanceProxyConfig};
 
 /// Guest instances at once per replica when `containerConcurrency` is unlimited.
 const DEFAULT_PARALLEL: u32 = 64;
@@ -40,28 +42,7 @@ const MAX_MEMORY_BYTES: u64 = weft_crds::revision::MAX_MEMORY_BYTES;
 /// Largest request body an instance accepts.
 const MAX_BODY: usize = 32 << 20;
 
-/// Everything one instance needs, passed by the supervisor as JSON.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InstanceConfig {
-    pub namespace: String,
-    pub function: String,
-    pub revision: String,
-    pub module_dir: String,
-    pub digest: String,
-    pub env: Vec<(String, String)>,
-    pub timeout_ms: u64,
-    pub memory_bytes: u64,
-    pub container_concurrency: u32,
-    pub listen: SocketAddr,
-    /// Exit when the parent process dies: set by the local supervisor, so no
-    /// instance outlives `weft up` even if it is killed with SIGKILL.
-    #[serde(default)]
-    pub exit_with_parent: bool,
-    /// Set for a `process` function: the program to run instead of a module
-    /// (then `module_dir` and `digest` are unused).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<weft_crds::ProcessSource>,
-}
+pub use weft_controller::{InstanceConfig, ModuleSource};
 
 /// What an instance announces when it is ready.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -115,14 +96,14 @@ impl Runtime {
 }
 
 /// One replica serving a revision on its two ports, until drained.
-pub struct Running {
+pub struct Running<H = WasmHandler> {
     pub ready: ReadyLine,
-    pub proxy: Arc<Proxy>,
+    pub proxy: Arc<InstanceProxy<H>>,
     shutdown: CancellationToken,
     tasks: [JoinHandle<()>; 2],
 }
 
-impl Running {
+impl<H: Handler> Running<H> {
     /// Stops taking requests, lets those in flight finish, then returns.
     pub async fn drain(self) {
         self.shutdown.cancel();
@@ -147,10 +128,11 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Opens both ports: serving on `cfg.listen`, admin on a free port of the same address.
-    pub async fn bind(listen: SocketAddr) -> Result<Self> {
+    /// Opens both ports: serving on `listen`, admin on `admin` or else on a
+    /// free port of the same address.
+    pub async fn bind(listen: SocketAddr, admin: Option<SocketAddr>) -> Result<Self> {
         let serving = TcpListener::bind(listen).await.context("bind serving port")?;
-        let admin = TcpListener::bind((listen.ip(), 0)).await.context("bind admin port")?;
+        let admin = TcpListener::bind(admin.unwrap_or((listen.ip(), 0).into())).await.context("bind admin port")?;
         Ok(Self { serving, admin })
     }
 }
@@ -162,6 +144,12 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
     let id =
         Identity { namespace: cfg.namespace.clone(), function: cfg.function.clone(), revision: cfg.revision.clone() };
     let host = FunctionHost::new(&rt.engine, module, limits, id, cfg.env.clone())?;
+    let handler = WasmHandler { host: Arc::new(host), ticker: rt.ticker.clone(), executions: rt.executions.clone() };
+    serve(cfg, handler, ports)
+}
+
+/// Serves `handler` behind the instance proxy on `ports`.
+fn serve<H: Handler>(cfg: &InstanceConfig, handler: H, ports: Ports) -> Result<Running<H>> {
     let mut registry = Registry::default();
     let metrics = InstanceMetrics::register(&mut registry);
     let proxy_cfg = InstanceProxyConfig {
@@ -173,7 +161,6 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
         timeout: Duration::from_millis(cfg.timeout_ms),
         max_body: MAX_BODY,
     };
-    let handler = WasmHandler { host: Arc::new(host), ticker: rt.ticker.clone(), executions: rt.executions.clone() };
     let proxy = Arc::new(InstanceProxy::new(handler, proxy_cfg, metrics, Arc::new(registry)));
     let Ports { serving, admin } = ports;
     let ready = ReadyLine { serving: serving.local_addr()?, admin: admin.local_addr()?, shared: None };
@@ -193,10 +180,23 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
 /// `weft instance --config JSON`: one replica in its own process.
 pub async fn run(config_json: &str) -> Result<()> {
     let cfg: InstanceConfig = serde_json::from_str(config_json).context("parse --config")?;
+    if let Some(upstream) = cfg.upstream {
+        // An `image` function: the user's container is the function.
+        forward::wait_ready(upstream).await?;
+        let ports = Ports::bind(cfg.listen, cfg.admin_listen).await?;
+        let running = serve(&cfg, forward::ForwardHandler::new(upstream), ports)?;
+        return serve_until_stopped(&cfg, running).await;
+    }
     // The pool holds every request the limit lets in at once.
     let rt = Runtime::new(cfg.container_concurrency.max(DEFAULT_PARALLEL))?;
+    let cfg = fetch::module(cfg, &rt.engine).await?;
     let module = load_module(&cfg, &rt.engine)?;
-    let running = start(&cfg, &module, &rt, Ports::bind(cfg.listen).await?).await?;
+    let running = start(&cfg, &module, &rt, Ports::bind(cfg.listen, cfg.admin_listen).await?).await?;
+    serve_until_stopped(&cfg, running).await
+}
+
+/// Announces the replica, then drains it on SIGTERM (or when the parent exits).
+async fn serve_until_stopped<H: Handler>(cfg: &InstanceConfig, running: Running<H>) -> Result<()> {
     println!("{}", serde_json::to_string(&running.ready)?);
     tokio::select! {
         _ = crate::signals::wait_for_shutdown() => {}

@@ -36,7 +36,7 @@ impl SparePorts {
     /// asked for any free port on our address, fresh ones otherwise.
     pub async fn take(&self, listen: SocketAddr) -> Result<Ports> {
         if listen.port() != 0 || listen.ip() != self.ip {
-            return Ports::bind(listen).await;
+            return Ports::bind(listen, None).await;
         }
         let pair = {
             let mut ready = lock(&self.ready);
@@ -47,7 +47,7 @@ impl SparePorts {
             Some((serving, admin)) => {
                 Ok(Ports { serving: TcpListener::from_std(serving)?, admin: TcpListener::from_std(admin)? })
             }
-            None => Ports::bind(listen).await,
+            None => Ports::bind(listen, None).await,
         }
     }
 

@@ -273,5 +273,8 @@ pub fn instance_config(
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         exit_with_parent: true,
         process: spec.process.clone(),
+        module_source: None,
+        admin_listen: None,
+        upstream: None,
     })
 }

@@ -15,5 +15,6 @@ mod lifecycle;
 mod limits;
 mod mesh;
 mod platform;
+mod pod;
 mod routing;
 mod scaling;

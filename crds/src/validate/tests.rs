@@ -96,6 +96,18 @@ fn exactly_one_source() {
 }
 
 #[test]
+fn cluster_module_sources_are_checked() {
+    let yaml = GOOD.replace("path: hello.wasm", "url: ftp://example.com/hello.wasm");
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec.wasm.url"]);
+    let yaml = GOOD.replace("path: hello.wasm", "configMap: {name: Hello_Module}");
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec.wasm.configMap.name"]);
+    let yaml = GOOD.replace("path: hello.wasm", "configMap: {name: hello.modules, key: hello.wasm}");
+    assert!(parse_documents(&yaml).is_ok());
+    let yaml = GOOD.replace("path: hello.wasm", "url: https://example.com/hello.wasm");
+    assert!(parse_documents(&yaml).is_ok());
+}
+
+#[test]
 fn scale_annotations_must_be_integers_in_order() {
     let yaml = GOOD.replace("min-scale: \"1\"", "min-scale: \"3\"\n        autoscaling.weft.dev/max-scale: \"2\"");
     let err = parse_documents(&yaml).unwrap_err();

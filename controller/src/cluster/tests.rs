@@ -1,0 +1,129 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::instance::{InstanceConfig, ModuleSource};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Container;
+use weft_crds::{Document, Revision, parse_documents};
+
+fn settings() -> ClusterSettings {
+    ClusterSettings {
+        image: "weft:test".into(),
+        sidecar: "weft-gateway.weft-system:80".into(),
+        container_concurrency: 0,
+    }
+}
+
+/// A revision of `hello` with the given template spec (YAML, indented 4).
+fn revision(spec: &str) -> Revision {
+    let yaml = format!(
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata: {{name: hello, namespace: shop}}\nspec:\n  template:\n    spec:\n{spec}"
+    );
+    let Document::Function(f) = parse_documents(&yaml).unwrap().remove(0) else { panic!("not a function") };
+    let plan = crate::plan_function(&f, &[], &crate::RouteBase { domain: "example.com".into(), port: 80 }, "now");
+    let mut rev = plan.new_revision.unwrap();
+    rev.metadata.uid = Some("rev-uid".into());
+    rev
+}
+
+fn containers(d: &Deployment) -> Vec<Container> {
+    d.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers.clone()
+}
+
+fn config(c: &Container) -> InstanceConfig {
+    let args = c.args.as_ref().unwrap();
+    assert_eq!(args[..2], ["instance", "--config"]);
+    serde_json::from_str(&args[2]).unwrap()
+}
+
+#[test]
+fn a_wasm_revision_downloads_its_module_and_pins_its_digest() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let rev = revision(&format!(
+        "      wasm: {{url: https://modules.example.com/hello.wasm, digest: \"{digest}\"}}\n      timeoutSeconds: 30\n      limits: {{memory: 64Mi}}\n"
+    ));
+    let d = revision_deployment(&rev, &settings(), 1).unwrap();
+    assert_eq!(d.metadata.name.as_deref(), Some("hello-00001"));
+    assert_eq!(d.metadata.namespace.as_deref(), Some("shop"));
+    let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.uid.as_str(), owner.controller), ("Revision", "rev-uid", Some(true)));
+    let spec = d.spec.as_ref().unwrap();
+    assert_eq!(spec.replicas, Some(1));
+    assert_eq!(spec.selector.match_labels.as_ref().unwrap()["serving.weft.dev/revision"], "hello-00001");
+    let pod = spec.template.spec.as_ref().unwrap();
+    assert_eq!(pod.termination_grace_period_seconds, Some(35));
+    let [instance] = &containers(&d)[..] else { panic!("one container") };
+    let cfg = config(instance);
+    assert_eq!(cfg.module_source, Some(ModuleSource::Url("https://modules.example.com/hello.wasm".into())));
+    assert_eq!(cfg.digest, digest);
+    assert_eq!((cfg.namespace.as_str(), cfg.function.as_str()), ("shop", "hello"));
+    assert_eq!(cfg.listen.port(), SERVING_PORT);
+    assert_eq!(cfg.admin_listen.unwrap().port(), ADMIN_PORT);
+    assert_eq!(cfg.timeout_ms, 30_000);
+    assert_eq!(cfg.memory_bytes, 64 << 20);
+    assert!(cfg.env.contains(&("WEFT_SIDECAR".into(), "weft-gateway.weft-system:80".into())));
+    let requests = instance.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert_eq!(requests["memory"].0, ((64u64 << 20) + (64 << 20)).to_string());
+    let probe = instance.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+    assert_eq!(probe.path.as_deref(), Some("/healthz"));
+    let annotations = spec.template.metadata.as_ref().unwrap().annotations.as_ref().unwrap();
+    assert_eq!(annotations["prometheus.io/port"], "9090");
+}
+
+#[test]
+fn a_config_map_module_is_mounted_and_read_from_the_file() {
+    let rev = revision("      wasm: {configMap: {name: hello-module}}\n");
+    let d = revision_deployment(&rev, &settings(), 0).unwrap();
+    let pod = d.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    let volume = pod.volumes.unwrap().into_iter().find(|v| v.name == "module").unwrap();
+    assert_eq!(volume.config_map.unwrap().name, "hello-module");
+    let cfg = config(&containers(&d)[0]);
+    assert_eq!(cfg.module_source, Some(ModuleSource::File("/var/run/weft/module/module.wasm".into())));
+    assert_eq!(cfg.digest, "", "no digest pinned: the mounted bytes are used as they are");
+    assert_eq!(d.spec.unwrap().replicas, Some(0));
+}
+
+#[test]
+fn a_local_module_path_cannot_run_in_a_cluster() {
+    let rev = revision(&format!("      wasm: {{path: hello.wasm, digest: \"sha256:{}\"}}\n", "cd".repeat(32)));
+    let err = revision_deployment(&rev, &settings(), 1).unwrap_err();
+    assert_eq!(err, WorkloadError::LocalModule);
+    assert_eq!(err.reason(), "ModuleUnavailable");
+    assert!(err.to_string().contains("wasm.url or wasm.configMap"), "{err}");
+}
+
+#[test]
+fn a_process_function_needs_an_image_in_a_cluster() {
+    let rev = revision("      process: {command: [node, server.js]}\n");
+    let err = revision_deployment(&rev, &settings(), 1).unwrap_err();
+    assert_eq!((err.clone(), err.reason()), (WorkloadError::Process, "Unsupported"));
+}
+
+#[test]
+fn an_image_runs_next_to_the_instance_proxy_which_forwards_to_it() {
+    let rev = revision(
+        "      image: example.com/shop/api:1.2\n      containerConcurrency: 10\n      env: [{name: MODE, value: fast}]\n",
+    );
+    let d = revision_deployment(&rev, &settings(), 1).unwrap();
+    let [instance, user] = &containers(&d)[..] else { panic!("two containers") };
+    let cfg = config(instance);
+    assert_eq!(cfg.upstream.unwrap().port(), USER_PORT);
+    assert_eq!(cfg.container_concurrency, 10);
+    assert_eq!(cfg.module_source, None);
+    assert_eq!(user.image.as_deref(), Some("example.com/shop/api:1.2"));
+    let env: Vec<(String, String)> =
+        user.env.clone().unwrap().into_iter().map(|e| (e.name, e.value.unwrap_or_default())).collect();
+    assert!(env.contains(&("PORT".into(), "8081".into())) && env.contains(&("MODE".into(), "fast".into())));
+}
+
+#[test]
+fn the_service_selects_the_revisions_pods_by_named_ports() {
+    let rev = revision("      image: example.com/app\n");
+    let svc = revision_service(&rev).unwrap();
+    assert_eq!(svc.metadata.name.as_deref(), Some("hello-00001"));
+    let spec = svc.spec.unwrap();
+    assert_eq!(spec.selector.unwrap()["serving.weft.dev/revision"], "hello-00001");
+    let ports: Vec<(String, i32)> = spec.ports.unwrap().into_iter().map(|p| (p.name.unwrap(), p.port)).collect();
+    assert_eq!(ports, [("http".to_string(), 8080), ("admin".to_string(), 9090)]);
+    assert_eq!(revision_labels(&rev)["serving.weft.dev/function"], "hello");
+}
