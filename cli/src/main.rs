@@ -1,6 +1,7 @@
 //! `weft`: the command line of the weft serverless runtime.
 
 mod client;
+mod cluster;
 mod cmd;
 mod instance;
 mod signals;
@@ -263,6 +264,28 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         tail: usize,
     },
+    /// Print (or --apply) everything a Kubernetes cluster needs: the CRDs, RBAC
+    /// and the weft controller's Deployment.
+    Install {
+        #[arg(long, default_value = "weft-system")]
+        namespace: String,
+        /// The weft image components and instances run.
+        #[arg(long, default_value = concat!("weft:", env!("CARGO_PKG_VERSION")))]
+        image: String,
+        /// Domain of function URLs: <function>.<namespace>.<domain>.
+        #[arg(long, default_value = "example.com")]
+        domain: String,
+        /// Apply to the cluster of the current kubeconfig (server-side apply)
+        /// instead of printing.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Run the Function and Revision controllers against the Kubernetes API
+    /// (what the weft-controller Deployment runs).
+    Controller {
+        #[command(flatten)]
+        args: cluster::controller::ControllerArgs,
+    },
     /// Run one function instance (a cluster Pod), or a function host that
     /// `weft up` drives over stdin (`--host`).
     Instance {
@@ -296,7 +319,8 @@ fn init_tracing() {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Up { .. } | Command::Instance { .. }) {
+    cluster::tls_provider();
+    if matches!(cli.command, Command::Up { .. } | Command::Instance { .. } | Command::Controller { .. }) {
         init_tracing();
     }
     if let Err(e) = run(cli).await {
@@ -351,6 +375,11 @@ async fn run(cli: Cli) -> Result<()> {
             let args = cmd::invoke::InvokeArgs { name, namespace, data, path, method, headers };
             cmd::invoke::run(&connect()?, &args).await
         }
+        Command::Install { namespace, image, domain, apply } => {
+            let options = weft_controller::cluster::install::InstallOptions { namespace, image, domain };
+            cluster::install::run(&options, apply).await
+        }
+        Command::Controller { args } => cluster::controller::run(args).await,
         Command::Logs { name, namespace, tail } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
     }
 }

@@ -4,6 +4,11 @@
 
 use super::{InstanceConfig, ModuleSource};
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use wasmtime::Engine;
 use weft_functions::ModuleStore;
@@ -35,18 +40,40 @@ pub async fn module(mut cfg: InstanceConfig, engine: &Engine) -> Result<Instance
 }
 
 async fn download(url: &str) -> Result<Vec<u8>> {
-    let client = reqwest::Client::builder().timeout(DOWNLOAD_TIMEOUT).build()?;
-    let mut resp = client.get(url).send().await.with_context(|| format!("download module {url}"))?;
-    if !resp.status().is_success() {
-        bail!("download module {url}: HTTP {}", resp.status());
-    }
-    // Read in chunks, so a server that sends no length cannot fill the memory.
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp.chunk().await.with_context(|| format!("download module {url}"))? {
-        if (bytes.len() + chunk.len()) as u64 > MAX_MODULE {
-            bail!("download module {url}: larger than {MAX_MODULE} bytes");
+    let fetch = async {
+        let uri: http::Uri = url.parse().context("not a URL")?;
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build(https()?);
+        let resp = client.get(uri).await?;
+        if !resp.status().is_success() {
+            bail!("HTTP {}", resp.status());
         }
-        bytes.extend_from_slice(&chunk);
+        // Read frame by frame, so a server that sends no length cannot fill the memory.
+        let mut body = resp.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if (bytes.len() + data.len()) as u64 > MAX_MODULE {
+                    bail!("larger than {MAX_MODULE} bytes");
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    };
+    match tokio::time::timeout(DOWNLOAD_TIMEOUT, fetch).await {
+        Ok(r) => r.with_context(|| format!("download module {url}")),
+        Err(_) => bail!("download module {url}: no answer within {DOWNLOAD_TIMEOUT:?}"),
     }
-    Ok(bytes)
+}
+
+/// HTTP and HTTPS, with ring as the crypto provider (named here, not installed
+/// process-wide) and the system's roots, as kube's client uses them.
+fn https() -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    Ok(hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build())
 }

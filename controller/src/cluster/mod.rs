@@ -1,7 +1,9 @@
 //! Cluster mode, pure part: the Kubernetes objects that run a Revision (a
 //! Deployment and a Service). No client here; `weft-controller-kube` applies
-//! them, and their shape is tested without an API server.
+//! them, and their shape is tested without an API server. [`install`] makes
+//! the platform's own objects (`weft install`).
 
+pub mod install;
 mod workload;
 
 pub use workload::{

@@ -127,3 +127,98 @@ fn the_service_selects_the_revisions_pods_by_named_ports() {
     assert_eq!(ports, [("http".to_string(), 8080), ("admin".to_string(), 9090)]);
     assert_eq!(revision_labels(&rev)["serving.weft.dev/function"], "hello");
 }
+
+mod install {
+    use crate::cluster::install::{InstallOptions, objects, yaml};
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    fn snapshot_path() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/install.yaml")
+    }
+
+    #[test]
+    fn the_checked_in_install_yaml_is_what_weft_install_prints() {
+        let generated = yaml(&InstallOptions::default()).unwrap();
+        if std::env::var_os("WEFT_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(snapshot_path(), &generated).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(snapshot_path()).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "deploy/install.yaml is out of date: run `WEFT_UPDATE_SNAPSHOTS=1 cargo test -p weft-controller install`"
+        );
+    }
+
+    /// Parses `v` as `T` and back: a field the type does not know (a typo, a
+    /// wrong nesting) would be dropped, and the round trip would differ.
+    fn round_trips<T: DeserializeOwned + serde::Serialize>(v: &Value) {
+        let typed: T = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(&serde_json::to_value(typed).unwrap(), v, "{} does not round-trip", v["kind"]);
+    }
+
+    #[test]
+    fn every_object_is_a_valid_kubernetes_object_of_its_kind() {
+        let objs = objects(&InstallOptions::default()).unwrap();
+        let mut kinds = Vec::new();
+        for v in &objs {
+            match v["kind"].as_str().unwrap() {
+                "Namespace" => round_trips::<Namespace>(v),
+                "CustomResourceDefinition" => round_trips::<CustomResourceDefinition>(v),
+                "ServiceAccount" => round_trips::<ServiceAccount>(v),
+                "ClusterRole" => round_trips::<ClusterRole>(v),
+                "ClusterRoleBinding" => round_trips::<ClusterRoleBinding>(v),
+                "Deployment" => round_trips::<Deployment>(v),
+                other => panic!("unexpected kind {other}"),
+            }
+            kinds.push(v["kind"].as_str().unwrap().to_string());
+        }
+        assert_eq!(kinds.iter().filter(|k| *k == "CustomResourceDefinition").count(), 5);
+        // The snapshot on disk parses too (it is what users apply).
+        let text = std::fs::read_to_string(snapshot_path()).unwrap();
+        let docs: Vec<Value> = text.split("\n---\n").skip(1).map(|d| yaml_serde::from_str(d).unwrap()).collect();
+        assert_eq!(docs, objs);
+    }
+
+    #[test]
+    fn the_controller_may_do_what_it_does_and_runs_in_the_chosen_namespace() {
+        let o = InstallOptions {
+            namespace: "serverless".into(),
+            image: "registry.example.com/weft:1".into(),
+            ..Default::default()
+        };
+        let objs = objects(&o).unwrap();
+        let find = |kind: &str| objs.iter().find(|v| v["kind"] == kind).unwrap().clone();
+        let role: ClusterRole = serde_json::from_value(find("ClusterRole")).unwrap();
+        let allows = |group: &str, resource: &str, verb: &str| {
+            role.rules.as_ref().unwrap().iter().any(|r| {
+                r.api_groups.as_ref().unwrap().iter().any(|g| g == group)
+                    && r.resources.as_ref().unwrap().iter().any(|x| x == resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            })
+        };
+        for (group, resource, verb) in [
+            ("serving.weft.dev", "revisions", "create"),
+            ("serving.weft.dev", "functions", "watch"),
+            ("serving.weft.dev", "functions/status", "patch"),
+            ("apps", "deployments", "create"),
+            ("apps", "deployments", "patch"),
+            ("", "services", "patch"),
+            ("events.k8s.io", "events", "create"),
+            ("coordination.k8s.io", "leases", "update"),
+        ] {
+            assert!(allows(group, resource, verb), "{verb} {group}/{resource}");
+        }
+        assert!(!allows("", "secrets", "get"), "no more than it needs");
+        let d: Deployment = serde_json::from_value(find("Deployment")).unwrap();
+        assert_eq!(d.metadata.namespace.as_deref(), Some("serverless"));
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.containers[0].image.as_deref(), Some("registry.example.com/weft:1"));
+        let binding: ClusterRoleBinding = serde_json::from_value(find("ClusterRoleBinding")).unwrap();
+        assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("serverless"));
+    }
+}

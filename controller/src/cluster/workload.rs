@@ -61,6 +61,8 @@ pub enum WorkloadError {
     Process,
     #[error("set exactly one of spec.wasm, spec.process or spec.image")]
     NoSource,
+    #[error("{0}")]
+    Scaling(String),
     #[error("spec.limits.memory: {0}")]
     Memory(String),
     #[error("the revision has no name")]
@@ -73,7 +75,7 @@ impl WorkloadError {
         match self {
             Self::LocalModule => "ModuleUnavailable",
             Self::Process => "Unsupported",
-            Self::NoSource | Self::Memory(_) | Self::Unnamed => "InvalidSpec",
+            Self::NoSource | Self::Memory(_) | Self::Scaling(_) | Self::Unnamed => "InvalidSpec",
         }
     }
 }

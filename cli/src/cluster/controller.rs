@@ -1,0 +1,134 @@
+//! `weft controller`: the Function and Revision controllers on Kubernetes,
+//! behind a Lease so two replicas are safe, with `/metrics` and `/healthz`.
+
+use anyhow::{Context as _, Result, bail};
+use axum::Router;
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use weft_controller::RouteBase;
+use weft_controller::cluster::ClusterSettings;
+use weft_controller_kube::leader::{Elector, Held};
+use weft_controller_kube::{Context, metrics::Metrics};
+
+/// How long a Lease holder may go without renewing before another takes over.
+const LEASE: Duration = Duration::from_secs(15);
+
+#[derive(clap::Args, Clone)]
+pub struct ControllerArgs {
+    /// The weft image instances run (`weft instance`).
+    #[arg(long, env = "WEFT_IMAGE")]
+    pub image: String,
+    /// Domain of function URLs: <function>.<namespace>.<domain>.
+    #[arg(long, default_value = "example.com")]
+    pub domain: String,
+    /// Port of function URLs (80 leaves it out).
+    #[arg(long, default_value_t = 80)]
+    pub port: u16,
+    /// `WEFT_SIDECAR` of instances: the gateway's Service.
+    #[arg(long, default_value = "weft-gateway.weft-system.svc:80")]
+    pub sidecar: String,
+    /// `/metrics` and `/healthz`.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub metrics: SocketAddr,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "weft-system")]
+    pub lease_namespace: String,
+    /// This replica's identity in the Lease.
+    #[arg(long, env = "POD_NAME", default_value = "weft-controller")]
+    pub identity: String,
+}
+
+pub async fn run(args: ControllerArgs) -> Result<()> {
+    super::tls_provider();
+    let client = kube::Client::try_default()
+        .await
+        .context("connect to the Kubernetes API (in a Pod via its service account, else ~/.kube/config)")?;
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve_metrics(args.metrics, Arc::new(registry), shutdown.clone()));
+
+    let elector = Elector::new(client.clone(), &args.lease_namespace, "weft-controller", &args.identity, LEASE);
+    wait_for_lease(&elector).await?;
+    tracing::info!(identity = %args.identity, "leading; starting the controllers");
+    let lost = tokio::spawn(keep_lease(elector, shutdown.clone()));
+
+    let settings = ClusterSettings { image: args.image, sidecar: args.sidecar, container_concurrency: 0 };
+    let base = RouteBase { domain: args.domain, port: args.port };
+    let ctx = Arc::new(Context::new(client, settings, base, Default::default(), metrics));
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        crate::signals::wait_for_shutdown().await;
+        stop.cancel();
+    });
+    let done = shutdown.clone();
+    weft_controller_kube::run(ctx, async move { done.cancelled().await }).await;
+    if lost.is_finished() {
+        bail!("lost the leader Lease; exiting so a restart rejoins as a follower");
+    }
+    Ok(())
+}
+
+/// Blocks until this replica holds the Lease.
+async fn wait_for_lease(elector: &Elector) -> Result<()> {
+    loop {
+        match elector.try_acquire().await {
+            Ok(Held::ByUs) => return Ok(()),
+            Ok(Held::ByOther(holder)) => tracing::info!(%holder, "following"),
+            Err(e) => tracing::warn!(error = %e, "leader election"),
+        }
+        tokio::time::sleep(elector.renew_every()).await;
+    }
+}
+
+/// Renews the Lease; when it cannot for a whole Lease period (or another
+/// replica took it), stops the controllers.
+async fn keep_lease(elector: Elector, shutdown: CancellationToken) {
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(elector.renew_every()) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match elector.try_acquire().await {
+            Ok(Held::ByUs) => last = tokio::time::Instant::now(),
+            Ok(Held::ByOther(holder)) => {
+                tracing::error!(%holder, "another replica holds the Lease");
+                break;
+            }
+            Err(e) if last.elapsed() < LEASE => tracing::warn!(error = %e, "renew the Lease; retrying"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not renew the Lease in time");
+                break;
+            }
+        }
+    }
+    shutdown.cancel();
+}
+
+async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, shutdown: CancellationToken) {
+    let router = Router::new().route("/healthz", get(|| async { "ok\n" })).route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+                text
+            }
+        }),
+    );
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "bind the metrics port");
+            shutdown.cancel();
+            return;
+        }
+    };
+    let _ = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+}
