@@ -67,7 +67,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     });
     let done = shutdown.clone();
     weft_controller_kube::run(ctx, async move { done.cancelled().await }).await;
-    if lost.is_finished() {
+    // keep_lease also ends on a plain shutdown; only a lost Lease is an error.
+    if lost.is_finished() && lost.await.unwrap_or(false) {
         bail!("lost the leader Lease; exiting so a restart rejoins as a follower");
     }
     Ok(())
@@ -86,13 +87,13 @@ async fn wait_for_lease(elector: &Elector) -> Result<()> {
 }
 
 /// Renews the Lease; when it cannot for a whole Lease period (or another
-/// replica took it), stops the controllers.
-async fn keep_lease(elector: Elector, shutdown: CancellationToken) {
+/// replica took it), stops the controllers and returns true.
+async fn keep_lease(elector: Elector, shutdown: CancellationToken) -> bool {
     let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(elector.renew_every()) => {}
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return false,
         }
         match elector.try_acquire().await {
             Ok(Held::ByUs) => last = tokio::time::Instant::now(),
@@ -108,6 +109,7 @@ async fn keep_lease(elector: Elector, shutdown: CancellationToken) {
         }
     }
     shutdown.cancel();
+    true
 }
 
 async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, shutdown: CancellationToken) {
