@@ -286,6 +286,12 @@ enum Command {
         #[command(flatten)]
         args: cluster::controller::ControllerArgs,
     },
+    /// Run the gateway, activator and autoscaler against the Kubernetes API
+    /// (what the weft-gateway Deployment runs).
+    Gateway {
+        #[command(flatten)]
+        args: cluster::gateway::GatewayArgs,
+    },
     /// Run one function instance (a cluster Pod), or a function host that
     /// `weft up` drives over stdin (`--host`).
     Instance {
@@ -320,7 +326,10 @@ fn init_tracing() {
 async fn main() {
     let cli = Cli::parse();
     cluster::tls_provider();
-    if matches!(cli.command, Command::Up { .. } | Command::Instance { .. } | Command::Controller { .. }) {
+    if matches!(
+        cli.command,
+        Command::Up { .. } | Command::Instance { .. } | Command::Controller { .. } | Command::Gateway { .. }
+    ) {
         init_tracing();
     }
     if let Err(e) = run(cli).await {
@@ -380,6 +389,7 @@ async fn run(cli: Cli) -> Result<()> {
             cluster::install::run(&options, apply).await
         }
         Command::Controller { args } => cluster::controller::run(args).await,
+        Command::Gateway { args } => cluster::gateway::run(args).await,
         Command::Logs { name, namespace, tail } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
     }
 }

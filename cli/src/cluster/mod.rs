@@ -2,6 +2,7 @@
 //! and `weft install`.
 
 pub mod controller;
+pub mod gateway;
 pub mod install;
 
 /// Installs ring as rustls's crypto provider, once per process: kube's TLS

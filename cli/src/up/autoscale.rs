@@ -5,7 +5,6 @@
 //! activator holds a request for a revision at zero — and applies it through the
 //! `Scaler` seam.
 
-use super::supervisor::Supervisor;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -93,10 +92,19 @@ impl AutoscalerMetrics {
     }
 }
 
+/// Where the loop gets instances and load: the local supervisor, or in a
+/// cluster the Deployments' `/scale` and the revisions' EndpointSlices.
+pub trait Backend: Scaler {
+    /// Admin addresses (`/stats`) of a revision's ready instances.
+    fn admin_addrs(&self, key: &str) -> Vec<SocketAddr>;
+    /// Load measured at the gateway for instances that report none.
+    fn gateway_report(&self, key: &str) -> Option<weft_sidecar::stats::Report>;
+}
+
 pub struct Autoscale {
     metrics: AutoscalerMetrics,
     defaults: Defaults,
-    supervisor: Arc<Supervisor>,
+    supervisor: Arc<dyn Backend>,
     endpoints: Arc<Endpoints>,
     entries: Mutex<HashMap<String, Entry>>,
     pokes: mpsc::UnboundedSender<String>,
@@ -112,7 +120,7 @@ struct Stats {
 impl Autoscale {
     pub fn new(
         defaults: Defaults,
-        supervisor: Arc<Supervisor>,
+        supervisor: Arc<dyn Backend>,
         endpoints: Arc<Endpoints>,
         metrics: AutoscalerMetrics,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {

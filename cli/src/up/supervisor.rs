@@ -338,6 +338,18 @@ impl SlotCtx {
     }
 }
 
+// === impl Backend ===
+
+impl super::autoscale::Backend for Supervisor {
+    fn admin_addrs(&self, key: &str) -> Vec<SocketAddr> {
+        Supervisor::admin_addrs(self, key)
+    }
+
+    fn gateway_report(&self, key: &str) -> Option<weft_sidecar::stats::Report> {
+        Supervisor::gateway_report(self, key)
+    }
+}
+
 // === impl Scaler ===
 
 impl Scaler for Supervisor {

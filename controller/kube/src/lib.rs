@@ -12,6 +12,7 @@
 //! exponential backoff per object ([`backoff`]) and are recorded as Events.
 
 pub mod backoff;
+pub mod endpoints;
 pub mod function;
 pub mod leader;
 pub mod metrics;

@@ -1,12 +1,13 @@
 //! `weft install`: every object a cluster needs, generated from code (the CRDs
 //! from the Rust types, RBAC, and the component Deployments), so the manifests
-//! cannot drift from the binary. `deploy/install.yaml` is a snapshot of the
+//! cannot drift from the binary. Components: `weft controller` and `weft
+//! gateway` (gateway, activator and autoscaler). `deploy/install.yaml` is a snapshot of the
 //! default output; a test fails when it is out of date.
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, ServiceAccount,
+    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -38,8 +39,63 @@ impl Default for InstallOptions {
     }
 }
 
-const CONTROLLER: &str = "weft-controller";
-const METRICS_PORT: u16 = 9090;
+/// One weft component: a Deployment running `weft <command>`, its own
+/// ServiceAccount and ClusterRole, and a Service when others call it.
+struct Component {
+    name: &'static str,
+    args: Vec<String>,
+    replicas: i32,
+    /// The named port `/metrics` and `/healthz` are served on.
+    port: (&'static str, u16),
+    /// Port of its Service (none: nobody calls it).
+    service_port: Option<u16>,
+    rules: Vec<PolicyRule>,
+    requests: (&'static str, &'static str),
+    memory_limit: &'static str,
+}
+
+fn components(o: &InstallOptions) -> Vec<Component> {
+    let rw = ["get", "list", "watch", "create", "update", "patch"];
+    let watch = ["get", "list", "watch"];
+    let sidecar = format!("weft-gateway.{}.svc:80", o.namespace);
+    vec![
+        // Two replicas; one leads (a Lease), the other waits to take over.
+        Component {
+            name: "weft-controller",
+            args: vec!["controller".into(), "--domain".into(), o.domain.clone(), "--sidecar".into(), sidecar],
+            replicas: 2,
+            port: ("metrics", 9090),
+            service_port: None,
+            rules: vec![
+                rule("serving.weft.dev", &["functions", "revisions"], &rw),
+                rule("serving.weft.dev", &["functions/status", "revisions/status"], &["get", "update", "patch"]),
+                rule("apps", &["deployments"], &rw),
+                rule("", &["services"], &rw),
+                rule("events.k8s.io", &["events"], &["create", "patch"]),
+                rule("coordination.k8s.io", &["leases"], &["get", "create", "update"]),
+            ],
+            requests: ("100m", "64Mi"),
+            memory_limit: "256Mi",
+        },
+        // Gateway, activator and autoscaler in one process (see
+        // cli/src/cluster/gateway.rs); one replica, one decider per revision.
+        Component {
+            name: "weft-gateway",
+            args: vec!["gateway".into(), "--domain".into(), o.domain.clone()],
+            replicas: 1,
+            port: ("http", 8080),
+            service_port: Some(80),
+            rules: vec![
+                rule("serving.weft.dev", &["functions", "revisions"], &watch),
+                rule("discovery.k8s.io", &["endpointslices"], &watch),
+                rule("apps", &["deployments/scale"], &["get", "update", "patch"]),
+                rule("apps", &["deployments/status"], &["get"]),
+            ],
+            requests: ("500m", "128Mi"),
+            memory_limit: "1Gi",
+        },
+    ]
+}
 
 /// Every object, in the order `kubectl apply` should create them.
 pub fn objects(o: &InstallOptions) -> Result<Vec<Value>, serde_json::Error> {
@@ -47,10 +103,15 @@ pub fn objects(o: &InstallOptions) -> Result<Vec<Value>, serde_json::Error> {
     for crd in [Function::crd(), Revision::crd(), Broker::crd(), Trigger::crd(), PingSource::crd()] {
         out.push(serde_json::to_value(crd)?);
     }
-    out.push(serde_json::to_value(service_account(o))?);
-    out.push(serde_json::to_value(controller_role())?);
-    out.push(serde_json::to_value(controller_binding(o))?);
-    out.push(serde_json::to_value(controller_deployment(o))?);
+    for c in components(o) {
+        out.push(serde_json::to_value(service_account(o, c.name))?);
+        out.push(serde_json::to_value(role(c.name, c.rules.clone()))?);
+        out.push(serde_json::to_value(binding(o, c.name))?);
+        out.push(serde_json::to_value(deployment(o, &c))?);
+        if let Some(svc) = service(o, &c) {
+            out.push(serde_json::to_value(svc)?);
+        }
+    }
     Ok(out)
 }
 
@@ -88,8 +149,8 @@ fn namespace(o: &InstallOptions) -> Namespace {
     Namespace { metadata: meta(&o.namespace, None), ..Default::default() }
 }
 
-fn service_account(o: &InstallOptions) -> ServiceAccount {
-    ServiceAccount { metadata: meta(CONTROLLER, Some(&o.namespace)), ..Default::default() }
+fn service_account(o: &InstallOptions, name: &str) -> ServiceAccount {
+    ServiceAccount { metadata: meta(name, Some(&o.namespace)), ..Default::default() }
 }
 
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
@@ -101,35 +162,22 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// Exactly what the controllers call: watches and writes of their resources,
-/// Events, and the leader Lease.
-fn controller_role() -> ClusterRole {
-    let rw = ["get", "list", "watch", "create", "update", "patch"];
-    ClusterRole {
-        metadata: meta(CONTROLLER, None),
-        rules: Some(vec![
-            rule("serving.weft.dev", &["functions", "revisions"], &rw),
-            rule("serving.weft.dev", &["functions/status", "revisions/status"], &["get", "update", "patch"]),
-            rule("apps", &["deployments"], &rw),
-            rule("", &["services"], &rw),
-            rule("events.k8s.io", &["events"], &["create", "patch"]),
-            rule("coordination.k8s.io", &["leases"], &["get", "create", "update"]),
-        ]),
-        ..Default::default()
-    }
+/// Exactly what the component calls, nothing more.
+fn role(name: &str, rules: Vec<PolicyRule>) -> ClusterRole {
+    ClusterRole { metadata: meta(name, None), rules: Some(rules), ..Default::default() }
 }
 
-fn controller_binding(o: &InstallOptions) -> ClusterRoleBinding {
+fn binding(o: &InstallOptions, name: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
-        metadata: meta(CONTROLLER, None),
+        metadata: meta(name, None),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: CONTROLLER.into(),
+            name: name.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: CONTROLLER.into(),
+            name: name.into(),
             namespace: Some(o.namespace.clone()),
             ..Default::default()
         }]),
@@ -147,11 +195,11 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn healthz() -> Probe {
+fn healthz(port: &str) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".into()),
-            port: IntOrString::String("metrics".into()),
+            port: IntOrString::String(port.into()),
             ..Default::default()
         }),
         period_seconds: Some(10),
@@ -163,47 +211,47 @@ fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
     BTreeMap::from([("cpu".to_string(), Quantity(cpu.into())), ("memory".to_string(), Quantity(memory.into()))])
 }
 
-/// Two replicas; one leads (a Lease), the other waits to take over.
-fn controller_deployment(o: &InstallOptions) -> Deployment {
-    let m = meta(CONTROLLER, Some(&o.namespace));
+fn deployment(o: &InstallOptions, c: &Component) -> Deployment {
+    let m = meta(c.name, Some(&o.namespace));
     let labels = m.labels.clone();
+    let (port_name, port) = c.port;
     let container = Container {
-        name: "controller".into(),
+        name: c.args[0].clone(),
         image: Some(o.image.clone()),
-        args: Some(vec!["controller".into(), "--domain".into(), o.domain.clone()]),
+        args: Some(c.args.clone()),
         env: Some(vec![
             EnvVar { name: "WEFT_IMAGE".into(), value: Some(o.image.clone()), ..Default::default() },
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
         ]),
         ports: Some(vec![ContainerPort {
-            name: Some("metrics".into()),
-            container_port: i32::from(METRICS_PORT),
+            name: Some(port_name.into()),
+            container_port: i32::from(port),
             ..Default::default()
         }]),
-        readiness_probe: Some(healthz()),
-        liveness_probe: Some(healthz()),
+        readiness_probe: Some(healthz(port_name)),
+        liveness_probe: Some(healthz(port_name)),
         resources: Some(ResourceRequirements {
-            requests: Some(quantities("100m", "64Mi")),
-            limits: Some(BTreeMap::from([("memory".to_string(), Quantity("256Mi".into()))])),
+            requests: Some(quantities(c.requests.0, c.requests.1)),
+            limits: Some(BTreeMap::from([("memory".to_string(), Quantity(c.memory_limit.into()))])),
             ..Default::default()
         }),
         ..Default::default()
     };
     let annotations = BTreeMap::from([
         ("prometheus.io/scrape".to_string(), "true".to_string()),
-        ("prometheus.io/port".to_string(), METRICS_PORT.to_string()),
+        ("prometheus.io/port".to_string(), port.to_string()),
         ("prometheus.io/path".to_string(), "/metrics".to_string()),
     ]);
     Deployment {
         metadata: m,
         spec: Some(DeploymentSpec {
-            replicas: Some(2),
+            replicas: Some(c.replicas),
             selector: LabelSelector { match_labels: labels.clone(), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels, annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(CONTROLLER.into()),
+                    service_account_name: Some(c.name.into()),
                     containers: vec![container],
                     ..Default::default()
                 }),
@@ -212,4 +260,23 @@ fn controller_deployment(o: &InstallOptions) -> Deployment {
         }),
         status: None,
     }
+}
+
+fn service(o: &InstallOptions, c: &Component) -> Option<Service> {
+    let port = c.service_port?;
+    let m = meta(c.name, Some(&o.namespace));
+    Some(Service {
+        spec: Some(ServiceSpec {
+            selector: m.labels.clone(),
+            ports: Some(vec![ServicePort {
+                name: Some(c.port.0.into()),
+                port: i32::from(port),
+                target_port: Some(IntOrString::String(c.port.0.into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        metadata: m,
+        status: None,
+    })
 }

@@ -173,6 +173,7 @@ mod install {
                 "ClusterRole" => round_trips::<ClusterRole>(v),
                 "ClusterRoleBinding" => round_trips::<ClusterRoleBinding>(v),
                 "Deployment" => round_trips::<Deployment>(v),
+                "Service" => round_trips::<k8s_openapi::api::core::v1::Service>(v),
                 other => panic!("unexpected kind {other}"),
             }
             kinds.push(v["kind"].as_str().unwrap().to_string());
@@ -194,6 +195,7 @@ mod install {
         let objs = objects(&o).unwrap();
         let find = |kind: &str| objs.iter().find(|v| v["kind"] == kind).unwrap().clone();
         let role: ClusterRole = serde_json::from_value(find("ClusterRole")).unwrap();
+        assert_eq!(role.metadata.name.as_deref(), Some("weft-controller"));
         let allows = |group: &str, resource: &str, verb: &str| {
             role.rules.as_ref().unwrap().iter().any(|r| {
                 r.api_groups.as_ref().unwrap().iter().any(|g| g == group)
@@ -220,5 +222,39 @@ mod install {
         assert_eq!(pod.containers[0].image.as_deref(), Some("registry.example.com/weft:1"));
         let binding: ClusterRoleBinding = serde_json::from_value(find("ClusterRoleBinding")).unwrap();
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("serverless"));
+        let args = pod.containers[0].args.clone().unwrap();
+        assert!(args.contains(&"weft-gateway.serverless.svc:80".to_string()), "instances call the gateway: {args:?}");
+    }
+
+    #[test]
+    fn the_gateway_may_watch_routes_and_endpoints_and_scale_but_not_write_resources() {
+        let objs = objects(&InstallOptions::default()).unwrap();
+        let named = |kind: &str, name: &str| {
+            objs.iter().find(|v| v["kind"] == kind && v["metadata"]["name"] == name).unwrap().clone()
+        };
+        let role: ClusterRole = serde_json::from_value(named("ClusterRole", "weft-gateway")).unwrap();
+        let verbs = |group: &str, resource: &str| -> Vec<String> {
+            role.rules
+                .as_ref()
+                .unwrap()
+                .iter()
+                .filter(|r| {
+                    r.api_groups.as_ref().unwrap().iter().any(|g| g == group)
+                        && r.resources.as_ref().unwrap().iter().any(|x| x == resource)
+                })
+                .flat_map(|r| r.verbs.clone())
+                .collect()
+        };
+        assert_eq!(verbs("discovery.k8s.io", "endpointslices"), ["get", "list", "watch"]);
+        assert_eq!(verbs("serving.weft.dev", "functions"), ["get", "list", "watch"]);
+        assert!(verbs("apps", "deployments/scale").contains(&"patch".to_string()));
+        assert!(verbs("apps", "deployments").is_empty(), "it scales, it does not edit Deployments");
+        let svc: k8s_openapi::api::core::v1::Service =
+            serde_json::from_value(named("Service", "weft-gateway")).unwrap();
+        let port = &svc.spec.unwrap().ports.unwrap()[0];
+        assert_eq!((port.port, port.name.as_deref()), (80, Some("http")));
+        let d: Deployment = serde_json::from_value(named("Deployment", "weft-gateway")).unwrap();
+        assert_eq!(d.spec.as_ref().unwrap().replicas, Some(1), "one autoscaler decides per revision");
+        assert_eq!(d.spec.unwrap().template.spec.unwrap().containers[0].args.as_ref().unwrap()[0], "gateway");
     }
 }
