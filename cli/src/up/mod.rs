@@ -115,7 +115,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let traces = Arc::new(Traces::new(TRACE_RETENTION, args.trace_events));
     let ingress = Arc::new(Ingress::new(traces.clone(), eventbus_metrics.clone()));
     let eventing = Arc::new(eventing::Eventing {
-        store: store.clone(),
+        store: store.clone() as Arc<dyn eventing::Resources>,
         embedded: Arc::new(EmbeddedLog::open(args.state.events(), EmbeddedConfig::default())?),
         kafka: match &args.kafka {
             Some(bootstrap) => Some(Arc::new(KafkaLog::connect(bootstrap).await?)),
@@ -126,7 +126,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         traces: traces.clone(),
         metrics: eventbus_metrics,
         addresses: eventing::Addresses {
-            gateway: gateway_addr,
+            gateway: loopback_if_unspecified(gateway_addr).to_string(),
             domain: args.domain.clone(),
             ingress: format!("http://{events_addr}"),
         },
@@ -145,7 +145,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let watch = store.watch();
     let ctl = tokio::spawn(controller.run(watch, changes_rx, shutdown.clone()));
     let scaler = tokio::spawn(autoscale.run(pokes, shutdown.clone()));
-    let events_ctl = tokio::spawn(eventing.run(store.watch(), shutdown.clone()));
+    let changes = eventing::Eventing::local_changes(store.watch());
+    let events_ctl = tokio::spawn(eventing.run(changes, shutdown.clone()));
     let events_task = tokio::spawn(serve_api(events_listener, ingress.router(), shutdown.clone()));
     let gw = gateway.clone();
     // The gateway runs thread-per-core, each worker with its own connection pool.

@@ -4,19 +4,23 @@
 //! every eventing resource (there are few) and converges.
 
 mod resolve;
+pub mod resources;
 mod status;
 
 pub use resolve::Addresses;
+pub use resources::Resources;
 
 use resolve::{broker_ref, resolve};
 use status::{Readiness, write_status};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use weft_controller::{EmbeddedStore, StoreError, WatchEvent};
+use weft_controller::WatchEvent;
 use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_eventbus::config::TriggerConfig;
 use weft_eventbus::dispatch::{Dispatcher, Publish};
@@ -30,7 +34,7 @@ use weft_eventbus::{EventLog, Initial};
 const RESYNC: Duration = Duration::from_secs(10);
 
 pub struct Eventing {
-    pub store: Arc<EmbeddedStore>,
+    pub store: Arc<dyn Resources>,
     pub embedded: Arc<dyn EventLog>,
     /// Set when `weft up --kafka-bootstrap` was given.
     pub kafka: Option<Arc<dyn EventLog>>,
@@ -54,18 +58,30 @@ fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> 
 }
 
 impl Eventing {
-    pub async fn run(self: Arc<Self>, mut watch: broadcast::Receiver<WatchEvent>, shutdown: CancellationToken) {
+    /// The embedded store's changes of the kinds eventing reads.
+    pub fn local_changes(watch: broadcast::Receiver<WatchEvent>) -> BoxStream<'static, ()> {
+        futures::stream::unfold(watch, |mut w| async move {
+            loop {
+                match w.recv().await {
+                    Ok(ev) if !matches!(ev.kind.as_str(), "brokers" | "triggers" | "pingsources" | "functions") => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                    _ => return Some(((), w)),
+                }
+            }
+        })
+        .boxed()
+    }
+
+    pub async fn run(self: Arc<Self>, mut changes: BoxStream<'static, ()>, shutdown: CancellationToken) {
         let mut resync = tokio::time::interval(RESYNC);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = resync.tick() => {}
-                ev = watch.recv() => match ev {
-                    Ok(ev) if !matches!(ev.kind.as_str(), "brokers" | "triggers" | "pingsources" | "functions") => continue,
-                    _ => {}
-                },
+                _ = changes.next() => {}
             }
-            while watch.try_recv().is_ok() {} // coalesce: everything is re-read
+            // Coalesce: everything is re-read.
+            while let Some(Some(())) = futures::FutureExt::now_or_never(changes.next()) {}
             if let Err(e) = self.reconcile_all().await {
                 tracing::error!(error = %e, "eventing reconcile failed; will retry on the next resync");
             }
@@ -77,8 +93,8 @@ impl Eventing {
         }
     }
 
-    async fn reconcile_all(&self) -> Result<(), StoreError> {
-        let brokers = self.store.list::<Broker>(None)?;
+    async fn reconcile_all(&self) -> Result<(), String> {
+        let brokers = self.store.brokers()?;
         let mut logs = HashMap::new();
         let mut delivery = HashMap::new();
         for b in &brokers {
@@ -91,17 +107,17 @@ impl Eventing {
                 }
                 Err((reason, message)) => Readiness::not(reason, message),
             };
-            write_status(&self.store, b, ready)?;
+            write_status(&*self.store, b, ready).await?;
         }
         self.ingress.set_brokers(logs.clone());
         let mut wanted = HashSet::new();
-        for t in self.store.list::<Trigger>(None)? {
+        for t in self.store.triggers()? {
             let ready = self.trigger(&t, &logs, &delivery, &mut wanted).await;
-            write_status(&self.store, &t, ready)?;
+            write_status(&*self.store, &t, ready).await?;
         }
-        for p in self.store.list::<PingSource>(None)? {
+        for p in self.store.pingsources()? {
             let ready = self.ping(&p, &logs, &mut wanted).await;
-            write_status(&self.store, &p, ready)?;
+            write_status(&*self.store, &p, ready).await?;
         }
         self.stop_unwanted(&wanted).await;
         Ok(())
@@ -111,7 +127,7 @@ impl Eventing {
         let (log, topic) = match b.spec.backend.as_deref() {
             Some("kafka") => match &self.kafka {
                 Some(k) => (k.clone(), format!("weft.{ns}.{name}")),
-                None => return Err(("KafkaNotConfigured", "start weft up with --kafka-bootstrap host:port".into())),
+                None => return Err(("KafkaNotConfigured", "start weft with --kafka-bootstrap host:port".into())),
             },
             _ => (self.embedded.clone(), format!("{ns}.{name}")),
         };
@@ -137,11 +153,11 @@ impl Eventing {
             Ok(c) => c,
             Err(e) => return Readiness::not("InvalidSpec", e.to_string()),
         };
-        let subscriber = match resolve(&self.store, &self.addresses, &t.spec.subscriber, &ns) {
+        let subscriber = match resolve(&*self.store, &self.addresses, &t.spec.subscriber, &ns) {
             Ok(s) => s,
             Err(e) => return Readiness::not("SubscriberNotResolved", e),
         };
-        let dead_letter = match config.dead_letter_sink.as_ref().map(|d| resolve(&self.store, &self.addresses, d, &ns))
+        let dead_letter = match config.dead_letter_sink.as_ref().map(|d| resolve(&*self.store, &self.addresses, d, &ns))
         {
             Some(Err(e)) => return Readiness::not("DeadLetterSinkNotResolved", e),
             Some(Ok(d)) => Some(d),
@@ -195,7 +211,7 @@ impl Eventing {
         let sink = match broker_ref(&p.spec.sink, &ns) {
             Some(b) if logs.contains_key(&b) => PingSink::Broker(b),
             Some(b) => return Readiness::not("SinkNotResolved", format!("broker {b} does not exist or is not ready")),
-            None => match resolve(&self.store, &self.addresses, &p.spec.sink, &ns) {
+            None => match resolve(&*self.store, &self.addresses, &p.spec.sink, &ns) {
                 Ok(t) => PingSink::Target(t),
                 Err(e) => return Readiness::not("SinkNotResolved", e),
             },

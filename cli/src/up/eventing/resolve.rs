@@ -2,14 +2,15 @@
 //! sink) resolved to where weft sends: a Function through the gateway by host
 //! (so it scales from zero), a Broker at its ingress, or a URI as given.
 
-use weft_controller::EmbeddedStore;
-use weft_crds::Function;
-use weft_crds::eventing::{Broker, Destination, KReference};
+use super::resources::Resources;
+use weft_crds::eventing::{Destination, KReference};
 use weft_eventbus::sender::Target;
 
 /// Addresses a resolution needs.
 pub struct Addresses {
-    pub gateway: std::net::SocketAddr,
+    /// The gateway, `host:port` (a loopback address locally, the gateway's
+    /// Service in a cluster).
+    pub gateway: String,
     pub domain: String,
     /// `http://host:port` of the broker ingress.
     pub ingress: String,
@@ -22,7 +23,7 @@ pub fn broker_ref(d: &Destination, ns: &str) -> Option<String> {
 }
 
 /// Resolves `d` for an object in namespace `ns`; the error says what is missing.
-pub fn resolve(store: &EmbeddedStore, a: &Addresses, d: &Destination, ns: &str) -> Result<Target, String> {
+pub fn resolve(store: &dyn Resources, a: &Addresses, d: &Destination, ns: &str) -> Result<Target, String> {
     if let Some(uri) = &d.uri {
         return Ok(Target::uri(uri.clone()));
     }
@@ -32,24 +33,23 @@ pub fn resolve(store: &EmbeddedStore, a: &Addresses, d: &Destination, ns: &str) 
     let ref_ns = r.namespace.as_deref().unwrap_or(ns);
     match r.kind.as_str() {
         "Function" => {
-            exists::<Function>(store, r, ref_ns)?;
+            exists(store, r, ref_ns)?;
             Ok(Target {
                 url: format!("http://{}/", a.gateway),
                 host: Some(weft_crds::names::function_host(&r.name, ref_ns, &a.domain)),
             })
         }
         "Broker" => {
-            exists::<Broker>(store, r, ref_ns)?;
+            exists(store, r, ref_ns)?;
             Ok(Target::uri(format!("{}/{ref_ns}/{}", a.ingress, r.name)))
         }
         other => Err(format!("weft cannot address a {other}")),
     }
 }
 
-fn exists<K: weft_controller::store::Object>(store: &EmbeddedStore, r: &KReference, ns: &str) -> Result<(), String> {
-    match store.get::<K>(ns, &r.name) {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!("{} {ns}/{} does not exist", r.kind, r.name)),
-        Err(e) => Err(e.to_string()),
+fn exists(store: &dyn Resources, r: &KReference, ns: &str) -> Result<(), String> {
+    match store.exists(&r.kind, ns, &r.name)? {
+        true => Ok(()),
+        false => Err(format!("{} {ns}/{} does not exist", r.kind, r.name)),
     }
 }

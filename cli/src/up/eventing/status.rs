@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 use weft_controller::store::Object;
-use weft_controller::{EmbeddedStore, StoreError, now_rfc3339};
+use super::resources::Resources;
+use weft_controller::now_rfc3339;
 use weft_crds::condition::set_condition;
 use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_crds::{Condition, ConditionStatus};
@@ -43,7 +44,7 @@ with_conditions!(Broker, Trigger, PingSource);
 
 /// Writes the status of `obj`, as listed by this reconcile (a no-op when
 /// unchanged, so reconciles converge).
-pub fn write_status<K: WithConditions>(store: &EmbeddedStore, obj: &K, r: Readiness) -> Result<(), StoreError> {
+pub async fn write_status<K: WithConditions>(store: &dyn Resources, obj: &K, r: Readiness) -> Result<(), String> {
     let meta = obj.meta();
     let ns = meta.namespace.as_deref().unwrap_or("default");
     let name = meta.name.as_deref().unwrap_or_default();
@@ -63,7 +64,8 @@ pub fn write_status<K: WithConditions>(store: &EmbeddedStore, obj: &K, r: Readin
         _ => status["sinkUri"] = json!(r.address),
     }
     strip_nulls(&mut status);
-    tokio::task::block_in_place(|| store.update_status::<K>(ns, name, &status)).map(drop)
+    let kind = K::kind(&());
+    store.write_status(&kind, ns, name, status).await
 }
 
 fn strip_nulls(v: &mut Value) {
