@@ -265,7 +265,7 @@ enum Command {
         tail: usize,
     },
     /// Print (or --apply) everything a Kubernetes cluster needs: the CRDs, RBAC
-    /// and the weft controller's Deployment.
+    /// and the controller, gateway and event-bus Deployments.
     Install {
         #[arg(long, default_value = "weft-system")]
         namespace: String,
@@ -275,6 +275,9 @@ enum Command {
         /// Domain of function URLs: <function>.<namespace>.<domain>.
         #[arg(long, default_value = "example.com")]
         domain: String,
+        /// Kafka bootstrap servers, for Brokers with `spec.backend: kafka`.
+        #[arg(long)]
+        kafka_bootstrap: Option<String>,
         /// Apply to the cluster of the current kubeconfig (server-side apply)
         /// instead of printing.
         #[arg(long)]
@@ -291,6 +294,12 @@ enum Command {
     Gateway {
         #[command(flatten)]
         args: cluster::gateway::GatewayArgs,
+    },
+    /// Run the broker ingress, Trigger dispatchers and PingSources against the
+    /// Kubernetes API (what the weft-eventbus Deployment runs).
+    Eventbus {
+        #[command(flatten)]
+        args: cluster::eventbus::EventbusArgs,
     },
     /// Run one function instance (a cluster Pod), or a function host that
     /// `weft up` drives over stdin (`--host`).
@@ -328,7 +337,11 @@ async fn main() {
     cluster::tls_provider();
     if matches!(
         cli.command,
-        Command::Up { .. } | Command::Instance { .. } | Command::Controller { .. } | Command::Gateway { .. }
+        Command::Up { .. }
+            | Command::Instance { .. }
+            | Command::Controller { .. }
+            | Command::Gateway { .. }
+            | Command::Eventbus { .. }
     ) {
         init_tracing();
     }
@@ -384,12 +397,14 @@ async fn run(cli: Cli) -> Result<()> {
             let args = cmd::invoke::InvokeArgs { name, namespace, data, path, method, headers };
             cmd::invoke::run(&connect()?, &args).await
         }
-        Command::Install { namespace, image, domain, apply } => {
-            let options = weft_controller::cluster::install::InstallOptions { namespace, image, domain };
+        Command::Install { namespace, image, domain, kafka_bootstrap, apply } => {
+            let options =
+                weft_controller::cluster::install::InstallOptions { namespace, image, domain, kafka_bootstrap };
             cluster::install::run(&options, apply).await
         }
         Command::Controller { args } => cluster::controller::run(args).await,
         Command::Gateway { args } => cluster::gateway::run(args).await,
+        Command::Eventbus { args } => cluster::eventbus::run(args).await,
         Command::Logs { name, namespace, tail } => cmd::logs::run(&connect()?, &name, &namespace, tail).await,
     }
 }

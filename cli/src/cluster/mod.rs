@@ -2,6 +2,7 @@
 //! and `weft install`.
 
 pub mod controller;
+pub mod eventbus;
 pub mod gateway;
 pub mod install;
 

@@ -1,13 +1,15 @@
 //! `weft install`: every object a cluster needs, generated from code (the CRDs
 //! from the Rust types, RBAC, and the component Deployments), so the manifests
-//! cannot drift from the binary. Components: `weft controller` and `weft
-//! gateway` (gateway, activator and autoscaler). `deploy/install.yaml` is a snapshot of the
+//! cannot drift from the binary. Components: `weft controller`, `weft
+//! gateway` (gateway, activator and autoscaler) and `weft eventbus`. `deploy/install.yaml` is a snapshot of the
 //! default output; a test fails when it is out of date.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -27,6 +29,8 @@ pub struct InstallOptions {
     pub image: String,
     /// Domain of function URLs.
     pub domain: String,
+    /// Kafka bootstrap servers for Brokers with `spec.backend: kafka`.
+    pub kafka_bootstrap: Option<String>,
 }
 
 impl Default for InstallOptions {
@@ -35,6 +39,7 @@ impl Default for InstallOptions {
             namespace: "weft-system".into(),
             image: format!("weft:{}", env!("CARGO_PKG_VERSION")),
             domain: "example.com".into(),
+            kafka_bootstrap: None,
         }
     }
 }
@@ -52,6 +57,8 @@ struct Component {
     rules: Vec<PolicyRule>,
     requests: (&'static str, &'static str),
     memory_limit: &'static str,
+    /// A PersistentVolumeClaim and where it is mounted.
+    data: Option<(&'static str, &'static str)>,
 }
 
 fn components(o: &InstallOptions) -> Vec<Component> {
@@ -76,6 +83,7 @@ fn components(o: &InstallOptions) -> Vec<Component> {
             ],
             requests: ("100m", "64Mi"),
             memory_limit: "256Mi",
+            data: None,
         },
         // Gateway, activator and autoscaler in one process (see
         // cli/src/cluster/gateway.rs); one replica, one decider per revision.
@@ -93,8 +101,62 @@ fn components(o: &InstallOptions) -> Vec<Component> {
             ],
             requests: ("500m", "128Mi"),
             memory_limit: "1Gi",
+            data: None,
+        },
+        // Broker ingress, Trigger dispatchers, PingSources. One replica: a
+        // Trigger has one dispatcher, and the embedded log one writer.
+        Component {
+            name: "weft-eventbus",
+            args: eventbus_args(o),
+            replicas: 1,
+            port: ("http", 8080),
+            service_port: Some(80),
+            rules: vec![
+                rule("eventing.weft.dev", &["brokers", "triggers", "pingsources"], &watch),
+                rule(
+                    "eventing.weft.dev",
+                    &["brokers/status", "triggers/status", "pingsources/status"],
+                    &["get", "update", "patch"],
+                ),
+                rule("serving.weft.dev", &["functions"], &watch),
+            ],
+            requests: ("200m", "128Mi"),
+            memory_limit: "1Gi",
+            data: Some(("weft-eventbus-data", "/var/lib/weft/events")),
         },
     ]
+}
+
+fn eventbus_args(o: &InstallOptions) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "eventbus".into(),
+        "--domain".into(),
+        o.domain.clone(),
+        "--gateway".into(),
+        format!("weft-gateway.{}.svc:80", o.namespace),
+        "--ingress-url".into(),
+        format!("http://weft-eventbus.{}.svc", o.namespace),
+    ];
+    if let Some(k) = &o.kafka_bootstrap {
+        args.extend(["--kafka-bootstrap".to_string(), k.clone()]);
+    }
+    args
+}
+
+/// The embedded log's volume: events survive a restart of the Pod.
+fn claim_of(o: &InstallOptions, name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: meta(name, Some(&o.namespace)),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), Quantity("1Gi".into()))])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        status: None,
+    }
 }
 
 /// Every object, in the order `kubectl apply` should create them.
@@ -107,6 +169,9 @@ pub fn objects(o: &InstallOptions) -> Result<Vec<Value>, serde_json::Error> {
         out.push(serde_json::to_value(service_account(o, c.name))?);
         out.push(serde_json::to_value(role(c.name, c.rules.clone()))?);
         out.push(serde_json::to_value(binding(o, c.name))?);
+        if let Some((claim, _)) = c.data {
+            out.push(serde_json::to_value(claim_of(o, claim))?);
+        }
         out.push(serde_json::to_value(deployment(o, &c))?);
         if let Some(svc) = service(o, &c) {
             out.push(serde_json::to_value(svc)?);
@@ -236,8 +301,21 @@ fn deployment(o: &InstallOptions, c: &Component) -> Deployment {
             limits: Some(BTreeMap::from([("memory".to_string(), Quantity(c.memory_limit.into()))])),
             ..Default::default()
         }),
+        volume_mounts: c.data.map(|(claim, path)| {
+            vec![VolumeMount { name: claim.into(), mount_path: path.into(), ..Default::default() }]
+        }),
         ..Default::default()
     };
+    let volumes = c.data.map(|(claim, _)| {
+        vec![Volume {
+            name: claim.into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]
+    });
     let annotations = BTreeMap::from([
         ("prometheus.io/scrape".to_string(), "true".to_string()),
         ("prometheus.io/port".to_string(), port.to_string()),
@@ -247,12 +325,15 @@ fn deployment(o: &InstallOptions, c: &Component) -> Deployment {
         metadata: m,
         spec: Some(DeploymentSpec {
             replicas: Some(c.replicas),
+            // A volume of one writer: the old Pod stops before the new starts.
+            strategy: c.data.map(|_| DeploymentStrategy { type_: Some("Recreate".into()), ..Default::default() }),
             selector: LabelSelector { match_labels: labels.clone(), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels, annotations: Some(annotations), ..Default::default() }),
                 spec: Some(PodSpec {
                     service_account_name: Some(c.name.into()),
                     containers: vec![container],
+                    volumes,
                     ..Default::default()
                 }),
             },

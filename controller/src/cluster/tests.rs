@@ -174,6 +174,7 @@ mod install {
                 "ClusterRoleBinding" => round_trips::<ClusterRoleBinding>(v),
                 "Deployment" => round_trips::<Deployment>(v),
                 "Service" => round_trips::<k8s_openapi::api::core::v1::Service>(v),
+                "PersistentVolumeClaim" => round_trips::<k8s_openapi::api::core::v1::PersistentVolumeClaim>(v),
                 other => panic!("unexpected kind {other}"),
             }
             kinds.push(v["kind"].as_str().unwrap().to_string());
@@ -190,6 +191,7 @@ mod install {
         let o = InstallOptions {
             namespace: "serverless".into(),
             image: "registry.example.com/weft:1".into(),
+            kafka_bootstrap: Some("kafka.data.svc:9092".into()),
             ..Default::default()
         };
         let objs = objects(&o).unwrap();
@@ -224,6 +226,16 @@ mod install {
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("serverless"));
         let args = pod.containers[0].args.clone().unwrap();
         assert!(args.contains(&"weft-gateway.serverless.svc:80".to_string()), "instances call the gateway: {args:?}");
+        let eventbus =
+            objs.iter().find(|v| v["kind"] == "Deployment" && v["metadata"]["name"] == "weft-eventbus").unwrap();
+        let args = eventbus["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+        let args: Vec<String> = serde_json::from_value(args).unwrap();
+        let at = args.iter().position(|a| a == "--kafka-bootstrap").unwrap();
+        assert_eq!(args[at + 1], "kafka.data.svc:9092");
+        assert_eq!(eventbus["spec"]["strategy"]["type"], "Recreate", "one writer of the embedded log's volume");
+        assert!(
+            objs.iter().any(|v| v["kind"] == "PersistentVolumeClaim" && v["metadata"]["name"] == "weft-eventbus-data")
+        );
     }
 
     #[test]

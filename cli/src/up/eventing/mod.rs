@@ -10,13 +10,13 @@ mod status;
 pub use resolve::Addresses;
 pub use resources::Resources;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use resolve::{broker_ref, resolve};
 use status::{Readiness, write_status};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use futures::StreamExt;
-use futures::stream::BoxStream;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

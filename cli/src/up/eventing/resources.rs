@@ -15,8 +15,13 @@ pub trait Resources: Send + Sync {
     /// Whether a Function or Broker `ns/name` exists.
     fn exists(&self, kind: &str, ns: &str, name: &str) -> Result<bool, String>;
     /// Replaces the object's status (`kind` is Broker, Trigger or PingSource).
-    fn write_status<'a>(&'a self, kind: &'a str, ns: &'a str, name: &'a str, status: Value)
-    -> BoxFuture<'a, Result<(), String>>;
+    fn write_status<'a>(
+        &'a self,
+        kind: &'a str,
+        ns: &'a str,
+        name: &'a str,
+        status: Value,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 impl Resources for EmbeddedStore {

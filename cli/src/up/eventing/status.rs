@@ -2,10 +2,10 @@
 //! (Broker `status.address.url`, Trigger `subscriberUri`, PingSource
 //! `sinkUri`), and `observedGeneration`.
 
-use serde_json::{Value, json};
-use weft_controller::store::Object;
 use super::resources::Resources;
+use serde_json::{Value, json};
 use weft_controller::now_rfc3339;
+use weft_controller::store::Object;
 use weft_crds::condition::set_condition;
 use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_crds::{Condition, ConditionStatus};
