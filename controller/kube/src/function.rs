@@ -29,6 +29,9 @@ async fn apply(f: &Function, ctx: &Context) -> Result<Action, Error> {
             Err(e) => return Err(e.into()),
         }
     }
+    if let Some((reason, message)) = newly_failed(f, &plan.status) {
+        ctx.warn(f, &reason, message).await;
+    }
     if f.status.as_ref() != Some(&plan.status) {
         let body = serde_json::json!({
             "apiVersion": Function::api_version(&()),
@@ -39,4 +42,17 @@ async fn apply(f: &Function, ctx: &Context) -> Result<Action, Error> {
         functions.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
     }
     Ok(Action::await_change())
+}
+
+/// `Ready=False` with a reason the Function did not have before: worth one
+/// Warning Event (a reason that persists is not repeated).
+fn newly_failed(f: &Function, planned: &weft_crds::FunctionStatus) -> Option<(String, String)> {
+    use weft_crds::ConditionStatus;
+    use weft_crds::condition::find;
+    let now = find(&planned.conditions, "Ready").filter(|c| c.status == ConditionStatus::False)?;
+    let before = f.status.as_ref().and_then(|s| find(&s.conditions, "Ready"));
+    if before.is_some_and(|b| b.status == ConditionStatus::False && b.reason == now.reason) {
+        return None;
+    }
+    Some((now.reason.clone().unwrap_or_default(), now.message.clone().unwrap_or_default()))
 }

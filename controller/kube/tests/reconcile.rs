@@ -222,15 +222,33 @@ async fn a_missing_revision_in_traffic_is_reported_in_routes_ready() {
                 StatusCode::OK,
                 list(vec![revision_json(1, "https://m.example.com/hello.wasm", true)]),
             ),
+            call(
+                Method::POST,
+                EVENTS,
+                StatusCode::CREATED,
+                json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
+            ),
             call(Method::PATCH, FUNCTION_STATUS, StatusCode::OK, serde_json::to_value(&f).unwrap()),
         ],
     );
-    bounded(function::reconcile(Arc::new(f), ctx)).await.unwrap();
-    let status = &server.await.unwrap()[1].1["status"];
+    bounded(function::reconcile(Arc::new(f.clone()), ctx)).await.unwrap();
+    let sent = server.await.unwrap();
+    assert_eq!((sent[1].1["reason"].clone(), sent[1].1["type"].clone()), (json!("RevisionMissing"), json!("Warning")));
+    assert_eq!(sent[1].1["regarding"]["kind"], "Function");
+    let status = &sent[2].1["status"];
     let routes = condition(status, "RoutesReady");
     assert_eq!((&routes["status"], &routes["reason"]), (&json!("False"), &json!("RevisionMissing")));
     assert!(routes["message"].as_str().unwrap().contains("hello-00007"));
     assert_eq!(condition(status, "Ready")["reason"], "RevisionMissing");
+
+    // Still missing on the next pass: no second Event, no status write.
+    let (ctx, api, _) = context();
+    let mut again = f;
+    again.status = Some(serde_json::from_value(status.clone()).unwrap());
+    let revs = list(vec![revision_json(1, "https://m.example.com/hello.wasm", true)]);
+    let server = scenario(api, vec![call(Method::GET, REVISIONS, StatusCode::OK, revs)]);
+    bounded(function::reconcile(Arc::new(again), ctx)).await.unwrap();
+    server.await.unwrap();
 }
 
 #[tokio::test]
