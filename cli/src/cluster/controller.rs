@@ -1,9 +1,7 @@
 //! `weft controller`: the Function and Revision controllers on Kubernetes,
 //! behind a Lease so two replicas are safe, with `/metrics` and `/healthz`.
 
-use anyhow::{Context as _, Result, bail};
-use axum::Router;
-use axum::routing::get;
+use anyhow::{Result, bail};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,10 +41,7 @@ pub struct ControllerArgs {
 }
 
 pub async fn run(args: ControllerArgs) -> Result<()> {
-    super::tls_provider();
-    let client = kube::Client::try_default()
-        .await
-        .context("connect to the Kubernetes API (in a Pod via its service account, else ~/.kube/config)")?;
+    let client = super::client().await?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let shutdown = CancellationToken::new();
@@ -113,17 +108,7 @@ async fn keep_lease(elector: Elector, shutdown: CancellationToken) -> bool {
 }
 
 async fn serve_metrics(addr: SocketAddr, registry: Arc<Registry>, shutdown: CancellationToken) {
-    let router = Router::new().route("/healthz", get(|| async { "ok\n" })).route(
-        "/metrics",
-        get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut text = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-                text
-            }
-        }),
-    );
+    let router = super::ops_routes(registry);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {

@@ -8,18 +8,17 @@
 
 use crate::up::eventing::{Addresses, Eventing, Resources};
 use anyhow::{Context as _, Result};
-use axum::routing::get;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,30 +74,19 @@ fn all<K: Clone + Resource<DynamicType = ()>>(store: &Store<K>) -> Vec<K> {
 }
 
 impl KubeResources {
-    /// The object's current status, to skip writes that change nothing.
-    fn current_status(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
-        fn status<K: Resource<DynamicType = ()> + Clone + Serialize>(
-            s: &Store<K>,
-            ns: &str,
-            name: &str,
-        ) -> Option<Value> {
-            let obj = s.get(&ObjectRef::new(name).within(ns))?;
-            serde_json::to_value(&*obj).ok()?.get("status").cloned()
-        }
-        match kind {
-            "Broker" => status(&self.brokers, ns, name),
-            "Trigger" => status(&self.triggers, ns, name),
-            _ => status(&self.pings, ns, name),
-        }
-    }
-
-    async fn patch<K>(&self, ns: &str, name: &str, status: Value) -> Result<(), kube::Error>
+    /// Applies `status` to the `K` named, unless it already has exactly that
+    /// (every resync would write otherwise).
+    async fn write<K>(&self, store: &Store<K>, ns: &str, name: &str, status: Value) -> Result<(), kube::Error>
     where
-        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug,
     {
-        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status});
-        api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await.map(drop)
+        let Some(obj) = store.get(&ObjectRef::new(name).within(ns)) else {
+            return Ok(()); // deleted since the reconcile listed it
+        };
+        if serde_json::to_value(&*obj).ok().and_then(|v| v.get("status").cloned()).as_ref() == Some(&status) {
+            return Ok(());
+        }
+        weft_controller_kube::apply_status(&self.client, &*obj, MANAGER, &status).await
     }
 }
 
@@ -131,13 +119,10 @@ impl Resources for KubeResources {
         status: Value,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            if self.current_status(kind, ns, name).as_ref() == Some(&status) {
-                return Ok(()); // unchanged: every resync would write otherwise
-            }
             let r = match kind {
-                "Broker" => self.patch::<Broker>(ns, name, status).await,
-                "Trigger" => self.patch::<Trigger>(ns, name, status).await,
-                _ => self.patch::<PingSource>(ns, name, status).await,
+                "Broker" => self.write(&self.brokers, ns, name, status).await,
+                "Trigger" => self.write(&self.triggers, ns, name, status).await,
+                _ => self.write(&self.pings, ns, name, status).await,
             };
             r.map_err(|e| format!("write {kind} {ns}/{name} status: {e}"))
         })
@@ -146,34 +131,17 @@ impl Resources for KubeResources {
 
 /// Starts the four watches; the stream yields once per change of any of them.
 fn watch(client: Client) -> (KubeResources, BoxStream<'static, ()>) {
-    fn watched<K>(client: &Client) -> (Store<K>, BoxStream<'static, ()>)
-    where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    {
-        let (store, writer) = reflector::store();
-        let stream = reflector(writer, watcher(Api::<K>::all(client.clone()), watcher::Config::default()))
-            .default_backoff()
-            .map(|r| {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "watch; retrying");
-                }
-            })
-            .boxed();
-        (store, stream)
-    }
-    let (brokers, b) = watched::<Broker>(&client);
-    let (triggers, t) = watched::<Trigger>(&client);
-    let (pings, p) = watched::<PingSource>(&client);
-    let (functions, f) = watched::<Function>(&client);
+    let all = watcher::Config::default;
+    let (brokers, b) = super::watched::<Broker>(&client, all());
+    let (triggers, t) = super::watched::<Trigger>(&client, all());
+    let (pings, p) = super::watched::<PingSource>(&client, all());
+    let (functions, f) = super::watched::<Function>(&client, all());
     let changes = futures::stream::select_all([b, t, p, f]).boxed();
     (KubeResources { client, brokers, triggers, pings, functions }, changes)
 }
 
 pub async fn run(args: EventbusArgs) -> Result<()> {
-    super::tls_provider();
-    let client = Client::try_default()
-        .await
-        .context("connect to the Kubernetes API (in a Pod via its service account, else ~/.kube/config)")?;
+    let client = super::client().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind the broker ingress on {}", args.listen))?;
@@ -201,17 +169,7 @@ pub async fn run(args: EventbusArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(eventing.run(changes, shutdown.clone()));
     let registry = Arc::new(registry);
-    let router = ingress.router().route("/healthz", get(|| async { "ok\n" })).route(
-        "/metrics",
-        get(move || {
-            let registry = registry.clone();
-            async move {
-                let mut text = String::new();
-                let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
-                text
-            }
-        }),
-    );
+    let router = ingress.router().merge(super::ops_routes(registry));
     tracing::info!(listen = %args.listen, kafka = ?args.kafka_bootstrap, "weft eventbus is up");
     let stop = shutdown.clone();
     let serve = axum::serve(listener, router).with_graceful_shutdown(async move { stop.cancelled().await });
@@ -231,6 +189,8 @@ mod tests {
     use super::*;
     use http::{Request, Response};
     use kube::client::Body;
+    use kube::runtime::reflector;
+    use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tower_test::mock::{Handle, pair};
 

@@ -17,19 +17,20 @@
 
 use crate::up::autoscale::{Autoscale, AutoscalerMetrics, Backend};
 use anyhow::{Context as _, Result};
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
 use prometheus_client::registry::Registry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use weft_autoscaler::{Defaults, Replicas, ScaleTarget, Scaler, ScalerError};
 use weft_autoscaler_kube::KubeScaler;
-use weft_controller_kube::endpoints::{instances, routed};
+use weft_controller_kube::endpoints::{Instances, instances, routed};
 use weft_crds::{Function, Revision};
 use weft_sidecar::endpoints::{Target, revision_key};
 use weft_sidecar::metrics::GatewayMetrics;
@@ -49,8 +50,8 @@ pub struct GatewayArgs {
 /// instances the EndpointSlices show.
 struct ClusterBackend {
     scaler: Arc<KubeScaler>,
-    /// Ready admin addresses by revision key.
-    admin: Mutex<HashMap<String, Vec<SocketAddr>>>,
+    /// Ready instances of every known revision, by revision key.
+    instances: Mutex<HashMap<String, Instances>>,
 }
 
 impl Scaler for ClusterBackend {
@@ -61,7 +62,7 @@ impl Scaler for ClusterBackend {
     /// Ready instances as the gateway sees them (the EndpointSlices), which is
     /// what decides whether a request can be forwarded.
     fn replicas(&self, target: &ScaleTarget) -> Result<Replicas, ScalerError> {
-        let ready = crate::sync::lock(&self.admin).get(&target.key()).map_or(0, Vec::len);
+        let ready = crate::sync::lock(&self.instances).get(&target.key()).map_or(0, |i| i.admin.len());
         let ready = u32::try_from(ready).unwrap_or(u32::MAX);
         let known = self.scaler.replicas(target).unwrap_or_default();
         Ok(Replicas { desired: known.desired, actual: known.actual.max(ready), ready })
@@ -70,7 +71,7 @@ impl Scaler for ClusterBackend {
 
 impl Backend for ClusterBackend {
     fn admin_addrs(&self, key: &str) -> Vec<SocketAddr> {
-        crate::sync::lock(&self.admin).get(key).cloned().unwrap_or_default()
+        crate::sync::lock(&self.instances).get(key).map(|i| i.admin.clone()).unwrap_or_default()
     }
 
     fn gateway_report(&self, _key: &str) -> Option<weft_sidecar::stats::Report> {
@@ -86,10 +87,7 @@ struct Stores {
 }
 
 pub async fn run(args: GatewayArgs) -> Result<()> {
-    super::tls_provider();
-    let client = Client::try_default()
-        .await
-        .context("connect to the Kubernetes API (in a Pod via its service account, else ~/.kube/config)")?;
+    let client = super::client().await?;
     let listeners = weft_sidecar::serve::bind_workers(args.listen, weft_sidecar::serve::default_workers())
         .with_context(|| format!("bind the gateway on {}", args.listen))?;
     let endpoints = Arc::new(Endpoints::new());
@@ -100,14 +98,14 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let gateway = Arc::new(Gateway::new(config, endpoints.clone(), metrics, Arc::new(registry)));
     let (scaler, worker) = KubeScaler::new(client.clone());
     tokio::spawn(worker);
-    let backend = Arc::new(ClusterBackend { scaler, admin: Mutex::default() });
+    let backend = Arc::new(ClusterBackend { scaler, instances: Mutex::default() });
     let defaults = Defaults::default();
     let (autoscale, pokes) = Autoscale::new(defaults.clone(), backend.clone(), endpoints.clone(), scaler_metrics);
     gateway.set_activation(autoscale.clone());
 
     let shutdown = CancellationToken::new();
     let (stores, changes) = watch(client);
-    let sync = Sync {
+    let sync = ClusterSync {
         gateway: gateway.clone(),
         autoscale: autoscale.clone(),
         backend,
@@ -131,30 +129,18 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
 }
 
 /// Starts the three watches; the stream yields once per change of any of them.
-fn watch(client: Client) -> (Stores, futures::stream::BoxStream<'static, ()>) {
-    let (functions, fw) = reflector::store();
-    let (revisions, rw) = reflector::store();
-    let (slices, sw) = reflector::store();
-    let f = reflector(fw, watcher(Api::<Function>::all(client.clone()), watcher::Config::default()));
-    let r = reflector(rw, watcher(Api::<Revision>::all(client.clone()), watcher::Config::default()));
-    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=weft");
-    let s = reflector(sw, watcher(Api::<EndpointSlice>::all(client), managed));
-    let log = |r: Result<(), watcher::Error>| {
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "watch; retrying");
-        }
-    };
-    let changes = futures::stream::select_all([
-        f.default_backoff().map(|r| r.map(|_| ())).boxed(),
-        r.default_backoff().map(|r| r.map(|_| ())).boxed(),
-        s.default_backoff().map(|r| r.map(|_| ())).boxed(),
-    ])
-    .map(log)
-    .boxed();
+fn watch(client: Client) -> (Stores, BoxStream<'static, ()>) {
+    let all = watcher::Config::default;
+    let (functions, f) = super::watched::<Function>(&client, all());
+    let (revisions, r) = super::watched::<Revision>(&client, all());
+    let managed = all().labels("app.kubernetes.io/managed-by=weft");
+    let (slices, s) = super::watched::<EndpointSlice>(&client, managed);
+    let changes = futures::stream::select_all([f, r, s]).boxed();
     (Stores { functions, revisions, slices }, changes)
 }
 
-struct Sync {
+/// Applies the watched cluster to the gateway, its endpoints and the autoscaler.
+struct ClusterSync {
     gateway: Arc<Gateway>,
     autoscale: Arc<Autoscale>,
     backend: Arc<ClusterBackend>,
@@ -163,57 +149,56 @@ struct Sync {
     domain: String,
 }
 
-impl Sync {
+impl ClusterSync {
     /// Applies the watched state after each change (batched: a burst of
     /// watch events is applied once).
-    async fn run(
-        self,
-        stores: Stores,
-        mut changes: futures::stream::BoxStream<'static, ()>,
-        shutdown: CancellationToken,
-    ) {
-        let mut live = HashSet::new();
+    async fn run(self, stores: Stores, mut changes: BoxStream<'static, ()>, shutdown: CancellationToken) {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 next = changes.next() => if next.is_none() { return },
             }
             while let Some(Some(())) = changes.next().now_or_never() {}
-            live = self.apply(&stores, live);
+            self.apply(&stores);
         }
     }
 
-    /// Routes, autoscaled revisions and ready instances from the stores;
-    /// returns the revision keys now known.
-    fn apply(&self, stores: &Stores, before: HashSet<String>) -> HashSet<String> {
+    /// Routes, autoscaled revisions and ready instances from the stores. A
+    /// revision's endpoints are replaced only when its ready Pods changed.
+    fn apply(&self, stores: &Stores) {
         let functions: Vec<Function> = stores.functions.state().iter().map(|f| (**f).clone()).collect();
         self.gateway.set_routes(crate::up::routes::table(&self.domain, &functions));
         let routed = routed(&functions);
         let slices: Vec<EndpointSlice> = stores.slices.state().iter().map(|s| (**s).clone()).collect();
-        let ready = instances(&slices);
-        let mut live = HashSet::new();
+        let mut ready = instances(&slices);
+        let mut now = HashMap::new();
+        let mut capacity = HashMap::new();
         for rev in stores.revisions.state() {
             let (Some(ns), name) = (rev.namespace(), rev.name_any()) else { continue };
             let key = revision_key(&ns, &name);
-            let id = (ns.clone(), name.clone());
+            let id = (ns, name);
             let cc = self.defaults.container_concurrency(rev.spec.container_concurrency);
             let annotations = rev.metadata.annotations.clone().unwrap_or_default();
-            let target = ScaleTarget { namespace: ns, revision: name };
+            let target = ScaleTarget { namespace: id.0.clone(), revision: id.1.clone() };
             if let Err(e) = self.autoscale.upsert(target, &annotations, cc, routed.contains(&id)) {
                 tracing::warn!(revision = %key, error = %e, "not autoscaled");
             }
-            let found = ready.get(&id).cloned().unwrap_or_default();
-            let serving: Vec<Target> = found.serving.into_iter().map(Target::from).collect();
-            self.endpoints.set(&key, serving, cc as usize);
-            crate::sync::lock(&self.backend.admin).insert(key.clone(), found.admin);
-            live.insert(key);
+            capacity.insert(key.clone(), cc as usize);
+            now.insert(key, ready.remove(&id).unwrap_or_default());
         }
-        for gone in before.difference(&live) {
+        // Swapped under the lock, compared outside it: the autoscaler takes
+        // its own lock, then this one.
+        let before = std::mem::replace(&mut *crate::sync::lock(&self.backend.instances), now.clone());
+        for (key, found) in &now {
+            if before.get(key) != Some(found) {
+                let serving: Vec<Target> = found.serving.iter().copied().map(Target::from).collect();
+                self.endpoints.set(key, serving, capacity[key]);
+            }
+        }
+        for gone in before.keys().filter(|k| !now.contains_key(*k)) {
             self.autoscale.remove(gone);
             self.endpoints.set(gone, Vec::<Target>::new(), 0);
-            crate::sync::lock(&self.backend.admin).remove(gone);
         }
-        live
     }
 }
 
@@ -222,6 +207,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use kube::runtime::reflector::store;
     use kube::runtime::reflector::store::Writer;
     use serde_json::json;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -302,10 +288,11 @@ mod tests {
         let config = GatewayConfig { domain: "example.com".into() };
         let gateway = Arc::new(Gateway::new(config, endpoints.clone(), metrics, Arc::new(registry)));
         let (scaler, _worker) = KubeScaler::new(client);
-        let backend = Arc::new(ClusterBackend { scaler, admin: Mutex::default() });
-        let (autoscale, _pokes) =
+        let backend = Arc::new(ClusterBackend { scaler, instances: Mutex::default() });
+        // The autoscaler pokes itself once per revision it starts to know.
+        let (autoscale, mut pokes) =
             Autoscale::new(Defaults::default(), backend.clone(), endpoints.clone(), scaler_metrics);
-        let sync = Sync {
+        let sync = ClusterSync {
             gateway: gateway.clone(),
             autoscale: autoscale.clone(),
             backend: backend.clone(),
@@ -313,16 +300,16 @@ mod tests {
             defaults: Defaults::default(),
             domain: "example.com".into(),
         };
-        let (functions, mut fw) = reflector::store::<Function>();
-        let (revisions, mut rw): (Store<Revision>, Writer<Revision>) = reflector::store();
-        let (slices, mut sw) = reflector::store::<EndpointSlice>();
+        let (functions, mut fw) = store::<Function>();
+        let (revisions, mut rw): (Store<Revision>, Writer<Revision>) = store();
+        let (slices, mut sw) = store::<EndpointSlice>();
         let stores = Stores { functions, revisions, slices };
         let pod = pod("from the pod").await;
         fw.apply_watcher_event(&watcher::Event::Apply(function()));
         rw.apply_watcher_event(&watcher::Event::Apply(revision()));
         sw.apply_watcher_event(&watcher::Event::Apply(slice(pod)));
-        let live = sync.apply(&stores, HashSet::new());
-        assert_eq!(live, HashSet::from(["default/hello-00001".to_string()]));
+        sync.apply(&stores);
+        assert_eq!(pokes.try_recv().ok().as_deref(), Some("default/hello-00001"), "autoscaled");
 
         // A request by host reaches the Pod the EndpointSlice names.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -346,15 +333,19 @@ mod tests {
         let mut unready = slice(pod);
         unready.endpoints[0].conditions.as_mut().unwrap().ready = Some(false);
         sw.apply_watcher_event(&watcher::Event::Apply(unready));
-        let live = sync.apply(&stores, live);
+        sync.apply(&stores);
         assert!(endpoints.acquire("default/hello-00001").is_err());
         assert_eq!(backend.replicas(&target).unwrap().ready, 0);
+        assert!(pokes.try_recv().is_err(), "a known revision is not added again");
 
         // The Revision is deleted: it leaves the autoscaler and the endpoints.
         rw.apply_watcher_event(&watcher::Event::Delete(revision()));
-        assert!(sync.apply(&stores, live).is_empty());
-        assert!(backend.admin_addrs("default/hello-00001").is_empty());
-        assert!(!autoscale.initialized("default/hello-00001"));
+        sync.apply(&stores);
+        assert!(crate::sync::lock(&backend.instances).is_empty());
+        // It was forgotten: coming back, it is autoscaled anew.
+        rw.apply_watcher_event(&watcher::Event::Apply(revision()));
+        sync.apply(&stores);
+        assert_eq!(pokes.try_recv().ok().as_deref(), Some("default/hello-00001"));
         shutdown.cancel();
     }
 }

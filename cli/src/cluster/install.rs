@@ -15,7 +15,7 @@ pub async fn run(options: &InstallOptions, apply: bool) -> Result<()> {
         print!("{}", yaml(options)?);
         return Ok(());
     }
-    let client = kube::Client::try_default().await.context("connect to the Kubernetes API (~/.kube/config)")?;
+    let client = super::client().await?;
     for obj in objects(options)? {
         let (kind, name) = (obj["kind"].as_str().unwrap_or(""), obj["metadata"]["name"].as_str().unwrap_or(""));
         apply_one(&client, &obj).await.with_context(|| format!("apply {kind} {name}"))?;

@@ -20,7 +20,7 @@ pub struct Instances {
 
 /// Ready instances per revision, from all slices (a Service may have several).
 /// An endpoint whose `ready` condition is unset counts as ready, as the API
-/// documents; terminating ones are not ready.
+/// documents (a terminating endpoint has it false).
 pub fn instances(slices: &[EndpointSlice]) -> BTreeMap<RevisionId, Instances> {
     let mut out: BTreeMap<RevisionId, Instances> = BTreeMap::new();
     for slice in slices {
@@ -29,8 +29,10 @@ pub fn instances(slices: &[EndpointSlice]) -> BTreeMap<RevisionId, Instances> {
         else {
             continue;
         };
-        let port =
-            |name: &str| slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name)).and_then(|p| p.port);
+        let port = |name: &str| {
+            let p = slice.ports.iter().flatten().find(|p| p.name.as_deref() == Some(name))?;
+            u16::try_from(p.port?).ok()
+        };
         let entry = out.entry((ns, rev.clone())).or_default();
         let (Some(http), Some(admin)) = (port("http"), port("admin")) else { continue };
         for ep in &slice.endpoints {
@@ -38,7 +40,6 @@ pub fn instances(slices: &[EndpointSlice]) -> BTreeMap<RevisionId, Instances> {
                 continue;
             }
             for ip in ep.addresses.iter().filter_map(|a| a.parse::<IpAddr>().ok()) {
-                let (Ok(http), Ok(admin)) = (u16::try_from(http), u16::try_from(admin)) else { continue };
                 entry.serving.push(SocketAddr::new(ip, http));
                 entry.admin.push(SocketAddr::new(ip, admin));
             }

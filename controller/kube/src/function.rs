@@ -1,9 +1,9 @@
 //! Function -> Revisions and status, with `weft_controller::plan_function`.
 
-use crate::{Context, Error, MANAGER, namespace_of, timed};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use crate::{Context, Error, MANAGER, apply_status, failed_already, namespace_of, timed};
+use kube::api::{ListParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use std::sync::Arc;
 use weft_controller::plan_function;
 use weft_crds::{FUNCTION_LABEL, Function, Revision};
@@ -33,13 +33,7 @@ async fn apply(f: &Function, ctx: &Context) -> Result<Action, Error> {
         ctx.warn(f, &reason, message).await;
     }
     if f.status.as_ref() != Some(&plan.status) {
-        let body = serde_json::json!({
-            "apiVersion": Function::api_version(&()),
-            "kind": Function::kind(&()),
-            "status": plan.status,
-        });
-        let functions: Api<Function> = Api::namespaced(ctx.client.clone(), &ns);
-        functions.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await?;
+        apply_status(&ctx.client, f, MANAGER, &plan.status).await?;
     }
     Ok(Action::await_change())
 }
@@ -47,11 +41,9 @@ async fn apply(f: &Function, ctx: &Context) -> Result<Action, Error> {
 /// `Ready=False` with a reason the Function did not have before: worth one
 /// Warning Event (a reason that persists is not repeated).
 fn newly_failed(f: &Function, planned: &weft_crds::FunctionStatus) -> Option<(String, String)> {
-    use weft_crds::ConditionStatus;
-    use weft_crds::condition::find;
-    let now = find(&planned.conditions, "Ready").filter(|c| c.status == ConditionStatus::False)?;
-    let before = f.status.as_ref().and_then(|s| find(&s.conditions, "Ready"));
-    if before.is_some_and(|b| b.status == ConditionStatus::False && b.reason == now.reason) {
+    let now = weft_crds::condition::find(&planned.conditions, "Ready")
+        .filter(|c| c.status == weft_crds::ConditionStatus::False)?;
+    if failed_already(f.status.as_ref().map(|s| &s.conditions[..]), now.reason.as_deref()) {
         return None;
     }
     Some((now.reason.clone().unwrap_or_default(), now.message.clone().unwrap_or_default()))

@@ -19,17 +19,23 @@ pub mod metrics;
 pub mod revision;
 
 use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
 use std::sync::Arc;
 use thiserror::Error;
 use weft_autoscaler::Defaults;
 use weft_controller::RouteBase;
 use weft_controller::cluster::ClusterSettings;
+use weft_crds::{Condition, ConditionStatus};
 use weft_crds::{Function, Revision};
 
 /// Field manager of every write, as `kubectl` shows it.
@@ -100,9 +106,8 @@ impl Context {
 
 /// Requeue after a failure, later each time in a row; records the error.
 pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let kind = K::kind(&());
-    ctx.metrics.failed(&kind, &error.label());
-    let key = format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.metrics.failed(&K::kind(&()), &error.label());
+    let key = object_key(&*obj);
     let delay = ctx.backoff.failed(&key);
     tracing::warn!(object = %key, %error, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
@@ -139,9 +144,40 @@ async fn timed<K: Resource<DynamicType = ()>>(
     let kind = K::kind(&());
     ctx.metrics.ran(&kind, result.is_ok(), start.elapsed());
     if result.is_ok() {
-        ctx.backoff.succeeded(&format!("{kind}/{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()));
+        ctx.backoff.succeeded(&object_key(obj));
     }
     result
+}
+
+/// `Kind/namespace/name`: an object's key in the backoff table and the logs.
+fn object_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// Replaces `obj`'s status by server-side apply as `manager` (forced: the
+/// status is this controller's alone). Fields it no longer sets disappear,
+/// which a merge patch would leave behind.
+pub async fn apply_status<K>(
+    client: &Client,
+    obj: &K,
+    manager: &str,
+    status: &impl Serialize,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Debug,
+{
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    let body = serde_json::json!({ "apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": status });
+    api.patch_status(&obj.name_any(), &PatchParams::apply(manager).force(), &Patch::Apply(&body)).await.map(drop)
+}
+
+/// The `Ready` condition already says False for `reason`: its Warning Event
+/// was recorded when it turned so, and is not repeated.
+fn failed_already(conditions: Option<&[Condition]>, reason: Option<&str>) -> bool {
+    conditions
+        .and_then(|c| weft_crds::condition::find(c, "Ready"))
+        .is_some_and(|c| c.status == ConditionStatus::False && c.reason.as_deref() == reason)
 }
 
 /// Only objects weft made are watched (not every Deployment of the cluster).

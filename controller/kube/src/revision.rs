@@ -6,12 +6,12 @@
 //! it out. Server-side apply removes only fields this manager applied before,
 //! and the count set at creation belongs to the create, not to the applies.
 
-use crate::{Context, Error, MANAGER, namespace_of, timed};
+use crate::{Context, Error, MANAGER, apply_status, failed_already, namespace_of, timed};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use std::sync::Arc;
 use weft_autoscaler::spec::ScalingSpec;
 use weft_controller::cluster::{WorkloadError, revision_deployment, revision_service};
@@ -33,7 +33,8 @@ async fn apply(rev: &Revision, ctx: &Context) -> Result<Action, Error> {
             replica_state(&deployment)
         }
         Err(e) => {
-            if !failed_already(rev, e.reason()) {
+            let conditions = rev.status.as_ref().map(|s| &s.conditions[..]);
+            if !failed_already(conditions, Some(e.reason())) {
                 ctx.warn(rev, e.reason(), e.to_string()).await;
             }
             ReplicaState { failure: Some((e.reason().into(), e.to_string())), ..Default::default() }
@@ -41,13 +42,7 @@ async fn apply(rev: &Revision, ctx: &Context) -> Result<Action, Error> {
     };
     let status = plan_revision_status(rev, &state, &weft_controller::now_rfc3339());
     if rev.status.as_ref() != Some(&status) {
-        let body = serde_json::json!({
-            "apiVersion": Revision::api_version(&()),
-            "kind": Revision::kind(&()),
-            "status": status,
-        });
-        let revisions: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);
-        revisions.patch_status(&rev.name_any(), &apply_params(), &Patch::Apply(&body)).await?;
+        apply_status(&ctx.client, rev, MANAGER, &status).await?;
     }
     Ok(Action::await_change())
 }
@@ -106,12 +101,4 @@ pub fn replica_state(d: &Deployment) -> ReplicaState {
         failure,
         initialized: observed && (desired == 0 || status.ready_replicas.unwrap_or(0) > 0),
     }
-}
-
-/// The Revision already says it failed for `reason`: the Event was recorded.
-fn failed_already(rev: &Revision, reason: &str) -> bool {
-    rev.status
-        .as_ref()
-        .and_then(|s| weft_crds::condition::find(&s.conditions, "Ready"))
-        .is_some_and(|c| c.reason.as_deref() == Some(reason))
 }

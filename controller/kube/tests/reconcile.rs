@@ -222,12 +222,7 @@ async fn a_missing_revision_in_traffic_is_reported_in_routes_ready() {
                 StatusCode::OK,
                 list(vec![revision_json(1, "https://m.example.com/hello.wasm", true)]),
             ),
-            call(
-                Method::POST,
-                EVENTS,
-                StatusCode::CREATED,
-                json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
-            ),
+            event_recorded(),
             call(Method::PATCH, FUNCTION_STATUS, StatusCode::OK, serde_json::to_value(&f).unwrap()),
         ],
     );
@@ -288,6 +283,19 @@ fn deployment(replicas: i32, ready: i32) -> Value {
            "status": {"observedGeneration": 1, "replicas": replicas, "readyReplicas": ready}})
 }
 
+/// The Service's server-side apply, answered.
+fn service_applied() -> Call {
+    let reply = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello-00001"}});
+    call(Method::PATCH, SERVICE, StatusCode::OK, reply)
+}
+
+/// A Warning Event's creation, answered.
+fn event_recorded() -> Call {
+    let reply =
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null});
+    call(Method::POST, EVENTS, StatusCode::CREATED, reply)
+}
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404})
 }
@@ -301,12 +309,7 @@ async fn a_new_revision_gets_a_deployment_at_its_initial_scale_and_a_service() {
         vec![
             call(Method::GET, DEPLOYMENT, StatusCode::NOT_FOUND, not_found()),
             call(Method::POST, DEPLOYMENTS, StatusCode::CREATED, deployment(1, 0)),
-            call(
-                Method::PATCH,
-                SERVICE,
-                StatusCode::OK,
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello-00001"}}),
-            ),
+            service_applied(),
             call(Method::PATCH, REVISION_STATUS, StatusCode::OK, serde_json::to_value(&r).unwrap()),
         ],
     );
@@ -332,12 +335,7 @@ async fn an_existing_deployment_is_applied_without_replicas_and_its_status_read_
         vec![
             call(Method::GET, DEPLOYMENT, StatusCode::OK, deployment(3, 2)),
             call(Method::PATCH, DEPLOYMENT, StatusCode::OK, deployment(3, 2)),
-            call(
-                Method::PATCH,
-                SERVICE,
-                StatusCode::OK,
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello-00001"}}),
-            ),
+            service_applied(),
             call(Method::PATCH, REVISION_STATUS, StatusCode::OK, serde_json::to_value(&r).unwrap()),
         ],
     );
@@ -358,15 +356,7 @@ async fn a_revision_that_cannot_run_says_why_and_records_an_event_once() {
     let r = rev(spec.clone(), Value::Null);
     let server = scenario(
         api,
-        vec![
-            call(
-                Method::POST,
-                EVENTS,
-                StatusCode::CREATED,
-                json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e"}, "eventTime": null}),
-            ),
-            call(Method::PATCH, REVISION_STATUS, StatusCode::OK, serde_json::to_value(&r).unwrap()),
-        ],
+        vec![event_recorded(), call(Method::PATCH, REVISION_STATUS, StatusCode::OK, serde_json::to_value(&r).unwrap())],
     );
     bounded(revision::reconcile(Arc::new(r), ctx)).await.unwrap();
     let sent = server.await.unwrap();
@@ -397,12 +387,7 @@ async fn a_stuck_rollout_fails_the_revision_with_the_deployments_reason() {
         vec![
             call(Method::GET, DEPLOYMENT, StatusCode::OK, stuck.clone()),
             call(Method::PATCH, DEPLOYMENT, StatusCode::OK, stuck),
-            call(
-                Method::PATCH,
-                SERVICE,
-                StatusCode::OK,
-                json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello-00001"}}),
-            ),
+            service_applied(),
             call(Method::PATCH, REVISION_STATUS, StatusCode::OK, serde_json::to_value(&r).unwrap()),
         ],
     );

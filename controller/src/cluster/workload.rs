@@ -8,15 +8,15 @@
 //! forwards to it.
 
 use crate::instance::{InstanceConfig, ModuleSource};
+use crate::plan::controller_ref;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
     PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::Resource;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use thiserror::Error;
@@ -142,19 +142,11 @@ pub fn revision_service(rev: &Revision) -> Result<Service, WorkloadError> {
 
 /// Metadata of an object the Revision owns: deleting the Revision deletes it.
 fn owned_meta(rev: &Revision, name: &str, labels: BTreeMap<String, String>) -> ObjectMeta {
-    let owner = OwnerReference {
-        api_version: Revision::api_version(&()).to_string(),
-        kind: Revision::kind(&()).to_string(),
-        name: name.to_string(),
-        uid: rev.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    };
     ObjectMeta {
         name: Some(name.to_string()),
         namespace: rev.metadata.namespace.clone(),
         labels: Some(labels),
-        owner_references: Some(vec![owner]),
+        owner_references: Some(vec![controller_ref(rev)]),
         ..Default::default()
     }
 }

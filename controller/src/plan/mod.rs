@@ -102,23 +102,29 @@ fn new_revision(f: &Function, n: u64) -> Revision {
     let mut labels = t.metadata.labels.clone();
     labels.insert(FUNCTION_LABEL.into(), name.clone());
     labels.insert(GENERATION_LABEL.into(), f.metadata.generation.unwrap_or(1).to_string());
-    let owner = OwnerReference {
-        api_version: Function::api_version(&()).to_string(),
-        kind: Function::kind(&()).to_string(),
-        name: name.clone(),
-        uid: f.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    };
     let metadata = ObjectMeta {
         name: Some(revision_name(&name, n)),
         namespace: f.metadata.namespace.clone(),
         labels: Some(labels),
         annotations: (!t.metadata.annotations.is_empty()).then(|| t.metadata.annotations.clone()),
-        owner_references: Some(vec![owner]),
+        owner_references: Some(vec![controller_ref(f)]),
         ..Default::default()
     };
     Revision { metadata, spec: t.spec.clone(), status: None }
+}
+
+/// The reference that makes `owner` the controller of an object it creates:
+/// in a cluster, Kubernetes' garbage collector deletes the object with its owner.
+pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+    let meta = owner.meta();
+    OwnerReference {
+        api_version: K::api_version(&()).to_string(),
+        kind: K::kind(&()).to_string(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
 }
 
 /// Resolves `spec.traffic` to revision names, or says (reason, message) why a
