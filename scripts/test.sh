@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, builds the sample guests from
-# source, then runs format, lint and every test (unit and end-to-end).
+# source, then runs format, lint, every test (unit and end-to-end) and the
+# demos in their short mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
@@ -26,3 +27,9 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# The demos double as end-to-end tests: short runs on the debug weft the tests
+# just built, asserting on their reports (examples/*/README.md).
+step "demo: examples/data-pipeline (short, embedded and Kafka)"
+WEFT_BIN="$CARGO_TARGET_DIR/debug/weft" python3 examples/data-pipeline/pipeline.py --short --backend kafka \
+  --out "${TMPDIR:-/tmp}/weft-demo-data-pipeline"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the sample guests from source into functions/guests/build/*.wasm.
+# Builds the sample guests from source into functions/guests/build/*.wasm, and
+# the demos' guests into examples/<demo>/functions/build/*.wasm.
 #
 # Rust guests: with rustup's wasm32-wasip1 target when it is installed; otherwise
 # with Debian's rustc-web and -Zbuild-std (rust-web-src), because this machine
@@ -11,8 +12,10 @@ out=$here/build
 target=$here/target
 mkdir -p "$out"
 
+# build_rust MANIFEST OUT GUEST...: builds a guest workspace, copies GUEST.wasm to OUT.
 build_rust() {
-  local manifest=$here/Cargo.toml
+  local manifest=$1 dest=$2
+  shift 2
   if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
     cargo build --quiet --release --target wasm32-wasip1 --manifest-path "$manifest" --target-dir "$target"
   else
@@ -20,7 +23,8 @@ build_rust() {
       /usr/bin/cargo build --quiet --release --target wasm32-wasip1 \
       -Zbuild-std=std,panic_abort --manifest-path "$manifest" --target-dir "$target"
   fi
-  for g in hello json; do cp "$target/wasm32-wasip1/release/$g.wasm" "$out/$g.wasm"; done
+  mkdir -p "$dest"
+  for g in "$@"; do cp "$target/wasm32-wasip1/release/$g.wasm" "$dest/$g.wasm"; done
 }
 
 build_c() {
@@ -29,6 +33,13 @@ build_c() {
   done
 }
 
-build_rust
+build_rust "$here/Cargo.toml" "$out" hello json
 build_c
 ls -l "$out"
+
+# The demos' guests (examples/*/functions), sharing the target dir so the
+# standard library is built once.
+examples=$here/../../examples
+build_rust "$examples/data-pipeline/functions/Cargo.toml" "$examples/data-pipeline/functions/build" \
+  validate enrich sessionize count
+ls -l "$examples/data-pipeline/functions/build"
