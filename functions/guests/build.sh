@@ -33,7 +33,7 @@ build_c() {
   done
 }
 
-build_rust "$here/Cargo.toml" "$out" hello json
+build_rust "$here/Cargo.toml" "$out" hello json fetch
 build_c
 ls -l "$out"
 

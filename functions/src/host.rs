@@ -7,9 +7,11 @@
 
 use crate::cgi::{GuestRequest, GuestResponse, parse_output};
 use crate::error::HostError;
+use crate::outbound::{self, Outbound};
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use wasmtime::{Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{Caller, Engine, InstancePre, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -37,11 +39,14 @@ pub struct HostLimits {
     pub memory_bytes: u64,
 }
 
-/// Per-request store data: the WASI context, the memory limiter and the deadline.
+/// Per-request store data: the WASI context, the memory limiter, the
+/// deadline, and the outbound policy with the answer a guest has yet to take.
 struct GuestState {
     wasi: WasiP1Ctx,
     limiter: MemoryCap,
     deadline: Instant,
+    outbound: Arc<Outbound>,
+    pending: Vec<u8>,
 }
 
 /// Caps linear memory and remembers whether it refused a growth, so a guest that
@@ -70,10 +75,12 @@ pub struct FunctionHost {
     limits: HostLimits,
     identity: Identity,
     env: Vec<(String, String)>,
+    outbound: Arc<Outbound>,
 }
 
 impl FunctionHost {
-    /// Links `module` against WASI preview 1 only; anything else it imports fails
+    /// Links `module` against WASI preview 1 and weft's outbound HTTP (module
+    /// `weft`); anything else it imports fails
     /// here, at startup, not on the first request.
     pub fn new(
         engine: &Engine,
@@ -89,8 +96,16 @@ impl FunctionHost {
         }
         let mut linker: Linker<GuestState> = Linker::new(engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s| &mut s.wasi).map_err(HostError::Link)?;
+        link_outbound(&mut linker).map_err(HostError::Link)?;
         let pre = linker.instantiate_pre(module).map_err(HostError::Link)?;
-        Ok(Self { engine: engine.clone(), pre, limits, identity, env })
+        let outbound = Arc::default();
+        Ok(Self { engine: engine.clone(), pre, limits, identity, env, outbound })
+    }
+
+    /// Where the guest's outbound HTTP may go (default: nowhere).
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = Arc::new(outbound);
+        self
     }
 
     pub fn identity(&self) -> &Identity {
@@ -133,6 +148,8 @@ impl FunctionHost {
             wasi: wasi.build_p1(),
             limiter: MemoryCap { limit, refused: false },
             deadline: Instant::now() + self.limits.timeout,
+            outbound: self.outbound.clone(),
+            pending: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -196,6 +213,59 @@ impl FunctionHost {
             tracing::info!(target: "weft::guest", namespace = %id.namespace, function = %id.function, revision = %id.revision, "{line}");
         }
     }
+}
+
+/// Links `weft.http_send` and `weft.http_take` (see [`crate::outbound`]).
+fn link_outbound(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    linker.func_wrap("weft", "http_send", |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
+        let memory = guest_memory(&mut caller)?;
+        let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+        if len > outbound::MAX_MESSAGE {
+            return Ok(fail(caller.data_mut(), format!("request of {len} bytes is over {} bytes", outbound::MAX_MESSAGE)));
+        }
+        let raw = memory.data(&caller).get(ptr..ptr.saturating_add(len)).map(<[u8]>::to_vec);
+        let Some(raw) = raw else { return Err(wasmtime::Error::msg("http_send: request out of bounds")) };
+        let state = caller.data_mut();
+        let started = Instant::now();
+        match outbound::send(&state.outbound, &raw, state.deadline) {
+            Ok(answer) => {
+                tracing::debug!(elapsed = ?started.elapsed(), bytes = answer.len(), "guest outbound request answered");
+                state.pending = answer;
+                Ok(state.pending.len() as i64)
+            }
+            Err(why) => {
+                tracing::info!(error = %why, "guest outbound request failed");
+                Ok(fail(state, why))
+            }
+        }
+    })?;
+    linker.func_wrap(
+        "weft",
+        "http_take",
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let memory = guest_memory(&mut caller)?;
+            let pending = std::mem::take(&mut caller.data_mut().pending);
+            let n = pending.len().min(len as u32 as usize);
+            memory
+                .write(&mut caller, ptr as u32 as usize, &pending[..n])
+                .map_err(|_| wasmtime::Error::msg("http_take: buffer out of bounds"))?;
+            Ok(n as i32)
+        },
+    )?;
+    Ok(())
+}
+
+fn guest_memory(caller: &mut Caller<'_, GuestState>) -> wasmtime::Result<wasmtime::Memory> {
+    match caller.get_export("memory") {
+        Some(wasmtime::Extern::Memory(m)) => Ok(m),
+        _ => Err(wasmtime::Error::msg("the guest exports no memory")),
+    }
+}
+
+/// Keeps `why` as the pending message; the negated length tells the guest.
+fn fail(state: &mut GuestState, why: String) -> i64 {
+    state.pending = why.into_bytes();
+    -(state.pending.len() as i64)
 }
 
 #[cfg(test)]

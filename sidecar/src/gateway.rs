@@ -81,6 +81,8 @@ pub struct GatewayWorker {
     h2: Client<HttpConnector, Incoming>,
     /// Request series by status code.
     series: crate::metrics::SeriesCache<u16>,
+    /// The RPC side the HTTP-to-Dubbo bridge calls through, made on first use.
+    rpc: OnceLock<Arc<crate::rpc::RpcWorker>>,
 }
 
 impl Gateway {
@@ -140,12 +142,16 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .http2_only(true)
             .build(connector);
-        Arc::new(GatewayWorker { gateway: self.clone(), client, h2, series: Default::default() })
+        Arc::new(GatewayWorker { gateway: self.clone(), client, h2, series: Default::default(), rpc: OnceLock::new() })
     }
 }
 
 impl GatewayWorker {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        if req.uri().path().starts_with(crate::rpc::bridge::PREFIX) {
+            let rpc = self.rpc.get_or_init(|| self.gateway.rpc_worker());
+            return crate::rpc::bridge::handle(rpc, req).await;
+        }
         if grpc::is_grpc(&req) {
             // The same path, with failures as gRPC statuses.
             return grpc::translate_error(self.route_and_forward(req, peer, true).await).await;

@@ -29,6 +29,9 @@ pub struct ControllerArgs {
     /// `WEFT_SIDECAR` of instances: the gateway's Service.
     #[arg(long, default_value = "weft-gateway.weft-system.svc:80")]
     pub sidecar: String,
+    /// `WEFT_EVENTS` of instances: the broker ingress, the event bus's Service.
+    #[arg(long, default_value = "http://weft-eventbus.weft-system.svc:80")]
+    pub events: String,
     /// `/metrics` and `/healthz`.
     #[arg(long, default_value = "0.0.0.0:9090")]
     pub metrics: SocketAddr,
@@ -52,7 +55,8 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     tracing::info!(identity = %args.identity, "leading; starting the controllers");
     let lost = tokio::spawn(keep_lease(elector, shutdown.clone()));
 
-    let settings = ClusterSettings { image: args.image, sidecar: args.sidecar, container_concurrency: 0 };
+    let settings =
+        ClusterSettings { image: args.image, sidecar: args.sidecar, events: args.events, container_concurrency: 0 };
     let base = RouteBase { domain: args.domain, port: args.port };
     let ctx = Arc::new(Context::new(client, settings, base, Default::default(), metrics));
     let stop = shutdown.clone();

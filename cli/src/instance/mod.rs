@@ -30,7 +30,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, Module};
-use weft_functions::{EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, new_engine};
+use weft_functions::{
+    EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, Outbound, new_engine,
+};
 use weft_sidecar::endpoints::Target;
 use weft_sidecar::metrics::InstanceMetrics;
 use weft_sidecar::{Handler, InstanceProxy, InstanceProxyConfig};
@@ -143,7 +145,9 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
     let limits = HostLimits { timeout: Duration::from_millis(cfg.timeout_ms), memory_bytes: cfg.memory_bytes };
     let id =
         Identity { namespace: cfg.namespace.clone(), function: cfg.function.clone(), revision: cfg.revision.clone() };
-    let host = FunctionHost::new(&rt.engine, module, limits, id, cfg.env.clone())?;
+    // Outbound HTTP may reach the sidecar and the broker ingress the platform named.
+    let host =
+        FunctionHost::new(&rt.engine, module, limits, id, cfg.env.clone())?.with_outbound(Outbound::from_env(&cfg.env));
     let handler = WasmHandler { host: Arc::new(host), ticker: rt.ticker.clone(), executions: rt.executions.clone() };
     serve(cfg, handler, ports)
 }

@@ -35,6 +35,8 @@ pub struct Controller {
     /// The sidecar address instances get as `$WEFT_SIDECAR` (the gateway's
     /// port, which serves every protocol).
     pub sidecar: std::net::SocketAddr,
+    /// The broker ingress URL instances get as `$WEFT_EVENTS`.
+    pub events: String,
     /// Per-function addresses and their DNS names, following the routes.
     pub services: Arc<super::services::Services>,
     /// Revisions that cannot run (e.g. their module does not compile), by
@@ -175,7 +177,14 @@ impl Controller {
         if let Some(failure) = self.broken_map().get(&key).cloned() {
             return ReplicaState { failure: Some(failure), ..Default::default() };
         }
-        let cfg = match instance_config(ns, function, rev, &self.modules, self.autoscale.defaults(), self.sidecar) {
+        let cfg = match instance_config(
+            ns,
+            function,
+            rev,
+            &self.modules,
+            self.autoscale.defaults(),
+            (self.sidecar, &self.events),
+        ) {
             Ok(cfg) => cfg,
             Err(message) => {
                 return ReplicaState { failure: Some(("InvalidSpec".into(), message)), ..Default::default() };
@@ -249,7 +258,7 @@ pub fn instance_config(
     rev: &Revision,
     modules: &ModuleStore,
     defaults: &Defaults,
-    sidecar: std::net::SocketAddr,
+    (sidecar, events): (std::net::SocketAddr, &str),
 ) -> Result<InstanceConfig, String> {
     let spec: &RevisionSpec = &rev.spec;
     let digest = spec.wasm.as_ref().and_then(|w| w.digest.clone());
@@ -260,6 +269,7 @@ pub fn instance_config(
     let memory_bytes = parse_memory(spec.memory()).map_err(|e| e.to_string())?;
     let mut env: Vec<(String, String)> = spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.push(("WEFT_SIDECAR".into(), sidecar.to_string()));
+    env.push(("WEFT_EVENTS".into(), events.to_string()));
     Ok(InstanceConfig {
         namespace: ns.to_string(),
         function: function.to_string(),

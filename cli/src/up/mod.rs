@@ -109,6 +109,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         engine: engine.clone(),
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         sidecar: loopback_if_unspecified(gateway_addr),
+        events: format!("http://{}", loopback_if_unspecified(events_addr)),
         services,
         broken: Default::default(),
     });

@@ -152,3 +152,47 @@ fn spec_resilience_reaches_the_gateway() {
     let out = p.weft(&["apply", "-f", p.dir.path().join("bad.yaml").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("spec.resilience.fault.abortPercent"), "{out:?}");
 }
+
+/// A Function running the `fetch` guest, which makes the request its body names.
+fn fetcher() -> String {
+    format!(
+        "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata:\n  name: fetch\nspec:\n  template:\n    spec:\n      wasm:\n        path: {}\n",
+        guest("fetch").display()
+    )
+}
+
+#[test]
+fn a_wasm_guest_calls_a_legacy_dubbo_service_by_interface_name_through_the_bridge() {
+    let p = Platform::start_with(FAST);
+    let exports = ["com.example.ShopService", "com.example.CartService"];
+    p.apply("shop.yaml", &shop("dubbo", &exports, &exports));
+    p.apply("fetch.yaml", &fetcher());
+
+    // From inside: guest -> host outbound -> $WEFT_SIDECAR bridge -> Dubbo frame -> sofa-rpc-node.
+    let call = format!("POST http://{}/_rpc/dubbo/com.example.CartService/hello?version=1.0.0\n[\"tea\"]", p.gateway);
+    let (code, body) = http(&p.gateway, "POST", None, "/default/fetch/", &[], &call);
+    assert_eq!((code, body.as_str()), (200, "200 \"shop:hello:tea\""), "{body}");
+    // Where the guest may not go, it is told why.
+    let (code, body) = http(&p.gateway, "POST", None, "/default/fetch/", &[], "GET http://127.0.0.9:1/\n");
+    assert_eq!(code, 502, "{body}");
+    assert!(body.contains("not allowed"), "{body}");
+
+    // From outside, any HTTP client: a thrown exception, an unknown interface, bad JSON.
+    let path = "/_rpc/dubbo/com.example.ShopService/fail?version=1.0.0";
+    let (code, body) = http(&p.gateway, "POST", None, path, &[], "[\"x\"]");
+    // sofa-rpc-node reports a thrown error as status 80 (server error), not as an exception value.
+    assert_eq!(code, 502, "{body}");
+    assert!(
+        body.contains("shop refuses x") && body.contains("\"dubboStatus\":80"),
+        "the provider's error comes back: {body}"
+    );
+    let (code, body) = http(&p.gateway, "POST", None, "/_rpc/dubbo/com.example.Nobody/hello", &[], "[]");
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = http(&p.gateway, "POST", None, path, &[], "[\"x\"");
+    assert_eq!(code, 400, "{body}");
+    let metrics = http(&p.gateway, "GET", None, "/metrics", &[], "").1;
+    assert!(
+        metrics.contains("weft_rpc_requests_total{protocol=\"dubbo\",namespace=\"default\",function=\"shop\""),
+        "{metrics}"
+    );
+}

@@ -19,7 +19,12 @@ fn pod_config(template_spec: &str) -> Value {
     let Document::Function(f) = parse_documents(&yaml).unwrap().remove(0) else { panic!() };
     let base = weft_controller::RouteBase { domain: "example.com".into(), port: 80 };
     let rev = weft_controller::plan_function(&f, &[], &base, "now").new_revision.unwrap();
-    let settings = ClusterSettings { image: "weft".into(), sidecar: "127.0.0.1:1".into(), container_concurrency: 0 };
+    let settings = ClusterSettings {
+        image: "weft".into(),
+        sidecar: "127.0.0.1:1".into(),
+        events: "http://127.0.0.1:2".into(),
+        container_concurrency: 0,
+    };
     let d = revision_deployment(&rev, &settings, 1).unwrap();
     let args = d.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
     serde_json::from_str(&args[2]).unwrap()

@@ -26,6 +26,7 @@ fn context() -> (Arc<Context>, ApiServer, Registry) {
     let settings = ClusterSettings {
         image: "weft:test".into(),
         sidecar: "weft-gateway.weft-system:80".into(),
+        events: "http://weft-eventbus.weft-system:80".into(),
         container_concurrency: 0,
     };
     let base = RouteBase { domain: "example.com".into(), port: 80 };

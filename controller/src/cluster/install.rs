@@ -65,11 +65,14 @@ fn components(o: &InstallOptions) -> Vec<Component> {
     let rw = ["get", "list", "watch", "create", "update", "patch"];
     let watch = ["get", "list", "watch"];
     let sidecar = format!("weft-gateway.{}.svc:80", o.namespace);
+    let events = format!("http://weft-eventbus.{}.svc:80", o.namespace);
     vec![
         // Two replicas; one leads (a Lease), the other waits to take over.
         Component {
             name: "weft-controller",
-            args: vec!["controller".into(), "--domain".into(), o.domain.clone(), "--sidecar".into(), sidecar],
+            args: ["controller", "--domain", &o.domain, "--sidecar", &sidecar, "--events", &events]
+                .map(String::from)
+                .to_vec(),
             replicas: 2,
             port: ("metrics", 9090),
             service_port: None,

@@ -10,6 +10,7 @@ fn settings() -> ClusterSettings {
     ClusterSettings {
         image: "weft:test".into(),
         sidecar: "weft-gateway.weft-system:80".into(),
+        events: "http://weft-eventbus.weft-system:80".into(),
         container_concurrency: 0,
     }
 }

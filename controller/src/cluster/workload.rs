@@ -44,6 +44,8 @@ pub struct ClusterSettings {
     pub image: String,
     /// `WEFT_SIDECAR` of every instance: the gateway's Service, host:port.
     pub sidecar: String,
+    /// `WEFT_EVENTS` of every instance: the broker ingress (event bus Service) URL.
+    pub events: String,
     /// `containerConcurrency` of revisions that do not set it (0 = unlimited).
     pub container_concurrency: u32,
 }
@@ -208,6 +210,7 @@ fn instance_config(rev: &Revision, s: &ClusterSettings, memory_bytes: u64) -> In
     let labels = rev.metadata.labels.as_ref();
     let mut env: Vec<(String, String)> = spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
     env.push(("WEFT_SIDECAR".into(), s.sidecar.clone()));
+    env.push(("WEFT_EVENTS".into(), s.events.clone()));
     InstanceConfig {
         namespace: rev.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
         function: labels.and_then(|l| l.get(FUNCTION_LABEL)).cloned().unwrap_or_default(),
@@ -280,6 +283,7 @@ fn user_container(image: &str, rev: &Revision, s: &ClusterSettings) -> Container
         .collect();
     env.push(EnvVar { name: "PORT".into(), value: Some(USER_PORT.to_string()), ..Default::default() });
     env.push(EnvVar { name: "WEFT_SIDECAR".into(), value: Some(s.sidecar.clone()), ..Default::default() });
+    env.push(EnvVar { name: "WEFT_EVENTS".into(), value: Some(s.events.clone()), ..Default::default() });
     Container {
         name: "user".into(),
         image: Some(image.to_string()),

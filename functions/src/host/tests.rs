@@ -140,3 +140,50 @@ fn a_module_without_start_is_refused_at_startup() {
     let err = FunctionHost::new(&engine, &module, limits, Identity::default(), vec![]).err().unwrap();
     assert!(matches!(err, HostError::NotACommand), "{err}");
 }
+
+/// A one-shot HTTP server on loopback: answers the first request with `body`
+/// and hands back what it received.
+fn one_shot_server(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).unwrap();
+        let reply = format!("HTTP/1.1 201 Created\r\nContent-Length: {}\r\nX-Seen: yes\r\n\r\n{body}", body.len());
+        conn.write_all(reply.as_bytes()).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    (addr, handle)
+}
+
+#[test]
+fn a_guest_reaches_allowed_addresses_through_the_host() {
+    let (addr, server) = one_shot_server("made");
+    let f = host_for("fetch", 5_000, 64 << 20, &[]);
+    let host = f.host.with_outbound(Outbound { allowed: vec![addr.clone()] });
+    let req = GuestRequest {
+        method: "POST".into(),
+        body: Bytes::from(format!("PUT http://{addr}/items/7\npayload")),
+        ..get("")
+    };
+    let r = host.handle(&req).unwrap();
+    assert_eq!((r.status, String::from_utf8_lossy(&r.body).as_ref()), (200, "201 made"));
+    let seen = server.join().unwrap();
+    assert!(seen.starts_with("PUT /items/7 HTTP/1.1"), "{seen}");
+    assert!(seen.ends_with("payload"), "{seen}");
+}
+
+#[test]
+fn a_guest_cannot_reach_what_the_platform_did_not_allow() {
+    let f = host_for("fetch", 5_000, 64 << 20, &[]);
+    let host = f.host.with_outbound(Outbound { allowed: vec!["127.0.0.1:1".into()] });
+    let r = host.handle(&get("url=http://127.0.0.2:80/")).unwrap();
+    assert_eq!(r.status, 502);
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains("outbound to 127.0.0.2:80 is not allowed"), "{text}");
+    // Allowed but nobody listens: the failure is the guest's to handle, not a trap.
+    let r = host.handle(&get("url=http://127.0.0.1:1/")).unwrap();
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+}

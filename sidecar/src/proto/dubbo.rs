@@ -144,3 +144,109 @@ fn code(status: Status) -> u8 {
         Status::BadRequest => BAD_REQUEST,
     }
 }
+
+// === the HTTP bridge's side: building a request, reading an answer ===
+
+/// Result kinds at the start of an OK response body (`DubboCodec`): with an
+/// exception, a value, or null; each also in a form followed by attachments.
+const RESPONSE_WITH_EXCEPTION: i32 = 0;
+const RESPONSE_VALUE: i32 = 1;
+const RESPONSE_NULL_VALUE: i32 = 2;
+
+/// A call the sidecar makes itself on behalf of a JSON caller.
+pub struct Invocation<'a> {
+    pub service: &'a str,
+    /// The service version the provider exported (empty: none).
+    pub version: &'a str,
+    pub method: &'a str,
+    pub args: &'a [serde_json::Value],
+    pub attachments: &'a [(String, String)],
+}
+
+/// A whole two-way Hessian 2 request frame for `inv`.
+pub fn request_frame(inv: &Invocation<'_>, request_id: u64) -> Vec<u8> {
+    let mut body = Vec::with_capacity(128);
+    hessian::write_string(&mut body, "2.0.2");
+    hessian::write_string(&mut body, inv.service);
+    hessian::write_string(&mut body, inv.version);
+    hessian::write_string(&mut body, inv.method);
+    let desc: String = inv.args.iter().map(hessian::json::descriptor).collect();
+    hessian::write_string(&mut body, &desc);
+    for arg in inv.args {
+        hessian::json::write_json(&mut body, arg);
+    }
+    body.push(b'H');
+    let mut attach = |k: &str, v: &str| {
+        hessian::write_string(&mut body, k);
+        hessian::write_string(&mut body, v);
+    };
+    attach("path", inv.service);
+    attach("interface", inv.service);
+    if !inv.version.is_empty() {
+        attach("version", inv.version);
+    }
+    for (k, v) in inv.attachments {
+        attach(k, v);
+    }
+    body.push(b'Z');
+    let mut out = Vec::with_capacity(HEADER + body.len());
+    out.extend_from_slice(&[0xda, 0xbb, FLAG_REQUEST | FLAG_TWO_WAY | HESSIAN2, 0]);
+    out.extend_from_slice(&request_id.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// What a Dubbo response said.
+#[derive(Debug, PartialEq)]
+pub enum Answer {
+    /// The method returned (null for void).
+    Value(serde_json::Value),
+    /// The method threw; the exception object as JSON.
+    Exception(serde_json::Value),
+    /// The exchange failed (status other than OK): the status and its message.
+    Failed { status: u8, message: String },
+}
+
+impl Answer {
+    /// The HTTP status a JSON caller gets for this answer.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::Value(_) => 200,
+            Self::Exception(_) => 500,
+            Self::Failed { status, .. } => match *status {
+                BAD_REQUEST => 400,
+                SERVICE_NOT_FOUND => 404,
+                SERVER_TIMEOUT => 504,
+                THREADPOOL_EXHAUSTED => 503,
+                SERVICE_ERROR => 500, // the method failed, as a thrown exception
+                _ => 502,
+            },
+        }
+    }
+}
+
+/// Reads a whole response frame (as the bridge gets it back).
+pub fn read_answer(raw: &[u8]) -> Result<Answer, DecodeError> {
+    let frame = Dubbo.decode(raw)?;
+    if frame.kind != Kind::Response {
+        return Err(DecodeError::malformed(NAME, "a response was expected"));
+    }
+    let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
+    let mut r = Reader::new(&raw[frame.body.clone()]);
+    let status = buf_status(raw);
+    if status != OK {
+        let message = r.string().ok().flatten().unwrap_or_default();
+        return Ok(Answer::Failed { status, message });
+    }
+    Ok(match r.int().map_err(bad)? % 3 {
+        RESPONSE_VALUE => Answer::Value(r.json().map_err(bad)?),
+        RESPONSE_NULL_VALUE => Answer::Value(serde_json::Value::Null),
+        RESPONSE_WITH_EXCEPTION => Answer::Exception(r.json().map_err(bad)?),
+        _ => return Err(DecodeError::malformed(NAME, "unknown result kind")),
+    })
+}
+
+fn buf_status(raw: &[u8]) -> u8 {
+    raw.get(3).copied().unwrap_or(0)
+}

@@ -17,6 +17,8 @@ pub struct HessianError {
 use super::Headers;
 use std::borrow::Cow;
 
+pub mod json;
+
 /// A string as read: most are one chunk, borrowed as bytes.
 enum RawStr<'a> {
     Null,

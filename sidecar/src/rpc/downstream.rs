@@ -62,6 +62,35 @@ impl Reply {
     }
 }
 
+/// A request the sidecar makes itself (the HTTP bridge): its [`Reply`] puts
+/// the answer here instead of on a client connection.
+pub(super) struct Local {
+    conn: Arc<Shared>,
+}
+
+impl Local {
+    /// The place the answer lands, and the right to answer.
+    pub(super) fn new() -> (Self, Reply) {
+        let conn = Arc::new(Shared::default());
+        let reply = Reply::new(&conn);
+        (Self { conn }, reply)
+    }
+
+    /// Waits until the reply was sent (or dropped unanswered: empty).
+    pub(super) async fn answer(self) -> Vec<u8> {
+        loop {
+            let told = self.conn.space.notified();
+            if self.conn.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            told.await;
+        }
+        let mut out = Vec::new();
+        self.conn.sink.take(&mut out);
+        out
+    }
+}
+
 impl Drop for Reply {
     fn drop(&mut self) {
         let before = self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);

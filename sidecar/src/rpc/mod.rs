@@ -5,6 +5,7 @@
 //! splitting, retrying unsent requests, timeouts, metrics, access logs — lives
 //! here once for every protocol.
 
+pub mod bridge;
 pub mod downstream;
 mod inline;
 pub mod metrics;

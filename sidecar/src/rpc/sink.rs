@@ -65,7 +65,7 @@ impl Sink {
     }
 
     /// Swaps the queued bytes into `out` (empty) ; `false` once closed and drained.
-    fn take(&self, out: &mut Vec<u8>) -> Option<bool> {
+    pub(super) fn take(&self, out: &mut Vec<u8>) -> Option<bool> {
         let mut s = self.lock();
         if s.buf.is_empty() {
             return (!s.closed).then_some(false);

@@ -3,8 +3,12 @@
 //! (binary mode: `ce-*` headers arrive as `HTTP_CE_*`), and writes a response,
 //! optionally a reply event, to stdout.
 //!
+//! [`http`] sends requests out through the sidecar and publishes events.
+//!
 //! Shared by the demo guests in `examples/*/functions/`, so each of them is only
 //! its own logic.
+
+pub mod http;
 
 use serde_json::Value;
 use std::env;
