@@ -30,6 +30,14 @@ fi
 
 # The demos double as end-to-end tests: short runs on the debug weft the tests
 # just built, asserting on their reports (examples/*/README.md).
+demo_out="${TMPDIR:-/tmp}/weft-demos"
+rm -rf "$demo_out"
 step "demo: examples/data-pipeline (short, embedded and Kafka)"
 WEFT_BIN="$CARGO_TARGET_DIR/debug/weft" python3 examples/data-pipeline/pipeline.py --short --backend kafka \
-  --out "${TMPDIR:-/tmp}/weft-demo-data-pipeline"
+  --out "$demo_out/data-pipeline"
+step "demo: examples/mini-program (short)"
+if [ ! -d examples/mini-program/legacy/node_modules/sofa-rpc-node ]; then
+  (cd examples/mini-program/legacy && npm install --no-audit --no-fund --loglevel=error)
+fi
+WEFT_BIN="$CARGO_TARGET_DIR/debug/weft" python3 examples/mini-program/shop.py --short \
+  --out "$demo_out/mini-program"

@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -126,7 +127,8 @@ def run_backend(args, backend, root):
 
 def render(run, backend, fail_percent):
     text = open(os.path.join(HERE, "pipeline.yaml")).read()
-    text = text.replace("@DEMO@", HERE).replace("@BACKEND@", backend).replace("@FAIL_PERCENT@", str(fail_percent))
+    text = text.replace("@DEMO@", HERE).replace("backend: embedded", f"backend: {backend}")
+    text = re.sub(r'(name: FAIL_PERCENT\n\s+value: )"\d+"', rf'\g<1>"{fail_percent}"', text)
     path = os.path.join(run, "pipeline.yaml")  # its folder is the sink's working directory
     with open(path, "w") as f:
         f.write(text)
@@ -340,6 +342,8 @@ def main():
     if args.short:
         args.events, args.check, args.timeout = 300, True, 120
     root = args.out or os.path.join(HERE, "runs", time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.isdir(root) and os.listdir(root):
+        sys.exit(f"{root} is not empty: records of an earlier run would mix with this one's; pick another --out")
     os.makedirs(root, exist_ok=True)
     backends = ["embedded", "kafka"] if args.backend == "kafka" else ["embedded"]
     reports = [run_backend(args, b, root) for b in backends]

@@ -43,3 +43,6 @@ examples=$here/../../examples
 build_rust "$examples/data-pipeline/functions/Cargo.toml" "$examples/data-pipeline/functions/build" \
   validate enrich sessionize count
 ls -l "$examples/data-pipeline/functions/build"
+build_rust "$examples/mini-program/functions/Cargo.toml" "$examples/mini-program/functions/build" \
+  web menu order notify loyalty audit
+ls -l "$examples/mini-program/functions/build"

@@ -232,9 +232,15 @@ pub fn write_json(out: &mut Vec<u8>, v: &Value) {
         },
         Value::String(s) => super::write_string(out, s),
         Value::Array(items) => {
-            out.push(b'W');
+            // Fixed-length forms: hessian.js (Node peers) cannot read `W`.
+            match u8::try_from(items.len()) {
+                Ok(n @ 0..=7) => out.push(0x78 + n),
+                _ => {
+                    out.push(b'X');
+                    super::write_int(out, i32::try_from(items.len()).unwrap_or(i32::MAX));
+                }
+            }
             items.iter().for_each(|i| write_json(out, i));
-            out.push(b'Z');
         }
         Value::Object(map) => {
             out.push(b'H');
@@ -281,6 +287,8 @@ mod tests {
                        "ok": true, "none": null, "tags": ["a", "ü", 1], "nested": {"deep": [[]]}});
         assert_eq!(round_trip(v.clone()), v);
         assert_eq!(round_trip(json!("x".repeat(40_000))), json!("x".repeat(40_000)));
+        let long: Vec<u32> = (0..300).collect();
+        assert_eq!(round_trip(json!(long)), json!(long), "a list past the short form");
     }
 
     #[test]
