@@ -22,5 +22,5 @@ pub use cgi::{GuestRequest, GuestResponse};
 pub use engine::{EngineOptions, EpochTicker, new_engine};
 pub use error::HostError;
 pub use host::{FunctionHost, HostLimits, Identity};
-pub use outbound::Outbound;
+pub use outbound::{Outbound, OutboundMetrics};
 pub use store::ModuleStore;

@@ -17,16 +17,57 @@
 // The deadline is the guest's wall-clock one (see host.rs), on a plain thread.
 #![allow(clippy::disallowed_types)]
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::registry::Registry;
 use std::time::{Duration, Instant};
 
 /// Largest request or answer a guest may move through these calls.
 pub const MAX_MESSAGE: usize = 16 << 20;
+
+/// How an outbound request ended, for the metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `answered` (any HTTP status), `refused` (not allowed or malformed), `failed` (no answer).
+    pub result: &'static str,
+}
+
+/// Outbound requests by outcome, and how long answered ones took.
+#[derive(Clone, Debug)]
+pub struct OutboundMetrics {
+    pub requests: Family<OutcomeLabels, Counter>,
+    pub duration: Histogram,
+}
+
+impl Default for OutboundMetrics {
+    fn default() -> Self {
+        let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        Self { requests: Family::default(), duration: Histogram::new(buckets) }
+    }
+}
+
+impl OutboundMetrics {
+    /// `<prefix>_outbound_requests_total{result}` and `<prefix>_outbound_duration_seconds`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register("outbound_requests", "Guest outbound HTTP requests, by result", self.requests.clone());
+        registry.register(
+            "outbound_duration_seconds",
+            "Guest outbound requests, send to answer",
+            self.duration.clone(),
+        );
+    }
+
+    fn record(&self, result: &'static str) {
+        self.requests.get_or_create(&OutcomeLabels { result }).inc();
+    }
+}
 
 /// Where a guest's requests may go.
 #[derive(Clone, Debug, Default)]
 pub struct Outbound {
     /// `host:port` authorities a request may name.
     pub allowed: Vec<String>,
+    pub metrics: OutboundMetrics,
 }
 
 impl Outbound {
@@ -41,7 +82,7 @@ impl Outbound {
         if let Some(a) = get("WEFT_EVENTS").and_then(|u| authority(u)) {
             allowed.push(a.to_string());
         }
-        Self { allowed }
+        Self { allowed, metrics: OutboundMetrics::default() }
     }
 }
 
@@ -76,9 +117,41 @@ fn parse(raw: &[u8]) -> Result<Parsed<'_>, String> {
 }
 
 /// Sends the guest's request if policy allows, by `deadline` at the latest;
-/// the answer in the ABI's form, or an error message.
+/// the answer in the ABI's form, or an error message. Counted in the metrics.
 pub fn send(policy: &Outbound, raw: &[u8], deadline: Instant) -> Result<Vec<u8>, String> {
-    let req = parse(raw)?;
+    let started = Instant::now();
+    let result = try_send(policy, raw, deadline);
+    let m = &policy.metrics;
+    match &result {
+        Ok(_) => {
+            m.record("answered");
+            m.duration.observe(started.elapsed().as_secs_f64());
+        }
+        Err(Failure::Refused(_)) => m.record("refused"),
+        Err(Failure::Failed(_)) => m.record("failed"),
+    }
+    result.map_err(|f| match f {
+        Failure::Refused(why) | Failure::Failed(why) => why,
+    })
+}
+
+/// Why a request got no answer: refused before sending, or failed after.
+enum Failure {
+    Refused(String),
+    Failed(String),
+}
+
+fn try_send(policy: &Outbound, raw: &[u8], deadline: Instant) -> Result<Vec<u8>, Failure> {
+    let req = parse(raw).map_err(Failure::Refused)?;
+    check(policy, &req).map_err(Failure::Refused)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Failure::Refused("the request deadline has passed".into()));
+    }
+    exchange(&req, left).map_err(Failure::Failed)
+}
+
+fn check(policy: &Outbound, req: &Parsed<'_>) -> Result<(), String> {
     let auth = authority(req.url).ok_or_else(|| format!("{:?} is not an http:// URL", req.url))?;
     if !policy.allowed.iter().any(|a| a == auth) {
         return Err(format!(
@@ -86,10 +159,11 @@ pub fn send(policy: &Outbound, raw: &[u8], deadline: Instant) -> Result<Vec<u8>,
             policy.allowed.join(", ")
         ));
     }
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err("the request deadline has passed".into());
-    }
+    Ok(())
+}
+
+/// One request and its whole answer, within `left`.
+fn exchange(req: &Parsed<'_>, left: Duration) -> Result<Vec<u8>, String> {
     let agent = agent(left);
     let mut builder = http::Request::builder().method(req.method).uri(req.url);
     for (k, v) in &req.headers {
@@ -149,7 +223,7 @@ mod tests {
 
     #[test]
     fn only_allowed_authorities_are_reached() {
-        let policy = Outbound { allowed: vec!["127.0.0.1:9".into()] };
+        let policy = Outbound { allowed: vec!["127.0.0.1:9".into()], ..Default::default() };
         let later = Instant::now() + Duration::from_secs(1);
         let err = send(&policy, b"GET http://10.0.0.1:80/\n\n", later).unwrap_err();
         assert!(err.contains("not allowed"), "{err}");
@@ -157,5 +231,7 @@ mod tests {
         assert!(err.contains("not an http:// URL"), "{err}");
         let err = send(&policy, b"GET http://127.0.0.1:9/\n\n", Instant::now()).unwrap_err();
         assert!(err.contains("deadline"), "{err}");
+        let refused = policy.metrics.requests.get_or_create(&OutcomeLabels { result: "refused" }).get();
+        assert_eq!(refused, 3, "each refusal is counted");
     }
 }

@@ -31,7 +31,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wasmtime::{Engine, Module};
 use weft_functions::{
-    EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, Outbound, new_engine,
+    EngineOptions, EpochTicker, FunctionHost, HostLimits, Identity, ModuleStore, Outbound, OutboundMetrics, new_engine,
 };
 use weft_sidecar::endpoints::Target;
 use weft_sidecar::metrics::InstanceMetrics;
@@ -146,16 +146,26 @@ pub async fn start(cfg: &InstanceConfig, module: &Module, rt: &Runtime, ports: P
     let id =
         Identity { namespace: cfg.namespace.clone(), function: cfg.function.clone(), revision: cfg.revision.clone() };
     // Outbound HTTP may reach the sidecar and the broker ingress the platform named.
-    let host =
-        FunctionHost::new(&rt.engine, module, limits, id, cfg.env.clone())?.with_outbound(Outbound::from_env(&cfg.env));
+    let outbound = Outbound::from_env(&cfg.env);
+    let outbound_metrics = outbound.metrics.clone();
+    let host = FunctionHost::new(&rt.engine, module, limits, id, cfg.env.clone())?.with_outbound(outbound);
     let handler = WasmHandler { host: Arc::new(host), ticker: rt.ticker.clone(), executions: rt.executions.clone() };
-    serve(cfg, handler, ports)
+    serve(cfg, handler, ports, Some(&outbound_metrics))
 }
 
-/// Serves `handler` behind the instance proxy on `ports`.
-fn serve<H: Handler>(cfg: &InstanceConfig, handler: H, ports: Ports) -> Result<Running<H>> {
+/// Serves `handler` behind the instance proxy on `ports`; a wasm guest's
+/// outbound metrics join the instance's.
+fn serve<H: Handler>(
+    cfg: &InstanceConfig,
+    handler: H,
+    ports: Ports,
+    outbound: Option<&OutboundMetrics>,
+) -> Result<Running<H>> {
     let mut registry = Registry::default();
     let metrics = InstanceMetrics::register(&mut registry);
+    if let Some(o) = outbound {
+        o.register(registry.sub_registry_with_prefix("weft_instance"));
+    }
     let proxy_cfg = InstanceProxyConfig {
         namespace: cfg.namespace.clone(),
         function: cfg.function.clone(),
@@ -188,7 +198,7 @@ pub async fn run(config_json: &str) -> Result<()> {
         // An `image` function: the user's container is the function.
         forward::wait_ready(upstream).await?;
         let ports = Ports::bind(cfg.listen, cfg.admin_listen).await?;
-        let running = serve(&cfg, forward::ForwardHandler::new(upstream), ports)?;
+        let running = serve(&cfg, forward::ForwardHandler::new(upstream), ports, None)?;
         return serve_until_stopped(&cfg, running).await;
     }
     // The pool holds every request the limit lets in at once.

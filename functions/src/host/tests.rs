@@ -144,25 +144,47 @@ fn a_module_without_start_is_refused_at_startup() {
 /// A one-shot HTTP server on loopback: answers the first request with `body`
 /// and hands back what it received.
 fn one_shot_server(body: &'static str) -> (String, std::thread::JoinHandle<String>) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let handle = std::thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 4096];
-        let n = conn.read(&mut buf).unwrap();
+        let request = read_request(&mut conn);
         let reply = format!("HTTP/1.1 201 Created\r\nContent-Length: {}\r\nX-Seen: yes\r\n\r\n{body}", body.len());
         conn.write_all(reply.as_bytes()).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        request
     });
     (addr, handle)
+}
+
+/// Reads one request whole: the head, then `content-length` bytes of body
+/// (which may come in a later segment than the head).
+fn read_request(conn: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                .unwrap_or(0usize);
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+        let n = conn.read(&mut chunk).unwrap();
+        assert!(n > 0, "the client closed early: {text}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[test]
 fn a_guest_reaches_allowed_addresses_through_the_host() {
     let (addr, server) = one_shot_server("made");
     let f = host_for("fetch", 5_000, 64 << 20, &[]);
-    let host = f.host.with_outbound(Outbound { allowed: vec![addr.clone()] });
+    let host = f.host.with_outbound(Outbound { allowed: vec![addr.clone()], ..Default::default() });
     let req = GuestRequest {
         method: "POST".into(),
         body: Bytes::from(format!("PUT http://{addr}/items/7\npayload")),
@@ -178,7 +200,7 @@ fn a_guest_reaches_allowed_addresses_through_the_host() {
 #[test]
 fn a_guest_cannot_reach_what_the_platform_did_not_allow() {
     let f = host_for("fetch", 5_000, 64 << 20, &[]);
-    let host = f.host.with_outbound(Outbound { allowed: vec!["127.0.0.1:1".into()] });
+    let host = f.host.with_outbound(Outbound { allowed: vec!["127.0.0.1:1".into()], ..Default::default() });
     let r = host.handle(&get("url=http://127.0.0.2:80/")).unwrap();
     assert_eq!(r.status, 502);
     let text = String::from_utf8_lossy(&r.body);
