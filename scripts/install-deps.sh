@@ -4,9 +4,16 @@
 # guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc),
 # wrk for the benchmarks and procps (pgrep) for the tests. Skips what is
 # already installed.
+#
+#   install-deps.sh            everything the tests need
+#   install-deps.sh guests     only the guest toolchains (what the demos need)
+#   install-deps.sh tansu      only the Kafka-protocol broker
 set -euo pipefail
+want=${1:-all}
 
-packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14 wrk procps)
+packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14)
+[ "$want" = all ] && packages+=(wrk procps)
+[ "$want" = tansu ] && packages=()
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,10 +29,13 @@ fi
 # A real Kafka-protocol broker for the Kafka event-log tests: tansu from
 # crates.io (see ../shared/TOOLCHAIN.md). Its first build is long (20-40 min on
 # 2 cores), so it is built once per machine into ~/.cargo/bin and reused.
+[ "$want" = guests ] && exit 0
 if ! command -v tansu >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tansu" ]; then
   echo "installing tansu (a Kafka-protocol broker; a long first build)"
   cargo install --locked tansu --no-default-features --features dynostore
 fi
+
+[ "$want" = tansu ] && exit 0
 
 # The official CloudEvents JavaScript SDK, for the interop test (Node is on the
 # machine; the package comes from npm).

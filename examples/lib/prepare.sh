@@ -5,7 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weft-target}"
 
-bash "$root/scripts/install-deps.sh" >&2
+bash "$root/scripts/install-deps.sh" guests >&2
 if ! python3 -c "import matplotlib" >/dev/null 2>&1; then
   echo "installing matplotlib (pip), for the report's plot" >&2
   python3 -m pip install -q matplotlib >&2
