@@ -58,6 +58,7 @@ struct Host {
 }
 
 pub async fn run() -> Result<()> {
+    let mut shutdown = std::pin::pin!(crate::signals::listen().wait());
     let rt = Runtime::new(HOST_SLOTS)?;
     let (out, replies) = mpsc::unbounded_channel();
     let writer = tokio::spawn(write_replies(replies));
@@ -75,7 +76,7 @@ pub async fn run() -> Result<()> {
                 Err(e) => { tracing::error!(error = %e, "read stdin"); break; }
             },
             _ = super::parent_gone() => { tracing::warn!("parent exited"); break; }
-            _ = crate::signals::wait_for_shutdown() => break,
+            _ = &mut shutdown => break,
         }
     }
     host.shutdown().await.close().await;

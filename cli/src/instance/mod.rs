@@ -211,9 +211,11 @@ pub async fn run(config_json: &str) -> Result<()> {
 
 /// Announces the replica, then drains it on SIGTERM (or when the parent exits).
 async fn serve_until_stopped<H: Handler>(cfg: &InstanceConfig, running: Running<H>) -> Result<()> {
+    // Listening before the ready line: a SIGTERM right after it must drain, not kill.
+    let shutdown = crate::signals::listen();
     println!("{}", serde_json::to_string(&running.ready)?);
     tokio::select! {
-        _ = crate::signals::wait_for_shutdown() => {}
+        _ = shutdown.wait() => {}
         _ = parent_gone(), if cfg.exit_with_parent => tracing::warn!("parent exited"),
     }
     tracing::info!(namespace = %cfg.namespace, function = %cfg.function, revision = %cfg.revision, "draining");

@@ -52,6 +52,9 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> Result<()> {
+    // Listening from the start: runtime.json says "up", and a stop sent right
+    // after must shut down cleanly.
+    let stop_signal = crate::signals::listen();
     let token = args.state.init()?;
     let _lock = args.state.lock()?;
     let store = Arc::new(EmbeddedStore::open(&args.state.store())?);
@@ -173,7 +176,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     );
     eprintln!("deploy with: weft apply -f examples/hello/function.yaml   (Ctrl-C stops)");
 
-    crate::signals::wait_for_shutdown().await;
+    stop_signal.wait().await;
     eprintln!("shutting down: stopping instances");
     // Order matters: the controller must be stopped before the supervisor, or a
     // reconcile in progress could start an instance after the drain.
