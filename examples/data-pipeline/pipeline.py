@@ -341,26 +341,12 @@ def main():
     args = p.parse_args()
     if args.short:
         args.events, args.check, args.timeout = 300, True, 120
-    root = args.out or os.path.join(HERE, "runs", time.strftime("%Y%m%d-%H%M%S"))
-    if os.path.isdir(root) and os.listdir(root):
-        sys.exit(f"{root} is not empty: records of an earlier run would mix with this one's; pick another --out")
-    os.makedirs(root, exist_ok=True)
+    root = weftdemo.run_folder(args.out, HERE)
     backends = ["embedded", "kafka"] if args.backend == "kafka" else ["embedded"]
     reports = [run_backend(args, b, root) for b in backends]
     png = plot(reports, os.path.join(root, "pipeline.png"))
-    text = text_report(reports, png)
-    with open(os.path.join(root, "report.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(root, "report.json"), "w") as f:
-        json.dump(reports, f, indent=1)
-    print("\n" + text + f"\nreport: {root}/report.md")
     failures = [b for r in reports for b in check(r)] if args.check else []
-    for f in failures:
-        print("CHECK FAILED:", f)
-    if args.check and not failures:
-        print("checks passed")
-    sys.exit(1 if failures else 0)
-
+    weftdemo.finish(root, text_report(reports, png), reports, failures, args.check)
 
 if __name__ == "__main__":
     main()

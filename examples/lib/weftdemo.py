@@ -133,3 +133,28 @@ class Sampler(threading.Thread):
         self.halt.set()
         self.join()
         return self.samples
+
+
+def run_folder(out, demo_dir):
+    """The run's folder: `out`, else `runs/<time>` in the demo; it must be
+    empty, or records of an earlier run would mix with this one's."""
+    run = out or os.path.join(demo_dir, "runs", time.strftime("%Y%m%d-%H%M%S"))
+    if os.path.isdir(run) and os.listdir(run):
+        raise SystemExit(f"{run} is not empty: records of an earlier run would mix with this one's; pick another --out")
+    os.makedirs(run, exist_ok=True)
+    return run
+
+
+def finish(run, text, data, failures, checked):
+    """Writes report.md and report.json, prints the report and the checks,
+    and exits 1 if a check failed."""
+    with open(os.path.join(run, "report.md"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(run, "report.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    print("\n" + text + f"\nreport: {run}/report.md")
+    for f in failures:
+        print("CHECK FAILED:", f)
+    if checked and not failures:
+        print("checks passed")
+    raise SystemExit(1 if failures else 0)

@@ -258,29 +258,15 @@ def main():
     args = p.parse_args()
     if args.short:
         args.users, args.check = 20, True
-    run = args.out or os.path.join(HERE, "runs", time.strftime("%Y%m%d-%H%M%S"))
-    if os.path.isdir(run) and os.listdir(run):
-        sys.exit(f"{run} is not empty: records of an earlier run would mix with this one's; pick another --out")
-    os.makedirs(run, exist_ok=True)
+    run = weftdemo.run_folder(args.out, HERE)
     platform = weftdemo.Platform(os.path.join(run, "state"), "--initial-scale", "0", "--allow-zero-initial-scale",
                                  "--tick", "500ms")
     try:
         report = drive(args, run, platform)
     finally:
         platform.stop()
-    text = text_report(report)
-    with open(os.path.join(run, "report.md"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(run, "report.json"), "w") as f:
-        json.dump(report, f, indent=1)
-    print("\n" + text + f"\nreport: {run}/report.md")
     failures = check(report) if args.check else []
-    for f in failures:
-        print("CHECK FAILED:", f)
-    if args.check and not failures:
-        print("checks passed")
-    sys.exit(1 if failures else 0)
-
+    weftdemo.finish(run, text_report(report), report, failures, args.check)
 
 def drive(args, run, platform):
     gateway = platform.addr("gateway")

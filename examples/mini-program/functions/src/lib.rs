@@ -2,7 +2,7 @@
 //! by name through the sidecar's Dubbo bridge) and JSON error answers.
 
 use serde_json::{Value, json};
-use weft_guest::{Response, http};
+use weft_guest::{Event, Request, Response, http};
 
 pub const INVENTORY: &str = "com.example.shop.InventoryService";
 pub const PRICE: &str = "com.example.shop.PriceService";
@@ -31,5 +31,21 @@ pub fn keep(collection: &str, record: &Value) -> Result<(), String> {
     match answer.is_success() {
         true => Ok(()),
         false => Err(format!("store answered {}: {}", answer.status, String::from_utf8_lossy(&answer.body))),
+    }
+}
+
+/// The `order.created` event a trigger delivered and its order, or the 400
+/// refusing anything else.
+pub fn order_event(req: &Request) -> Result<(Event, Value), Response> {
+    let event = req.event().ok_or_else(|| error("400 Bad Request", "expected an order.created CloudEvent"))?;
+    let order = serde_json::from_slice(&event.data).unwrap_or(Value::Null);
+    Ok((event, order))
+}
+
+/// Keeps `record` and answers 200 with `done`, or 503 so the broker retries.
+pub fn keep_and_answer(collection: &str, record: &Value, done: &Value) -> Response {
+    match keep(collection, record) {
+        Ok(()) => Response::json("200 OK", done),
+        Err(why) => error("503 Service Unavailable", &why),
     }
 }

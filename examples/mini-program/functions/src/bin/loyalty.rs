@@ -1,22 +1,17 @@
 //! Trigger subscriber for `order.created`: adds loyalty points (one per whole
 //! currency unit spent) to the user's account in the store.
 
-use serde_json::{Value, json};
-use shop::{error, keep};
-use weft_guest::{Request, Response};
+use serde_json::json;
+use shop::{keep_and_answer, order_event};
+use weft_guest::Request;
 
 fn main() {
-    let req = Request::read();
-    let reply = match req.event() {
-        None => error("400 Bad Request", "expected an order.created CloudEvent"),
-        Some(event) => {
-            let order: Value = serde_json::from_slice(&event.data).unwrap_or(Value::Null);
+    let reply = match order_event(&Request::read()) {
+        Err(refused) => refused,
+        Ok((event, order)) => {
             let points = order["total"].as_i64().unwrap_or(0) / 100;
             let record = json!({ "eventId": event.id, "orderId": order["orderId"], "user": order["user"], "points": points });
-            match keep("points", &record) {
-                Ok(()) => Response::json("200 OK", &json!({ "points": points })),
-                Err(why) => error("503 Service Unavailable", &why),
-            }
+            keep_and_answer("points", &record, &json!({ "points": points }))
         }
     };
     reply.send();
