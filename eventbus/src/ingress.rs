@@ -193,6 +193,9 @@ mod tests {
         async fn end_offset(&self, _: &str) -> Result<u64, LogError> {
             Ok(0)
         }
+        async fn delete_topic(&self, _: &str) -> Result<(), LogError> {
+            Err((self.0)())
+        }
     }
 
     async fn post_to(log: Arc<dyn EventLog>) -> (StatusCode, Option<String>, String) {

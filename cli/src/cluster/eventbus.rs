@@ -37,6 +37,9 @@ use weft_eventbus::trace::Traces;
 /// How long `weft events trace`-style records are kept (as locally).
 const TRACE_RETENTION: std::time::Duration = std::time::Duration::from_secs(3600);
 const MANAGER: &str = "weft-eventbus";
+/// Held on every Broker: its log (a Kafka topic, or files on the event bus's
+/// volume) is state outside Kubernetes, deleted before the Broker may go.
+pub const LOG_FINALIZER: &str = "eventing.weft.dev/event-log";
 
 #[derive(clap::Args, Clone)]
 pub struct EventbusArgs {
@@ -90,7 +93,48 @@ impl KubeResources {
     }
 }
 
+impl KubeResources {
+    /// Sets the Broker's finalizers to `want`, conditional on the version read
+    /// (a concurrent change makes this a 409, retried on the next pass).
+    async fn set_finalizers(&self, b: &Broker, want: Vec<String>) -> Result<(), String> {
+        let (ns, name) =
+            (b.metadata.namespace.as_deref().unwrap_or("default"), b.metadata.name.as_deref().unwrap_or(""));
+        let patch =
+            serde_json::json!({"metadata": {"finalizers": want, "resourceVersion": b.metadata.resource_version}});
+        let api: kube::Api<Broker> = kube::Api::namespaced(self.client.clone(), ns);
+        api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|e| format!("set the finalizers of Broker {ns}/{name}: {e}"))
+    }
+}
+
+fn finalizers(b: &Broker) -> Vec<String> {
+    b.metadata.finalizers.clone().unwrap_or_default()
+}
+
 impl Resources for KubeResources {
+    fn hold<'a>(&'a self, b: &'a Broker) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut f = finalizers(b);
+            if f.iter().any(|x| x == LOG_FINALIZER) {
+                return Ok(());
+            }
+            f.push(LOG_FINALIZER.to_string());
+            self.set_finalizers(b, f).await
+        })
+    }
+
+    fn release<'a>(&'a self, b: &'a Broker) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let f = finalizers(b);
+            if !f.iter().any(|x| x == LOG_FINALIZER) {
+                return Ok(());
+            }
+            self.set_finalizers(b, f.into_iter().filter(|x| x != LOG_FINALIZER).collect()).await
+        })
+    }
+
     fn brokers(&self) -> Result<Vec<Broker>, String> {
         Ok(all(&self.brokers))
     }
@@ -165,6 +209,7 @@ pub async fn run(args: EventbusArgs) -> Result<()> {
         metrics,
         addresses: Addresses { gateway: args.gateway, domain: args.domain, ingress: args.ingress_url },
         running: Default::default(),
+        logs: Default::default(),
     });
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(eventing.run(changes, shutdown.clone()));
@@ -246,8 +291,7 @@ mod tests {
         assert_eq!(req.method(), http::Method::PATCH);
         let path = req.uri().path().to_string();
         let body: Value = serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
-        let reply =
-            json!({"apiVersion": body["apiVersion"], "kind": body["kind"], "metadata": {"name": "x"}, "spec": {}});
+        let reply = json!({"apiVersion": "eventing.weft.dev/v1alpha1", "kind": "Broker", "metadata": {"name": "x"}, "spec": {}});
         send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&reply).unwrap())).unwrap());
         (path, body)
     }
@@ -293,10 +337,15 @@ mod tests {
                 ingress: "http://weft-eventbus.weft-system.svc".into(),
             },
             running: Default::default(),
+            logs: Default::default(),
         });
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(eventing.run(futures::stream::pending().boxed(), shutdown.clone()));
 
+        // First the finalizer that keeps the Broker until its log is deleted.
+        let (path, body) = patched(&mut api).await;
+        assert_eq!(path, "/apis/eventing.weft.dev/v1alpha1/namespaces/default/brokers/default");
+        assert_eq!(body["metadata"]["finalizers"], json!([LOG_FINALIZER]));
         let (path, body) = patched(&mut api).await;
         assert_eq!(path, "/apis/eventing.weft.dev/v1alpha1/namespaces/default/brokers/default/status");
         assert_eq!(body["status"]["address"]["url"], "http://weft-eventbus.weft-system.svc/default/default");
@@ -323,6 +372,51 @@ mod tests {
         assert_eq!(resp.status(), 202);
         let got = tokio::time::timeout(std::time::Duration::from_secs(10), delivered.recv()).await.unwrap().unwrap();
         assert!(got.to_ascii_lowercase().contains("ce-id: order-1") && got.contains("\"total\""), "{got}");
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deleted_broker_loses_its_log_then_its_finalizer() {
+        let (service, mut api) = pair::<Request<Body>, Response<Body>>();
+        let client = Client::new(service, "default");
+        let (brokers, mut bw) = reflector::store::<Broker>();
+        let (triggers, _tw) = reflector::store::<Trigger>();
+        let (pings, _pw) = reflector::store::<PingSource>();
+        let (functions, _fw) = reflector::store::<Function>();
+        bw.apply_watcher_event(&watcher::Event::Apply(obj(json!({
+            "apiVersion": "eventing.weft.dev/v1alpha1", "kind": "Broker",
+            "metadata": {"name": "old", "namespace": "default", "resourceVersion": "7",
+                         "deletionTimestamp": "2026-11-25T00:00:00Z", "finalizers": ["other", LOG_FINALIZER]},
+            "spec": {}}))));
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
+        log.ensure_topic("default.old").await.unwrap();
+        log.append("default.old", vec![bytes::Bytes::from_static(b"kept until now")]).await.unwrap();
+        let eventing = Arc::new(Eventing {
+            store: Arc::new(KubeResources { client, brokers, triggers, pings, functions }),
+            embedded: Arc::new(log),
+            kafka: None,
+            ingress: Arc::new(Ingress::new(Arc::new(Traces::new(TRACE_RETENTION, 10)), EventbusMetrics::detached())),
+            sender: Arc::new(HttpSender::new().unwrap()),
+            traces: Arc::new(Traces::new(TRACE_RETENTION, 10)),
+            metrics: EventbusMetrics::detached(),
+            addresses: Addresses {
+                gateway: "127.0.0.1:1".into(),
+                domain: "example.com".into(),
+                ingress: "http://x".into(),
+            },
+            running: Default::default(),
+            logs: Default::default(),
+        });
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(eventing.run(futures::stream::pending().boxed(), shutdown.clone()));
+
+        // No status for a Broker being deleted: its log goes, then our finalizer (only ours).
+        let (path, body) = patched(&mut api).await;
+        assert_eq!(path, "/apis/eventing.weft.dev/v1alpha1/namespaces/default/brokers/old");
+        assert_eq!(body["metadata"], json!({"finalizers": ["other"], "resourceVersion": "7"}));
+        assert!(!dir.path().join("default.old").exists(), "the log's folder was deleted before the finalizer");
         shutdown.cancel();
         task.await.unwrap();
     }

@@ -135,6 +135,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             ingress: format!("http://{events_addr}"),
         },
         running: Default::default(),
+        logs: Default::default(),
     });
     let api_state = Arc::new(api::ApiState {
         store: store.clone(),

@@ -142,6 +142,18 @@ fn the_ingress_takes_every_mode_and_refuses_bad_events_naming_the_attribute() {
         assert!(p.weft_ok(&["events", "trace", id]).contains("ingested"), "{id}");
     }
     assert!(!p.weft(&["events", "trace", "k3"]).status.success(), "a refused batch is not partly stored");
+
+    // Deleting the Broker deletes its log; one made again under its name starts empty.
+    let topic = p.state().join("events/default.default");
+    assert!(topic.is_dir(), "the Broker's log: {}", topic.display());
+    p.weft_ok(&["delete", "broker", "default"]);
+    wait_for(Duration::from_secs(10), || (!topic.exists()).then_some(()));
+    assert_eq!(binary(&p, "default", "gone", "t").0, 404, "no ingress for a deleted Broker");
+    p.apply("broker.yaml", BROKER);
+    assert!(topic.is_dir(), "a new log for the new Broker");
+    let offsets =
+        std::fs::read_dir(&topic).unwrap().filter_map(|e| e.ok()).filter(|e| e.metadata().unwrap().len() > 0).count();
+    assert_eq!(offsets, 0, "the new log holds nothing of the old one");
 }
 
 #[test]

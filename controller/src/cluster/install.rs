@@ -115,7 +115,9 @@ fn components(o: &InstallOptions) -> Vec<Component> {
             port: ("http", 8080),
             service_port: Some(80),
             rules: vec![
-                rule("eventing.weft.dev", &["brokers", "triggers", "pingsources"], &watch),
+                rule("eventing.weft.dev", &["triggers", "pingsources"], &watch),
+                // `patch`: the finalizer that keeps a Broker until its log is deleted.
+                rule("eventing.weft.dev", &["brokers"], &["get", "list", "watch", "patch"]),
                 rule(
                     "eventing.weft.dev",
                     &["brokers/status", "triggers/status", "pingsources/status"],

@@ -92,6 +92,20 @@ impl EventLog for KafkaLog {
         Ok(())
     }
 
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        check_name(topic)?;
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+        let opts = AdminOptions::new().operation_timeout(Some(META_TIMEOUT));
+        let results = self.admin.delete_topics(&[topic], &opts).await.map_err(unavailable)?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((t, code)) => return Err(unavailable(format!("delete topic {t}: {code}"))),
+            }
+        }
+        Ok(())
+    }
+
     async fn append(&self, topic: &str, records: Vec<Bytes>) -> Result<Vec<u64>, LogError> {
         self.check_exists(topic).await?;
         // Enqueue all first (in order: the idempotent producer keeps it), then wait.

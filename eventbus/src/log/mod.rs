@@ -74,6 +74,11 @@ pub trait EventLog: Send + Sync {
     /// The offset the next appended record will get (so `end - committed` is a
     /// group's lag).
     async fn end_offset(&self, topic: &str) -> Result<u64, LogError>;
+
+    /// Deletes `topic`, its records and its groups' offsets (a deleted
+    /// Broker's log). A topic that does not exist is already deleted: `Ok`.
+    /// Callers stop the topic's consumers first.
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError>;
 }
 
 #[async_trait]

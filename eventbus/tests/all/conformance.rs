@@ -34,6 +34,7 @@ pub async fn run(backend: &impl Backend, topic: &str) {
     concurrent_appends_keep_each_callers_order(backend, topic).await;
     a_latest_group_starts_at_the_end_and_keeps_it(backend, topic).await;
     bad_names_and_unknown_topics_are_errors(backend).await;
+    a_deleted_topic_is_gone(backend, topic).await;
 }
 
 async fn appends_are_ordered_and_read_back(backend: &impl Backend, topic: &str) {
@@ -150,4 +151,22 @@ async fn bad_names_and_unknown_topics_are_errors(backend: &impl Backend) {
     let err = log.ensure_topic("../escape").await.unwrap_err();
     assert!(matches!(err, LogError::BadName(_)), "{err}");
     assert!(!err.is_retryable());
+}
+
+async fn a_deleted_topic_is_gone(backend: &impl Backend, topic: &str) {
+    let log = backend.open();
+    let doomed = format!("{topic}-deleted");
+    log.ensure_topic(&doomed).await.unwrap();
+    log.append(&doomed, payloads("d", 3)).await.unwrap();
+    let mut c = log.consumer(&doomed, "g-del", Initial::Earliest).await.unwrap();
+    assert_eq!(read_all(&mut c, 3).await.len(), 3);
+    drop(c);
+    log.delete_topic(&doomed).await.unwrap();
+    let err = log.append(&doomed, payloads("late", 1)).await.unwrap_err();
+    assert!(matches!(err, LogError::UnknownTopic(_)), "appending to a deleted topic: {err}");
+    assert!(log.delete_topic(&doomed).await.is_ok(), "deleting again is not an error");
+    // The other topics are untouched, and so is a reopened log.
+    assert!(log.end_offset(topic).await.unwrap() > 0);
+    let err = backend.open().append(&doomed, payloads("late", 1)).await.unwrap_err();
+    assert!(matches!(err, LogError::UnknownTopic(_)), "after a restart: {err}");
 }

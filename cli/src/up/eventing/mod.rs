@@ -44,7 +44,13 @@ pub struct Eventing {
     pub metrics: EventbusMetrics,
     pub addresses: Addresses,
     pub running: tokio::sync::Mutex<HashMap<String, Running>>,
+    /// The Brokers' logs as of the last pass, so a deleted Broker's log is
+    /// deleted with it.
+    pub logs: tokio::sync::Mutex<HashMap<String, BrokerLog>>,
 }
+
+/// Why an object is not ready: a condition reason and a message.
+type NotReady = (&'static str, String);
 
 /// A dispatcher or ticker, and what it was started from.
 pub struct Running {
@@ -94,11 +100,13 @@ impl Eventing {
     }
 
     async fn reconcile_all(&self) -> Result<(), String> {
-        let brokers = self.store.brokers()?;
+        let (brokers, dying): (Vec<Broker>, Vec<Broker>) =
+            self.store.brokers()?.into_iter().partition(|b| b.metadata.deletion_timestamp.is_none());
         let mut logs = HashMap::new();
         let mut delivery = HashMap::new();
         for b in &brokers {
             let (ns, name) = key_of(&b.metadata);
+            self.store.hold(b).await?;
             let ready = match self.broker_log(b, &ns, &name).await {
                 Ok(log) => {
                     logs.insert(format!("{ns}/{name}"), log);
@@ -120,19 +128,57 @@ impl Eventing {
             write_status(&*self.store, &p, ready).await?;
         }
         self.stop_unwanted(&wanted).await;
+        self.delete_logs(&brokers, &dying, logs).await;
         Ok(())
     }
 
-    async fn broker_log(&self, b: &Broker, ns: &str, name: &str) -> Result<BrokerLog, (&'static str, String)> {
-        let (log, topic) = match b.spec.backend.as_deref() {
-            Some("kafka") => match &self.kafka {
-                Some(k) => (k.clone(), format!("weft.{ns}.{name}")),
-                None => return Err(("KafkaNotConfigured", "start weft with --kafka-bootstrap host:port".into())),
-            },
-            _ => (self.embedded.clone(), format!("{ns}.{name}")),
+    /// Deletes the logs of Brokers that are gone (locally) or being deleted
+    /// (in a cluster; their finalizer is removed once the log is). Runs after
+    /// their dispatchers stopped. A failure is retried on the next pass.
+    async fn delete_logs(&self, live: &[Broker], dying: &[Broker], logs: HashMap<String, BrokerLog>) {
+        let key = |b: &Broker| {
+            let (ns, name) = key_of(&b.metadata);
+            format!("{ns}/{name}")
         };
+        let exists: HashSet<String> = live.iter().chain(dying).map(key).collect();
+        let before = std::mem::replace(&mut *self.logs.lock().await, logs);
+        for (k, old) in before.into_iter().filter(|(k, _)| !exists.contains(k)) {
+            if let Err(e) = old.log.delete_topic(&old.topic).await {
+                tracing::warn!(broker = %k, topic = %old.topic, error = %e, "could not delete a deleted Broker's log");
+            }
+        }
+        for b in dying {
+            let (ns, name) = key_of(&b.metadata);
+            let deleted = match self.broker_topic(b, &ns, &name) {
+                Ok((log, topic)) => log.delete_topic(&topic).await.map_err(|e| e.to_string()),
+                Err((_, why)) => Err(why),
+            };
+            let released = match deleted {
+                Ok(()) => self.store.release(b).await,
+                Err(e) => Err(e),
+            };
+            match released {
+                Ok(()) => tracing::info!(broker = %key(b), "Broker deleted with its log"),
+                Err(e) => tracing::warn!(broker = %key(b), error = %e, "a deleted Broker's log is not deleted yet"),
+            }
+        }
+    }
+
+    async fn broker_log(&self, b: &Broker, ns: &str, name: &str) -> Result<BrokerLog, NotReady> {
+        let (log, topic) = self.broker_topic(b, ns, name)?;
         log.ensure_topic(&topic).await.map_err(|e| ("LogUnavailable", e.to_string()))?;
         Ok(BrokerLog { topic, log })
+    }
+
+    /// Which log and topic hold the Broker's events.
+    fn broker_topic(&self, b: &Broker, ns: &str, name: &str) -> Result<(Arc<dyn EventLog>, String), NotReady> {
+        match b.spec.backend.as_deref() {
+            Some("kafka") => match &self.kafka {
+                Some(k) => Ok((k.clone(), format!("weft.{ns}.{name}"))),
+                None => Err(("KafkaNotConfigured", "start weft with --kafka-bootstrap host:port".into())),
+            },
+            _ => Ok((self.embedded.clone(), format!("{ns}.{name}"))),
+        }
     }
 
     /// Starts (or keeps) the Trigger's dispatcher; says whether it is ready.

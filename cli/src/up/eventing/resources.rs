@@ -22,6 +22,15 @@ pub trait Resources: Send + Sync {
         name: &'a str,
         status: Value,
     ) -> BoxFuture<'a, Result<(), String>>;
+    /// Keeps a Broker from going away before its log is deleted: a finalizer
+    /// in a cluster. Locally nothing: deleting a Broker is seen at once.
+    fn hold<'a>(&'a self, _broker: &'a Broker) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Lets a deleted Broker go, its log deleted.
+    fn release<'a>(&'a self, _broker: &'a Broker) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 impl Resources for EmbeddedStore {

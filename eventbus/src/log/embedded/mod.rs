@@ -233,6 +233,23 @@ impl EventLog for EmbeddedLog {
         self.open_topic(topic).map(drop)
     }
 
+    async fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+        check_name(topic)?;
+        let open = self.topics.lock().unwrap_or_else(|e| e.into_inner()).remove(topic);
+        let dir = self.dir.join(topic);
+        // Dropping the last handle joins the topic's writer (which flushes
+        // offsets), so the folder is removed only once nothing writes to it.
+        tokio::task::spawn_blocking(move || {
+            drop(open);
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogError::from(e)),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| LogError::Unavailable(format!("delete topic {topic}: {e}")))?
+    }
+
     async fn append(&self, topic: &str, records: Vec<Bytes>) -> Result<Vec<u64>, LogError> {
         if let Some(r) = records.iter().find(|r| r.len() > record::MAX_PAYLOAD) {
             return Err(LogError::TooLarge(r.len(), record::MAX_PAYLOAD));
