@@ -43,6 +43,16 @@ pub struct InstanceConfig {
     pub upstream: Option<SocketAddr>,
 }
 
+/// An instance's environment: the revision's `env`, then what the platform
+/// adds — `WEFT_SIDECAR` (the sidecar, host:port) and `WEFT_EVENTS` (the
+/// broker ingress URL), locally and in a cluster alike.
+pub fn instance_env(spec_env: &[weft_crds::EnvVar], sidecar: &str, events: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = spec_env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+    env.push(("WEFT_SIDECAR".into(), sidecar.to_string()));
+    env.push(("WEFT_EVENTS".into(), events.to_string()));
+    env
+}
+
 /// Where a cluster instance fetches its module from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

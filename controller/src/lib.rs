@@ -11,7 +11,7 @@ pub mod instance;
 pub mod plan;
 pub mod store;
 
-pub use instance::{InstanceConfig, ModuleSource};
+pub use instance::{InstanceConfig, ModuleSource, instance_env};
 pub use plan::{FunctionPlan, ReplicaState, RouteBase, plan_function, plan_revision_status};
 pub use store::{ApplyOutcome, EmbeddedStore, StoreError, WatchEvent};
 

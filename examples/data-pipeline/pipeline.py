@@ -135,29 +135,29 @@ def render(run, backend, fail_percent):
     return path
 
 
-def instances_probe(platform):
+def instances_probe(platform, run):
+    """Ready instances per function, and results at the sink so far."""
+    counted = os.path.join(run, "sink", "click.counted.jsonl")
+
     def probe():
         by_fn = {}
         for rev, n in platform.ready_instances().items():
             fn = rev.rsplit("-", 1)[0]
             by_fn[fn] = by_fn.get(fn, 0) + n
-        results = sum(1 for _ in open_lines(platform.run_sink, "click.counted"))
+        results = 0
+        if os.path.exists(counted):
+            with open(counted) as f:
+                results = sum(1 for _ in f)
         return {"instances": by_fn, "results": results}
     return probe
-
-
-def open_lines(folder, stem):
-    path = os.path.join(folder, f"{stem}.jsonl")
-    return open(path) if os.path.exists(path) else []
 
 
 def drive(args, backend, run, platform):
     print(f"[{backend}] weft up: gateway {platform.addr('gateway')}, events {platform.addr('events')}", flush=True)
     platform.apply(render(run, backend, args.fail_percent))
-    platform.run_sink = os.path.join(run, "sink")
     events = clicks(args.events, args.malformed, args.seed, f"click-{backend}")
     url = f"http://{platform.addr('events')}/default/clicks"
-    sampler = weftdemo.Sampler(instances_probe(platform))
+    sampler = weftdemo.Sampler(instances_probe(platform, run))
     sampler.start()
     started = time.time()
     with concurrent.futures.ThreadPoolExecutor(args.concurrency) as pool:
@@ -167,7 +167,7 @@ def drive(args, backend, run, platform):
     print(f"[{backend}] sent {len(events)} clicks in {sent_secs:.1f}s; {len(accepted)} accepted", flush=True)
     valid = {c[0] for c in accepted if c[1] == "ok"}
     malformed = {c[0]: c[1] for c in accepted if c[1] != "ok"}
-    sink, done_at = wait_for_sink(run, valid, malformed, args.timeout)
+    done_at = wait_for_sink(run, valid, malformed, args.timeout)
     time.sleep(args.settle)  # late duplicates, if any, arrive now and are counted
     sink = read_sink(run)
     samples = sampler.stop()
@@ -185,16 +185,17 @@ def chain_trace(platform, click_id):
 
 
 def wait_for_sink(run, valid, malformed, timeout):
+    """When the sink had every result and dead letter; None at the timeout."""
     deadline = time.time() + timeout
     while True:
         sink = read_sink(run)
         got = {stem: {origin(r["attributes"]["id"]) for r in sink.get(stem, [])}
                for stem in ("click.sessionized", "click.counted", "dead")}
         if valid <= got["click.sessionized"] and valid <= got["click.counted"] and set(malformed) <= got["dead"]:
-            return sink, time.time()
+            return time.time()
         if time.time() > deadline:
             print(f"timed out after {timeout}s waiting for the sink", flush=True)
-            return sink, None
+            return None
         time.sleep(0.25)
 
 

@@ -9,17 +9,14 @@ import threading
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/weft-target"))
 
 
 def weft_binary():
-    """`$WEFT_BIN`, else the release build (built here if it is missing)."""
+    """`$WEFT_BIN`, else the release build (the demos' `run` builds it)."""
     path = os.environ.get("WEFT_BIN") or os.path.join(TARGET, "release", "weft")
     if not os.path.exists(path):
-        print("building weft (release; the first build takes several minutes)", flush=True)
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "weft-cli"], cwd=ROOT, check=True,
-                       env=dict(os.environ, CARGO_TARGET_DIR=TARGET))
+        raise SystemExit(f"no weft binary at {path}: use the demo's ./run (it builds one), or set WEFT_BIN")
     return path
 
 

@@ -113,7 +113,8 @@ def session(shop, users, orders_per_user, concurrency, seed):
         list(pool.map(user, range(users)))
 
 
-def wait_for_side_effects(platform, store_url, orders, timeout):
+def wait_for_side_effects(store_url, orders, timeout):
+    """What the store kept, and whether every order's records are there."""
     deadline = time.time() + timeout
     while True:
         got = {c: fetch_json(f"{store_url}/{c}") for c in ("notifications", "points", "dead-letters")}
@@ -280,7 +281,7 @@ def drive(args, run, platform):
     session(shop, args.users, args.orders_per_user, args.concurrency, args.seed)
     placed = {b["orderId"] for fn, s, _, b in shop.calls if fn == "order" and s == 201}
     print(f"session done: {len(shop.calls)} requests, {len(placed)} orders placed; waiting for events", flush=True)
-    side, complete = wait_for_side_effects(platform, f"http://{gateway}/default/store", placed, args.timeout)
+    side, complete = wait_for_side_effects(f"http://{gateway}/default/store", placed, args.timeout)
     metrics = platform.metrics()
     trace = platform.cli("events", "trace", sorted(placed)[0], check=False) if placed else ""
     path, why = screenshot(gateway, run)

@@ -217,28 +217,34 @@ impl FunctionHost {
 
 /// Links `weft.http_send` and `weft.http_take` (see [`crate::outbound`]).
 fn link_outbound(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
-    linker.func_wrap("weft", "http_send", |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
-        let memory = guest_memory(&mut caller)?;
-        let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-        if len > outbound::MAX_MESSAGE {
-            return Ok(fail(caller.data_mut(), format!("request of {len} bytes is over {} bytes", outbound::MAX_MESSAGE)));
-        }
-        let raw = memory.data(&caller).get(ptr..ptr.saturating_add(len)).map(<[u8]>::to_vec);
-        let Some(raw) = raw else { return Err(wasmtime::Error::msg("http_send: request out of bounds")) };
-        let state = caller.data_mut();
-        let started = Instant::now();
-        match outbound::send(&state.outbound, &raw, state.deadline) {
-            Ok(answer) => {
-                tracing::debug!(elapsed = ?started.elapsed(), bytes = answer.len(), "guest outbound request answered");
-                state.pending = answer;
-                Ok(state.pending.len() as i64)
+    linker.func_wrap(
+        "weft",
+        "http_send",
+        |mut caller: Caller<'_, GuestState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
+            let memory = guest_memory(&mut caller)?;
+            let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+            if len > outbound::MAX_MESSAGE {
+                return Ok(fail(
+                    caller.data_mut(),
+                    format!("request of {len} bytes is over {} bytes", outbound::MAX_MESSAGE),
+                ));
             }
-            Err(why) => {
-                tracing::info!(error = %why, "guest outbound request failed");
-                Ok(fail(state, why))
+            let raw = memory.data(&caller).get(ptr..ptr.saturating_add(len)).map(<[u8]>::to_vec);
+            let Some(raw) = raw else { return Err(wasmtime::Error::msg("http_send: request out of bounds")) };
+            let state = caller.data_mut();
+            // Timed and counted by `outbound::send` (the instance's metrics).
+            match outbound::send(&state.outbound, &raw, state.deadline) {
+                Ok(answer) => {
+                    state.pending = answer;
+                    Ok(state.pending.len() as i64)
+                }
+                Err(why) => {
+                    tracing::info!(error = %why, "guest outbound request failed");
+                    Ok(fail(state, why))
+                }
             }
-        }
-    })?;
+        },
+    )?;
     linker.func_wrap(
         "weft",
         "http_take",

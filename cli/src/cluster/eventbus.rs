@@ -285,7 +285,7 @@ mod tests {
         }
     }
 
-    /// Answers one status patch; returns its path and body.
+    /// Answers one patch (a status, or a Broker's finalizers); returns its path and body.
     async fn patched(api: &mut ApiServer) -> (String, Value) {
         let (req, send) = api.next_request().await.unwrap();
         assert_eq!(req.method(), http::Method::PATCH);
@@ -294,6 +294,37 @@ mod tests {
         let reply = json!({"apiVersion": "eventing.weft.dev/v1alpha1", "kind": "Broker", "metadata": {"name": "x"}, "spec": {}});
         send.send_response(Response::builder().body(Body::from(serde_json::to_vec(&reply).unwrap())).unwrap());
         (path, body)
+    }
+
+    /// The event bus's controller over `resources`, on `log`, its ingress
+    /// named `ingress_url` in status; started at once. Cancelling the token
+    /// stops it, and the task then ends.
+    fn start(
+        resources: KubeResources,
+        log: EmbeddedLog,
+        ingress_url: &str,
+    ) -> (Arc<Eventing>, CancellationToken, tokio::task::JoinHandle<()>) {
+        let traces = Arc::new(Traces::new(TRACE_RETENTION, 1000));
+        let metrics = EventbusMetrics::detached();
+        let eventing = Arc::new(Eventing {
+            store: Arc::new(resources),
+            embedded: Arc::new(log),
+            kafka: None,
+            ingress: Arc::new(Ingress::new(traces.clone(), metrics.clone())),
+            sender: Arc::new(HttpSender::new().unwrap()),
+            traces,
+            metrics,
+            addresses: Addresses {
+                gateway: "127.0.0.1:1".into(),
+                domain: "example.com".into(),
+                ingress: ingress_url.into(),
+            },
+            running: Default::default(),
+            logs: Default::default(),
+        });
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(eventing.clone().run(futures::stream::pending().boxed(), shutdown.clone()));
+        (eventing, shutdown, task)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,28 +350,8 @@ mod tests {
         assert!(resources.exists("Service", "default", "x").is_err());
 
         let dir = tempfile::tempdir().unwrap();
-        let mut registry = Registry::default();
-        let metrics = EventbusMetrics::register(&mut registry);
-        let traces = Arc::new(Traces::new(TRACE_RETENTION, 1000));
-        let ingress = Arc::new(Ingress::new(traces.clone(), metrics.clone()));
-        let eventing = Arc::new(Eventing {
-            store: Arc::new(resources),
-            embedded: Arc::new(EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap()),
-            kafka: None,
-            ingress: ingress.clone(),
-            sender: Arc::new(HttpSender::new().unwrap()),
-            traces,
-            metrics,
-            addresses: Addresses {
-                gateway: "127.0.0.1:1".into(),
-                domain: "example.com".into(),
-                ingress: "http://weft-eventbus.weft-system.svc".into(),
-            },
-            running: Default::default(),
-            logs: Default::default(),
-        });
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(eventing.run(futures::stream::pending().boxed(), shutdown.clone()));
+        let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
+        let (eventing, shutdown, task) = start(resources, log, "http://weft-eventbus.weft-system.svc");
 
         // First the finalizer that keeps the Broker until its log is deleted.
         let (path, body) = patched(&mut api).await;
@@ -357,6 +368,7 @@ mod tests {
         // An event into the ingress reaches the subscriber the Trigger names.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let ingress = eventing.ingress.clone();
         tokio::spawn(async move { axum::serve(listener, ingress.router()).await });
         let resp = reqwest::Client::new()
             .post(format!("http://{addr}/default/default"))
@@ -393,24 +405,7 @@ mod tests {
         let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
         log.ensure_topic("default.old").await.unwrap();
         log.append("default.old", vec![bytes::Bytes::from_static(b"kept until now")]).await.unwrap();
-        let eventing = Arc::new(Eventing {
-            store: Arc::new(KubeResources { client, brokers, triggers, pings, functions }),
-            embedded: Arc::new(log),
-            kafka: None,
-            ingress: Arc::new(Ingress::new(Arc::new(Traces::new(TRACE_RETENTION, 10)), EventbusMetrics::detached())),
-            sender: Arc::new(HttpSender::new().unwrap()),
-            traces: Arc::new(Traces::new(TRACE_RETENTION, 10)),
-            metrics: EventbusMetrics::detached(),
-            addresses: Addresses {
-                gateway: "127.0.0.1:1".into(),
-                domain: "example.com".into(),
-                ingress: "http://x".into(),
-            },
-            running: Default::default(),
-            logs: Default::default(),
-        });
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(eventing.run(futures::stream::pending().boxed(), shutdown.clone()));
+        let (_, shutdown, task) = start(KubeResources { client, brokers, triggers, pings, functions }, log, "http://x");
 
         // No status for a Broker being deleted: its log goes, then our finalizer (only ours).
         let (path, body) = patched(&mut api).await;

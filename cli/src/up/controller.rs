@@ -267,9 +267,7 @@ pub fn instance_config(
         (None, d) => d.ok_or("no module digest")?,
     };
     let memory_bytes = parse_memory(spec.memory()).map_err(|e| e.to_string())?;
-    let mut env: Vec<(String, String)> = spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
-    env.push(("WEFT_SIDECAR".into(), sidecar.to_string()));
-    env.push(("WEFT_EVENTS".into(), events.to_string()));
+    let env = weft_controller::instance_env(&spec.env, &sidecar.to_string(), events);
     Ok(InstanceConfig {
         namespace: ns.to_string(),
         function: function.to_string(),

@@ -103,6 +103,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let (autoscale, pokes) =
         autoscale::Autoscale::new(args.scaling.clone(), supervisor.clone(), endpoints, scaler_metrics);
     gateway.set_activation(autoscale.clone());
+    // The broker ingress, as instances reach it (`$WEFT_EVENTS`) and as Broker status names it.
+    let events_url = format!("http://{}", loopback_if_unspecified(events_addr));
     let controller = Arc::new(controller::Controller {
         autoscale: autoscale.clone(),
         store: store.clone(),
@@ -112,7 +114,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         engine: engine.clone(),
         base: RouteBase { domain: args.domain.clone(), port: gateway_addr.port() },
         sidecar: loopback_if_unspecified(gateway_addr),
-        events: format!("http://{}", loopback_if_unspecified(events_addr)),
+        events: events_url.clone(),
         services,
         broken: Default::default(),
     });
@@ -132,7 +134,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         addresses: eventing::Addresses {
             gateway: loopback_if_unspecified(gateway_addr).to_string(),
             domain: args.domain.clone(),
-            ingress: format!("http://{events_addr}"),
+            ingress: events_url,
         },
         running: Default::default(),
         logs: Default::default(),

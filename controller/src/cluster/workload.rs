@@ -208,9 +208,7 @@ fn pod_spec(rev: &Revision, s: &ClusterSettings) -> Result<PodSpec, WorkloadErro
 fn instance_config(rev: &Revision, s: &ClusterSettings, memory_bytes: u64) -> InstanceConfig {
     let spec = &rev.spec;
     let labels = rev.metadata.labels.as_ref();
-    let mut env: Vec<(String, String)> = spec.env.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
-    env.push(("WEFT_SIDECAR".into(), s.sidecar.clone()));
-    env.push(("WEFT_EVENTS".into(), s.events.clone()));
+    let env = crate::instance_env(&spec.env, &s.sidecar, &s.events);
     InstanceConfig {
         namespace: rev.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
         function: labels.and_then(|l| l.get(FUNCTION_LABEL)).cloned().unwrap_or_default(),
@@ -275,15 +273,9 @@ fn instance_container(
 }
 
 fn user_container(image: &str, rev: &Revision, s: &ClusterSettings) -> Container {
-    let mut env: Vec<EnvVar> = rev
-        .spec
-        .env
-        .iter()
-        .map(|e| EnvVar { name: e.name.clone(), value: Some(e.value.clone()), ..Default::default() })
-        .collect();
-    env.push(EnvVar { name: "PORT".into(), value: Some(USER_PORT.to_string()), ..Default::default() });
-    env.push(EnvVar { name: "WEFT_SIDECAR".into(), value: Some(s.sidecar.clone()), ..Default::default() });
-    env.push(EnvVar { name: "WEFT_EVENTS".into(), value: Some(s.events.clone()), ..Default::default() });
+    let mut env = crate::instance_env(&rev.spec.env, &s.sidecar, &s.events);
+    env.push(("PORT".into(), USER_PORT.to_string()));
+    let env = env.into_iter().map(|(name, value)| EnvVar { name, value: Some(value), ..Default::default() }).collect();
     Container {
         name: "user".into(),
         image: Some(image.to_string()),

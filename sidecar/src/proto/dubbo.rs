@@ -160,7 +160,7 @@ pub struct Invocation<'a> {
     pub version: &'a str,
     pub method: &'a str,
     pub args: &'a [serde_json::Value],
-    pub attachments: &'a [(String, String)],
+    pub attachments: &'a Headers,
 }
 
 /// A whole two-way Hessian 2 request frame for `inv`.
@@ -185,7 +185,7 @@ pub fn request_frame(inv: &Invocation<'_>, request_id: u64) -> Vec<u8> {
     if !inv.version.is_empty() {
         attach("version", inv.version);
     }
-    for (k, v) in inv.attachments {
+    for (k, v) in inv.attachments.iter() {
         attach(k, v);
     }
     body.push(b'Z');
@@ -234,7 +234,7 @@ pub fn read_answer(raw: &[u8]) -> Result<Answer, DecodeError> {
     }
     let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
     let mut r = Reader::new(&raw[frame.body.clone()]);
-    let status = buf_status(raw);
+    let status = u8::try_from(frame.status).unwrap_or(SERVER_ERROR);
     if status != OK {
         let message = r.string().ok().flatten().unwrap_or_default();
         return Ok(Answer::Failed { status, message });
@@ -245,8 +245,4 @@ pub fn read_answer(raw: &[u8]) -> Result<Answer, DecodeError> {
         RESPONSE_WITH_EXCEPTION => Answer::Exception(r.json().map_err(bad)?),
         _ => return Err(DecodeError::malformed(NAME, "unknown result kind")),
     })
-}
-
-fn buf_status(raw: &[u8]) -> u8 {
-    raw.get(3).copied().unwrap_or(0)
 }

@@ -14,6 +14,7 @@
 use super::downstream::Local;
 use super::{RpcWorker, TAG_HEADER};
 use crate::http_util::{Body, error_reply, full};
+use crate::proto::Headers;
 use crate::proto::dubbo::{self, Answer, Invocation};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -51,7 +52,7 @@ async fn call(worker: &Arc<RpcWorker>, req: Request<Incoming>) -> Result<Respons
         .map_err(|e| (StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e} (limit {MAX_BODY} bytes)")))?
         .to_bytes();
     let args = arguments(&body)?;
-    let attachments: Vec<(String, String)> = param("tag").map(|t| (TAG_HEADER.to_string(), t)).into_iter().collect();
+    let attachments: Headers = param("tag").iter().map(|t| (TAG_HEADER, t.as_str())).collect();
     let version = param("version").unwrap_or_default();
     let inv =
         Invocation { service: &service, version: &version, method: &method, args: &args, attachments: &attachments };
@@ -135,7 +136,7 @@ mod tests {
     fn a_built_request_decodes_as_dubbo_with_its_attachments() {
         use crate::proto::Codec;
         let args = [json!("tea"), json!(2)];
-        let attachments = [(TAG_HEADER.to_string(), "canary".to_string())];
+        let attachments: Headers = [(TAG_HEADER, "canary")].into_iter().collect();
         let inv = Invocation {
             service: "com.x.Stock",
             version: "1.0.0",
@@ -157,7 +158,7 @@ mod tests {
     #[test]
     fn answers_map_to_http_statuses() {
         use crate::proto::{Codec, Status};
-        let inv = Invocation { service: "s", version: "", method: "m", args: &[], attachments: &[] };
+        let inv = Invocation { service: "s", version: "", method: "m", args: &[], attachments: &Headers::default() };
         let raw = dubbo::request_frame(&inv, 3);
         let frame = crate::proto::dubbo::Dubbo.decode(&raw).unwrap();
         let err = crate::proto::dubbo::Dubbo.error_reply(&frame, &raw, Status::NoRoute, "no such interface");

@@ -85,16 +85,8 @@ pub fn dubbo(interface: &str, version: &str, method: &str, args: &Value) -> Resu
 pub fn publish(broker: &str, event: &crate::Event) -> Result<(), String> {
     let ns = std::env::var("WEFT_NAMESPACE").unwrap_or_else(|_| "default".into());
     let url = format!("{}/{ns}/{broker}", std::env::var("WEFT_EVENTS").unwrap_or_default());
-    let mut headers = vec![
-        ("ce-specversion", "1.0"),
-        ("ce-id", event.id.as_str()),
-        ("ce-source", event.source.as_str()),
-        ("ce-type", event.ty.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    if let Some(subject) = &event.subject {
-        headers.push(("ce-subject", subject));
-    }
+    let mut headers = event.binary_headers();
+    headers.push(("Content-Type", "application/json"));
     let answer = send("POST", &url, &headers, &event.data)?;
     match answer.is_success() {
         true => Ok(()),

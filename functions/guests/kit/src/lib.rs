@@ -79,6 +79,17 @@ pub struct Event {
     pub data: Vec<u8>,
 }
 
+impl Event {
+    /// The attributes as binary-mode HTTP headers (`ce-*`), for a reply or a
+    /// request that carries the event.
+    pub fn binary_headers(&self) -> Vec<(&'static str, &str)> {
+        let mut h = vec![("ce-specversion", "1.0"), ("ce-id", &*self.id), ("ce-source", &*self.source), ("ce-type", &*self.ty)];
+        h.extend(self.subject.as_deref().map(|s| ("ce-subject", s)));
+        h.extend(self.time.as_deref().map(|t| ("ce-time", t)));
+        h
+    }
+}
+
 /// What the guest answers: status, headers, body; built, then [`Response::send`].
 pub struct Response {
     status: String,
@@ -115,18 +126,7 @@ impl Response {
     /// A 200 whose body is a reply event: the broker puts it back in, so the
     /// next stage's trigger can match its type.
     pub fn reply(event: &Event, data: &Value) -> Self {
-        let mut r = Self::json("200 OK", data)
-            .header("ce-specversion", "1.0")
-            .header("ce-id", &event.id)
-            .header("ce-source", &event.source)
-            .header("ce-type", &event.ty);
-        if let Some(subject) = &event.subject {
-            r = r.header("ce-subject", subject);
-        }
-        if let Some(time) = &event.time {
-            r = r.header("ce-time", time);
-        }
-        r
+        event.binary_headers().into_iter().fold(Self::json("200 OK", data), |r, (k, v)| r.header(k, v))
     }
 
     /// Writes the CGI response to stdout.
@@ -141,7 +141,9 @@ impl Response {
     }
 }
 
-/// Milliseconds since the Unix epoch (WASI clock), e.g. for a cheap jitter.
-pub fn now_millis() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+/// A fresh random number: WASI `random_get` seeds `RandomState`, and each
+/// `RandomState::new()` gives new keys.
+pub fn random_u64() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u8)
 }

@@ -28,12 +28,6 @@ impl Reader<'_> {
         self.json_at(&mut Context::default(), 0)
     }
 
-    /// Reads values as JSON until the input ends (e.g. a list of arguments).
-    pub fn json_values(&mut self, n: usize) -> Result<Vec<Value>, HessianError> {
-        let mut ctx = Context::default();
-        (0..n).map(|_| self.json_at(&mut ctx, 0)).collect()
-    }
-
     fn json_at(&mut self, ctx: &mut Context, depth: u32) -> Result<Value, HessianError> {
         if depth > MAX_DEPTH {
             return Err(self.err("values nested too deep"));
@@ -297,7 +291,8 @@ mod tests {
         let input = [
             0xe3, 0x5b, 0x5c, 0x5d, 0xfe, 0x5e, 0x01, 0x2c, 0x5f, 0, 0, 0x05, 0xdc, 0x4a, 0, 0, 0, 0, 0, 0, 0x03, 0xe8,
         ];
-        let vals = Reader::new(&input).json_values(7).unwrap();
+        let mut r = Reader::new(&input);
+        let vals: Vec<Value> = (0..7).map(|_| r.json().unwrap()).collect();
         assert_eq!(vals, vec![json!(3), json!(0.0), json!(1.0), json!(-2.0), json!(300.0), json!(1.5), json!(1000)]);
     }
 

@@ -5,13 +5,11 @@
 
 use pipeline::{forward, incoming};
 use serde_json::{Value, json};
-use std::hash::BuildHasher;
 use weft_guest::{Request, Response};
 
-/// A fresh random draw in 0..100 per attempt (WASI `random_get` seeds
-/// `RandomState`), so a retry of the same event may succeed.
+/// A fresh random draw in 0..100 per attempt, so a retry of the same event may succeed.
 fn roll() -> u64 {
-    std::collections::hash_map::RandomState::new().hash_one(weft_guest::now_millis()) % 100
+    weft_guest::random_u64() % 100
 }
 
 fn main() {

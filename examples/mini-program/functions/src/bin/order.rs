@@ -5,7 +5,6 @@
 
 use serde_json::{Value, json};
 use shop::{INVENTORY, PRICE, error, legacy};
-use std::hash::BuildHasher;
 use weft_guest::{Event, Request, Response, http};
 
 const MAX_ITEMS: usize = 10;
@@ -34,10 +33,9 @@ fn validate(order: &Value) -> Result<(String, Vec<Value>), Vec<String>> {
     if why.is_empty() { Ok((user.to_string(), items)) } else { Err(why) }
 }
 
-/// A fresh order id (WASI randomness seeds `RandomState`).
+/// A fresh order id.
 fn order_id() -> String {
-    let r = std::collections::hash_map::RandomState::new().hash_one(weft_guest::now_millis());
-    format!("o-{r:016x}")
+    format!("o-{:016x}", weft_guest::random_u64())
 }
 
 fn place(user: String, items: Vec<Value>) -> Response {
