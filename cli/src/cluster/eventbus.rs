@@ -415,4 +415,46 @@ mod tests {
         shutdown.cancel();
         task.await.unwrap();
     }
+
+    /// A kafka Broker on an event bus without Kafka: no log, so no finalizer
+    /// while it lives, and when deleted it is let go (not held forever).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_without_a_reachable_log_is_never_held() {
+        for (meta, want) in [
+            (json!({"name": "k", "namespace": "default", "generation": 1}), "status"),
+            (
+                json!({"name": "k", "namespace": "default", "resourceVersion": "3",
+                    "deletionTimestamp": "2026-11-25T00:00:00Z", "finalizers": [LOG_FINALIZER]}),
+                "released",
+            ),
+        ] {
+            let (service, mut api) = pair::<Request<Body>, Response<Body>>();
+            let (brokers, mut bw) = reflector::store::<Broker>();
+            let (triggers, _tw) = reflector::store::<Trigger>();
+            let (pings, _pw) = reflector::store::<PingSource>();
+            let (functions, _fw) = reflector::store::<Function>();
+            bw.apply_watcher_event(&watcher::Event::Apply(obj(json!({
+                "apiVersion": "eventing.weft.dev/v1alpha1", "kind": "Broker", "metadata": meta,
+                "spec": {"backend": "kafka"}}))));
+            let dir = tempfile::tempdir().unwrap();
+            let log = EmbeddedLog::open(dir.path(), EmbeddedConfig::default()).unwrap();
+            let resources =
+                KubeResources { client: Client::new(service, "default"), brokers, triggers, pings, functions };
+            let (_, shutdown, task) = start(resources, log, "http://x");
+            let next = tokio::time::timeout(std::time::Duration::from_secs(10), patched(&mut api));
+            let (path, body) = next.await.expect("a patch within 10 s");
+            match want {
+                "status" => {
+                    assert!(path.ends_with("/brokers/k/status"), "no finalizer first: {path}");
+                    assert_eq!(body["status"]["conditions"][0]["reason"], "KafkaNotConfigured");
+                }
+                _ => {
+                    assert!(path.ends_with("/brokers/k"), "{path}");
+                    assert_eq!(body["metadata"]["finalizers"], json!([]));
+                }
+            }
+            shutdown.cancel();
+            task.await.unwrap();
+        }
+    }
 }

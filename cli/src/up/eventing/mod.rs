@@ -106,9 +106,10 @@ impl Eventing {
         let mut delivery = HashMap::new();
         for b in &brokers {
             let (ns, name) = key_of(&b.metadata);
-            self.store.hold(b).await?;
             let ready = match self.broker_log(b, &ns, &name).await {
                 Ok(log) => {
+                    // Its log exists now: the Broker may not go before it does.
+                    self.store.hold(b).await?;
                     logs.insert(format!("{ns}/{name}"), log);
                     delivery.insert(format!("{ns}/{name}"), b.spec.delivery.clone());
                     Readiness::ready(format!("{}/{ns}/{name}", self.addresses.ingress))
@@ -151,7 +152,12 @@ impl Eventing {
             let (ns, name) = key_of(&b.metadata);
             let deleted = match self.broker_topic(b, &ns, &name) {
                 Ok((log, topic)) => log.delete_topic(&topic).await.map_err(|e| e.to_string()),
-                Err((_, why)) => Err(why),
+                // No log this event bus can reach (e.g. Kafka not configured):
+                // nothing it could delete, and waiting would hold the Broker forever.
+                Err((_, why)) => {
+                    tracing::warn!(broker = %key(b), %why, "a deleted Broker's log is out of reach; letting it go");
+                    Ok(())
+                }
             };
             let released = match deleted {
                 Ok(()) => self.store.release(b).await,
