@@ -2,7 +2,8 @@
 # Installs what building and testing weft needs on a fresh Debian 12 machine:
 # the WASI guest toolchains (no rustup wasm target can be downloaded here, so Rust
 # guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc),
-# wrk for the benchmarks and procps (pgrep) for the tests. Skips what is
+# wrk for the benchmarks, procps (pgrep) for the tests and docker-registry (the
+# CNCF distribution registry) for the OCI module tests. Skips what is
 # already installed.
 #
 #   install-deps.sh            everything the tests need
@@ -12,7 +13,7 @@ set -euo pipefail
 want=${1:-all}
 
 packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14)
-[ "$want" = all ] && packages+=(wrk procps)
+[ "$want" = all ] && packages+=(wrk procps docker-registry)
 [ "$want" = tansu ] && packages=()
 missing=()
 for p in "${packages[@]}"; do
@@ -24,6 +25,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -ne 0 ] && sudo_="sudo"
   $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The package enables a registry service on :5000; the tests start their own
+  # on loopback, so a machine with systemd must not keep one listening.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $sudo_ systemctl disable --now docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 # A real Kafka-protocol broker for the Kafka event-log tests: tansu from

@@ -4,6 +4,7 @@ mod client;
 mod cluster;
 mod cmd;
 mod instance;
+mod oci;
 mod signals;
 mod state;
 mod sync;
@@ -187,6 +188,18 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Push a wasm module to an OCI registry, for `wasm.oci` (prints the
+    /// reference pinned to its digest). Credentials come from the Docker
+    /// config (`docker login`); loopback registries are spoken to over HTTP.
+    Push {
+        /// The .wasm file.
+        module: PathBuf,
+        /// Where: registry/repository:tag.
+        reference: String,
+        /// Speak plain HTTP to this registry (e.g. one inside a cluster).
+        #[arg(long)]
+        insecure: bool,
+    },
     /// Send one CloudEvent to a broker (prints its id once it is durable).
     Send {
         #[arg(long, default_value = "default")]
@@ -278,6 +291,10 @@ enum Command {
         /// Kafka bootstrap servers, for Brokers with `spec.backend: kafka`.
         #[arg(long)]
         kafka_bootstrap: Option<String>,
+        /// A registry (host[:port]) of `wasm.oci` modules reached over plain
+        /// HTTP, e.g. an in-cluster registry; repeatable.
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
         /// Apply to the cluster of the current kubeconfig (server-side apply)
         /// instead of printing.
         #[arg(long)]
@@ -386,6 +403,7 @@ async fn run(cli: Cli) -> Result<()> {
             let args = cmd::apply::ApplyArgs { file, wait: !no_wait, timeout: Duration::from_secs(timeout) };
             cmd::apply::run(&connect()?, &args).await
         }
+        Command::Push { module, reference, insecure } => cmd::push::run(&module, &reference, insecure).await,
         Command::Get { kind, name, namespace, all_namespaces, output } => {
             let args = cmd::get::GetArgs { kind, name, namespace, all_namespaces, output };
             cmd::get::run(&connect()?, &args).await
@@ -397,9 +415,14 @@ async fn run(cli: Cli) -> Result<()> {
             let args = cmd::invoke::InvokeArgs { name, namespace, data, path, method, headers };
             cmd::invoke::run(&connect()?, &args).await
         }
-        Command::Install { namespace, image, domain, kafka_bootstrap, apply } => {
-            let options =
-                weft_controller::cluster::install::InstallOptions { namespace, image, domain, kafka_bootstrap };
+        Command::Install { namespace, image, domain, kafka_bootstrap, insecure_registries, apply } => {
+            let options = weft_controller::cluster::install::InstallOptions {
+                namespace,
+                image,
+                domain,
+                kafka_bootstrap,
+                insecure_registries,
+            };
             cluster::install::run(&options, apply).await
         }
         Command::Controller { args } => cluster::controller::run(args).await,

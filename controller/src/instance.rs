@@ -61,4 +61,22 @@ pub enum ModuleSource {
     Url(String),
     /// A file in the Pod, e.g. a mounted ConfigMap key.
     File(String),
+    /// Pulled from an OCI registry when the instance starts.
+    Oci(OciModule),
+}
+
+/// A wasm artifact in an OCI registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciModule {
+    /// `registry/repository:tag` or `…@sha256:…`.
+    pub reference: String,
+    /// A Docker config file (a mounted `kubernetes.io/dockerconfigjson`
+    /// Secret) holding the registry's credentials; none: anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
+    /// Registries spoken to over plain HTTP. Loopback registries always are,
+    /// as Docker treats them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insecure_registries: Vec<String>,
 }

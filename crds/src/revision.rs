@@ -91,6 +91,15 @@ pub struct WasmSource {
     /// modules under ConfigMap's 1 MiB limit), mounted into the instance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapKey>,
+    /// An OCI reference (`registry/repository:tag` or `…@sha256:…`) of a wasm
+    /// artifact, as `weft push` or `wkg`/`oras` write it (cluster mode: the
+    /// instance pulls it when it starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
+    /// A `kubernetes.io/dockerconfigjson` Secret in the function's namespace
+    /// with credentials for `oci`'s registry (as a Pod's imagePullSecrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_secret: Option<String>,
     /// `sha256:<hex>` of the module bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,

@@ -139,9 +139,10 @@ fn check_source(spec: &RevisionSpec, at: &str, errs: &mut ValidationErrors) {
         errs.add(at, "set exactly one of wasm, process or image");
     }
     if let Some(w) = &spec.wasm {
-        if w.path.is_none() && w.url.is_none() && w.config_map.is_none() && w.digest.is_none() {
-            errs.add(format!("{at}.wasm"), "set path (a local .wasm file), url or configMap");
+        if w.path.is_none() && w.url.is_none() && w.config_map.is_none() && w.oci.is_none() && w.digest.is_none() {
+            errs.add(format!("{at}.wasm"), "set path (a local .wasm file), url, configMap or oci");
         }
+        check_oci(w, at, errs);
         if let Some(u) = &w.url
             && !(u.starts_with("http://") || u.starts_with("https://"))
         {
@@ -234,6 +235,69 @@ fn is_env_name(s: &str) -> bool {
 }
 
 /// `sha256:` followed by 64 lowercase hex digits.
+fn check_oci(w: &crate::WasmSource, at: &str, errs: &mut ValidationErrors) {
+    if let Some(r) = &w.oci
+        && let Err(m) = check_oci_reference(r)
+    {
+        errs.add(format!("{at}.wasm.oci"), m);
+    }
+    if let Some(secret) = &w.pull_secret {
+        if w.oci.is_none() {
+            errs.add(format!("{at}.wasm.pullSecret"), "is only used with wasm.oci");
+        }
+        if let Err(m) = secret.split('.').try_for_each(|label| check_dns_label(label, 63)) {
+            errs.add(format!("{at}.wasm.pullSecret"), format!("must be a DNS subdomain: {m}"));
+        }
+    }
+}
+
+/// An OCI reference as the distribution spec writes it:
+/// `[registry[:port]/]repository[:tag][@sha256:hex]`, with a lowercase repository.
+pub fn check_oci_reference(r: &str) -> Result<(), String> {
+    if r.contains("://") {
+        return Err("an OCI reference has no scheme: write registry/repository:tag".into());
+    }
+    let (name, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (r, None),
+    };
+    if digest.is_some_and(|d| !is_sha256_digest(d)) {
+        return Err("the digest after '@' must be sha256:<64 hex digits>".into());
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    // A first part with a dot or a port, or `localhost`, names the registry.
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        parts.remove(0);
+    }
+    let last = parts.pop().unwrap_or_default();
+    let (last, tag) = match last.split_once(':') {
+        Some((l, t)) => (l, Some(t)),
+        None => (last, None),
+    };
+    if let Some(t) = tag
+        && !is_tag(t)
+    {
+        return Err(format!("tag {t:?}: letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'"));
+    }
+    match parts.iter().chain([&last]).find(|p| !is_path_component(p)) {
+        Some(p) => Err(format!("repository part {p:?}: lowercase letters and digits, separated by '.', '_' or '-'")),
+        None => Ok(()),
+    }
+}
+
+fn is_tag(t: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    (1..=128).contains(&t.len()) && !t.starts_with(['.', '-']) && t.chars().all(ok)
+}
+
+fn is_path_component(p: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !p.is_empty()
+        && p.starts_with(alnum)
+        && p.ends_with(alnum)
+        && p.chars().all(|c| alnum(c) || matches!(c, '.' | '_' | '-'))
+}
+
 pub fn is_sha256_digest(s: &str) -> bool {
     s.strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)))

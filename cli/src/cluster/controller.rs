@@ -38,6 +38,10 @@ pub struct ControllerArgs {
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "weft-system")]
     pub lease_namespace: String,
+    /// A registry (host[:port]) of `wasm.oci` modules that instances reach
+    /// over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
     /// This replica's identity in the Lease.
     #[arg(long, env = "POD_NAME", default_value = "weft-controller")]
     pub identity: String,
@@ -55,8 +59,13 @@ pub async fn run(args: ControllerArgs) -> Result<()> {
     tracing::info!(identity = %args.identity, "leading; starting the controllers");
     let lost = tokio::spawn(keep_lease(elector, shutdown.clone()));
 
-    let settings =
-        ClusterSettings { image: args.image, sidecar: args.sidecar, events: args.events, container_concurrency: 0 };
+    let settings = ClusterSettings {
+        image: args.image,
+        sidecar: args.sidecar,
+        events: args.events,
+        container_concurrency: 0,
+        insecure_registries: args.insecure_registries,
+    };
     let base = RouteBase { domain: args.domain, port: args.port };
     let ctx = Arc::new(Context::new(client, settings, base, Default::default(), metrics));
     let stop = shutdown.clone();

@@ -137,29 +137,42 @@ fn resolve_working_dir(f: &mut Function, base_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Uploads the module at `wasm.path` (relative to the YAML file) and records its
-/// digest, so the revision pins these exact bytes and a rebuilt module makes a
-/// new revision.
+/// Uploads the module at `wasm.path` (relative to the YAML file), or the one
+/// pulled from `wasm.oci`, and records its digest, so the revision pins these
+/// exact bytes and a rebuilt module makes a new revision.
 async fn upload_module(client: &Client, f: &mut Function, base_dir: &Path) -> Result<()> {
     let Some(wasm) = f.spec.template.spec.wasm.as_mut() else {
         return Ok(());
     };
-    let Some(path) = wasm.path.clone() else {
-        return Ok(());
+    let (bytes, shown) = match (&wasm.path, &wasm.oci) {
+        (Some(path), _) => {
+            let full = base_dir.join(path);
+            let bytes = std::fs::read(&full).map_err(|e| {
+                anyhow::anyhow!(
+                    "spec.template.spec.wasm.path: cannot read {} ({e}); build the sample guests with `bash functions/guests/build.sh` or fix the path (relative to the YAML file)",
+                    full.display()
+                )
+            })?;
+            (bytes, full.display().to_string())
+        }
+        // weft up has no registry access of its own: the module is pulled
+        // here, with the user's Docker credentials, and uploaded like a file.
+        (None, Some(reference)) => {
+            let m = weft_controller::instance::OciModule {
+                reference: reference.clone(),
+                credentials: crate::oci::docker_config().map(|p| p.display().to_string()),
+                insecure_registries: Vec::new(),
+            };
+            let bytes = crate::oci::pull(&m).await.context("spec.template.spec.wasm.oci")?;
+            (bytes, reference.clone())
+        }
+        (None, None) => return Ok(()),
     };
-    let full = base_dir.join(&path);
-    let bytes = std::fs::read(&full).map_err(|e| {
-        anyhow::anyhow!(
-            "spec.template.spec.wasm.path: cannot read {} ({e}); build the sample guests with `bash functions/guests/build.sh` or fix the path (relative to the YAML file)",
-            full.display()
-        )
-    })?;
     #[derive(Deserialize)]
     struct Uploaded {
         digest: String,
     }
-    let up: Uploaded =
-        client.post_bytes("/v1/modules", bytes).await.with_context(|| format!("upload {}", full.display()))?;
+    let up: Uploaded = client.post_bytes("/v1/modules", bytes).await.with_context(|| format!("upload {shown}"))?;
     wasm.digest = Some(up.digest);
     Ok(())
 }

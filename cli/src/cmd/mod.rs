@@ -6,6 +6,7 @@ pub mod events;
 pub mod get;
 pub mod invoke;
 pub mod logs;
+pub mod push;
 
 use anyhow::{Result, bail};
 

@@ -166,6 +166,7 @@ fn serve<H: Handler>(
     if let Some(o) = outbound {
         o.register(registry.sub_registry_with_prefix("weft_instance"));
     }
+    fetch::register(registry.sub_registry_with_prefix("weft_instance"));
     let proxy_cfg = InstanceProxyConfig {
         namespace: cfg.namespace.clone(),
         function: cfg.function.clone(),

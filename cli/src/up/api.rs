@@ -186,7 +186,7 @@ fn check_function(s: &ApiState, mut f: Function) -> Result<Function, ApiError> {
             "Function {name}: spec.template.spec.wasm.digest: module {d} was not uploaded (POST it to /v1/modules, or use `weft apply`)"
         ))),
         None if spec.wasm.as_ref().is_some_and(|w| w.path.is_none()) => Err(bad(format!(
-            "Function {name}: spec.template.spec.wasm: weft up runs modules from wasm.path (uploaded by `weft apply`); wasm.url and wasm.configMap are read in a cluster"
+            "Function {name}: spec.template.spec.wasm: weft up runs modules uploaded by `weft apply` (from wasm.path or wasm.oci); wasm.url and wasm.configMap are read in a cluster"
         ))),
         None => Err(bad(format!(
             "Function {name}: spec.template.spec.wasm.digest: missing; `weft apply` uploads the module at wasm.path and sets it"

@@ -14,6 +14,7 @@ mod host;
 mod lifecycle;
 mod limits;
 mod mesh;
+mod oci;
 mod platform;
 mod pod;
 mod routing;

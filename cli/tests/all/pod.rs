@@ -12,7 +12,7 @@ use weft_controller::cluster::{ClusterSettings, revision_deployment};
 use weft_crds::{Document, parse_documents};
 
 /// The instance config in the Deployment of `hello`'s first revision.
-fn pod_config(template_spec: &str) -> Value {
+pub fn pod_config(template_spec: &str) -> Value {
     let yaml = format!(
         "apiVersion: serving.weft.dev/v1alpha1\nkind: Function\nmetadata: {{name: hello, namespace: default}}\nspec:\n  template:\n    spec:\n{template_spec}"
     );
@@ -24,6 +24,7 @@ fn pod_config(template_spec: &str) -> Value {
         sidecar: "127.0.0.1:1".into(),
         events: "http://127.0.0.1:2".into(),
         container_concurrency: 0,
+        insecure_registries: Vec::new(),
     };
     let d = revision_deployment(&rev, &settings, 1).unwrap();
     let args = d.spec.unwrap().template.spec.unwrap().containers[0].args.clone().unwrap();
@@ -32,7 +33,7 @@ fn pod_config(template_spec: &str) -> Value {
 
 /// Starts the instance on free loopback ports with its module store in `dir`;
 /// returns the process and its ready line, or its exit output if it failed.
-fn run_pod(mut config: Value, dir: &std::path::Path) -> Result<(Child, Value), String> {
+pub fn run_pod(mut config: Value, dir: &std::path::Path) -> Result<(Child, Value), String> {
     config["listen"] = "127.0.0.1:0".into();
     config["admin_listen"] = format!("127.0.0.1:{}", free_port()).into();
     config["module_dir"] = dir.display().to_string().into();
@@ -55,7 +56,7 @@ fn run_pod(mut config: Value, dir: &std::path::Path) -> Result<(Child, Value), S
     Ok((child, ready))
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -77,7 +78,7 @@ fn serve_forever(head: &'static str, body: Vec<u8>) -> String {
     addr
 }
 
-fn stop(mut child: Child) {
+pub fn stop(mut child: Child) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
     assert!(child.wait().unwrap().success(), "the instance drains and exits cleanly on SIGTERM");
 }

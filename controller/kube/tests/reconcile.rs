@@ -28,6 +28,7 @@ fn context() -> (Arc<Context>, ApiServer, Registry) {
         sidecar: "weft-gateway.weft-system:80".into(),
         events: "http://weft-eventbus.weft-system:80".into(),
         container_concurrency: 0,
+        insecure_registries: Vec::new(),
     };
     let base = RouteBase { domain: "example.com".into(), port: 80 };
     let metrics = Metrics::register(&mut registry);

@@ -31,6 +31,8 @@ pub struct InstallOptions {
     pub domain: String,
     /// Kafka bootstrap servers for Brokers with `spec.backend: kafka`.
     pub kafka_bootstrap: Option<String>,
+    /// Registries of `wasm.oci` modules reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Default for InstallOptions {
@@ -40,6 +42,7 @@ impl Default for InstallOptions {
             image: format!("weft:{}", env!("CARGO_PKG_VERSION")),
             domain: "example.com".into(),
             kafka_bootstrap: None,
+            insecure_registries: Vec::new(),
         }
     }
 }
@@ -70,9 +73,7 @@ fn components(o: &InstallOptions) -> Vec<Component> {
         // Two replicas; one leads (a Lease), the other waits to take over.
         Component {
             name: "weft-controller",
-            args: ["controller", "--domain", &o.domain, "--sidecar", &sidecar, "--events", &events]
-                .map(String::from)
-                .to_vec(),
+            args: controller_args(o, &sidecar, &events),
             replicas: 2,
             port: ("metrics", 9090),
             service_port: None,
@@ -130,6 +131,15 @@ fn components(o: &InstallOptions) -> Vec<Component> {
             data: Some(("weft-eventbus-data", "/var/lib/weft/events")),
         },
     ]
+}
+
+fn controller_args(o: &InstallOptions, sidecar: &str, events: &str) -> Vec<String> {
+    let mut args: Vec<String> =
+        ["controller", "--domain", &o.domain, "--sidecar", sidecar, "--events", events].map(String::from).to_vec();
+    for r in &o.insecure_registries {
+        args.extend(["--insecure-registry".to_string(), r.clone()]);
+    }
+    args
 }
 
 fn eventbus_args(o: &InstallOptions) -> Vec<String> {

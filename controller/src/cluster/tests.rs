@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::instance::{InstanceConfig, ModuleSource};
+use crate::instance::{InstanceConfig, ModuleSource, OciModule};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
 use weft_crds::{Document, Revision, parse_documents};
@@ -12,6 +12,7 @@ fn settings() -> ClusterSettings {
         sidecar: "weft-gateway.weft-system:80".into(),
         events: "http://weft-eventbus.weft-system:80".into(),
         container_concurrency: 0,
+        insecure_registries: Vec::new(),
     }
 }
 
@@ -82,6 +83,33 @@ fn a_config_map_module_is_mounted_and_read_from_the_file() {
     assert_eq!(cfg.module_source, Some(ModuleSource::File("/var/run/weft/module/module.wasm".into())));
     assert_eq!(cfg.digest, "", "no digest pinned: the mounted bytes are used as they are");
     assert_eq!(d.spec.unwrap().replicas, Some(0));
+}
+
+#[test]
+fn an_oci_module_is_pulled_with_the_mounted_pull_secret() {
+    let rev = revision("      wasm: {oci: \"registry.local:5000/acme/hello:v1\", pullSecret: regcred}\n");
+    let mut s = settings();
+    s.insecure_registries = vec!["registry.local:5000".into()];
+    let d = revision_deployment(&rev, &s, 1).unwrap();
+    let cfg = config(&containers(&d)[0]);
+    let source = ModuleSource::Oci(OciModule {
+        reference: "registry.local:5000/acme/hello:v1".into(),
+        credentials: Some("/var/run/weft/registry/.dockerconfigjson".into()),
+        insecure_registries: vec!["registry.local:5000".into()],
+    });
+    assert_eq!(cfg.module_source, Some(source));
+    let mounts = containers(&d)[0].volume_mounts.clone().unwrap();
+    assert!(mounts.iter().any(|m| m.name == "registry" && m.mount_path == "/var/run/weft/registry"));
+    let pod = d.spec.unwrap().template.spec.unwrap();
+    let secret = pod.volumes.unwrap().into_iter().find(|v| v.name == "registry").unwrap().secret.unwrap();
+    assert_eq!(secret.secret_name.as_deref(), Some("regcred"));
+    assert_eq!(secret.items.unwrap()[0].key, ".dockerconfigjson");
+
+    let anonymous = revision("      wasm: {oci: ghcr.io/acme/hello:v1}\n");
+    let d = revision_deployment(&anonymous, &settings(), 1).unwrap();
+    let Some(ModuleSource::Oci(m)) = config(&containers(&d)[0]).module_source else { panic!("an OCI source") };
+    assert_eq!((m.credentials, m.insecure_registries.len()), (None, 0));
+    assert!(d.spec.unwrap().template.spec.unwrap().volumes.unwrap().iter().all(|v| v.name != "registry"));
 }
 
 #[test]
@@ -193,6 +221,7 @@ mod install {
             namespace: "serverless".into(),
             image: "registry.example.com/weft:1".into(),
             kafka_bootstrap: Some("kafka.data.svc:9092".into()),
+            insecure_registries: vec!["registry.kube-system.svc:5000".into()],
             ..Default::default()
         };
         let objs = objects(&o).unwrap();
@@ -227,6 +256,8 @@ mod install {
         assert_eq!(binding.subjects.unwrap()[0].namespace.as_deref(), Some("serverless"));
         let args = pod.containers[0].args.clone().unwrap();
         assert!(args.contains(&"weft-gateway.serverless.svc:80".to_string()), "instances call the gateway: {args:?}");
+        let at = args.iter().position(|a| a == "--insecure-registry").unwrap();
+        assert_eq!(args[at + 1], "registry.kube-system.svc:5000");
         let eventbus =
             objs.iter().find(|v| v["kind"] == "Deployment" && v["metadata"]["name"] == "weft-eventbus").unwrap();
         let args = eventbus["spec"]["template"]["spec"]["containers"][0]["args"].clone();

@@ -7,12 +7,13 @@
 //! user's container runs next to it on [`USER_PORT`] and the instance proxy
 //! forwards to it.
 
-use crate::instance::{InstanceConfig, ModuleSource};
+use crate::instance::{InstanceConfig, ModuleSource, OciModule};
 use crate::plan::controller_ref;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, KeyToPath, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SecretVolumeSource, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -33,6 +34,8 @@ pub const USER_PORT: u16 = 8081;
 pub const MODULE_DIR: &str = "/var/lib/weft/modules";
 /// Where a ConfigMap holding a module is mounted.
 const CONFIG_MAP_DIR: &str = "/var/run/weft/module";
+/// Where a `wasm.pullSecret` is mounted.
+const PULL_SECRET_DIR: &str = "/var/run/weft/registry";
 /// Memory an instance needs besides its guests' linear memory.
 const HOST_OVERHEAD: u64 = 64 << 20;
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "weft");
@@ -48,13 +51,15 @@ pub struct ClusterSettings {
     pub events: String,
     /// `containerConcurrency` of revisions that do not set it (0 = unlimited).
     pub container_concurrency: u32,
+    /// Registries of `wasm.oci` modules reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 /// Why a Revision cannot run in a cluster; shown in its `Ready` condition.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum WorkloadError {
     #[error(
-        "spec.wasm.path names a file on the machine that applied the Function; in a cluster set wasm.url or wasm.configMap as well"
+        "spec.wasm.path names a file on the machine that applied the Function; in a cluster set wasm.oci, wasm.url or wasm.configMap as well"
     )]
     LocalModule,
     #[error(
@@ -182,6 +187,17 @@ fn pod_spec(rev: &Revision, s: &ClusterSettings) -> Result<PodSpec, WorkloadErro
                 });
                 mounts.push(mount("module", CONFIG_MAP_DIR));
                 ModuleSource::File(format!("{CONFIG_MAP_DIR}/{}", cm.key()))
+            } else if let Some(reference) = &w.oci {
+                let credentials = w.pull_secret.as_ref().map(|secret| {
+                    volumes.push(pull_secret_volume(secret));
+                    mounts.push(mount("registry", PULL_SECRET_DIR));
+                    format!("{PULL_SECRET_DIR}/.dockerconfigjson")
+                });
+                ModuleSource::Oci(OciModule {
+                    reference: reference.clone(),
+                    credentials,
+                    insecure_registries: s.insecure_registries.clone(),
+                })
             } else {
                 return Err(WorkloadError::LocalModule);
             });
@@ -225,6 +241,24 @@ fn instance_config(rev: &Revision, s: &ClusterSettings, memory_bytes: u64) -> In
         module_source: None,
         admin_listen: Some(SocketAddr::from(([0, 0, 0, 0], ADMIN_PORT))),
         upstream: None,
+    }
+}
+
+/// The registry credentials of a `wasm.oci` module: the Secret's
+/// `.dockerconfigjson` key, read-only, as kubelet reads imagePullSecrets.
+fn pull_secret_volume(secret: &str) -> Volume {
+    Volume {
+        name: "registry".into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            items: Some(vec![KeyToPath {
+                key: ".dockerconfigjson".into(),
+                path: ".dockerconfigjson".into(),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }
 

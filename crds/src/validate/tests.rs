@@ -108,6 +108,41 @@ fn cluster_module_sources_are_checked() {
 }
 
 #[test]
+fn oci_references_are_checked() {
+    use crate::validate::check_oci_reference as check;
+    for good in [
+        "ghcr.io/acme/hello:v1",
+        "127.0.0.1:5000/hello",
+        "localhost/team/hello:1.0_rc-2",
+        "hello",
+        "registry.example.com/a/b/c@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "acme/hello:v1@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ] {
+        assert_eq!(check(good), Ok(()), "{good}");
+    }
+    for (bad, says) in [
+        ("https://ghcr.io/acme/hello:v1", "no scheme"),
+        ("ghcr.io/Acme/hello", "\"Acme\""),
+        ("ghcr.io/acme/hello:-v1", "tag \"-v1\""),
+        ("ghcr.io/acme/hello@sha256:1234", "the digest"),
+        ("ghcr.io//hello", "\"\""),
+        ("ghcr.io/acme/hello world", "\"hello world\""),
+        ("", "\"\""),
+    ] {
+        let err = check(bad).expect_err(bad);
+        assert!(err.contains(says), "{bad}: {err}");
+    }
+    let yaml = GOOD.replace("path: hello.wasm", "oci: ghcr.io/acme/Hello:v1");
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec.wasm.oci"]);
+    let yaml = GOOD.replace("path: hello.wasm", "oci: ghcr.io/acme/hello:v1\n        pullSecret: Regcred");
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec.wasm.pullSecret"]);
+    let yaml = GOOD.replace("path: hello.wasm", "url: https://example.com/hello.wasm\n        pullSecret: regcred");
+    assert_eq!(fields(parse_documents(&yaml).unwrap_err()), vec!["spec.template.spec.wasm.pullSecret"]);
+    let yaml = GOOD.replace("path: hello.wasm", "oci: ghcr.io/acme/hello:v1\n        pullSecret: regcred");
+    assert!(parse_documents(&yaml).is_ok());
+}
+
+#[test]
 fn scale_annotations_must_be_integers_in_order() {
     let yaml = GOOD.replace("min-scale: \"1\"", "min-scale: \"3\"\n        autoscaling.weft.dev/max-scale: \"2\"");
     let err = parse_documents(&yaml).unwrap_err();
