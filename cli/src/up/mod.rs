@@ -120,9 +120,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
     });
     let traces = Arc::new(Traces::new(TRACE_RETENTION, args.trace_events));
     let ingress = Arc::new(Ingress::new(traces.clone(), eventbus_metrics.clone()));
+    let embedded = EmbeddedLog::open(args.state.events(), EmbeddedConfig::default())?;
+    eventing::prune_orphaned_logs(&embedded, &*store).await.map_err(anyhow::Error::msg)?;
     let eventing = Arc::new(eventing::Eventing {
         store: store.clone() as Arc<dyn eventing::Resources>,
-        embedded: Arc::new(EmbeddedLog::open(args.state.events(), EmbeddedConfig::default())?),
+        embedded: Arc::new(embedded),
         kafka: match &args.kafka {
             Some(bootstrap) => Some(Arc::new(KafkaLog::connect(bootstrap).await?)),
             None => None,

@@ -109,7 +109,7 @@ const BROKER: &str = "apiVersion: eventing.weft.dev/v1alpha1\nkind: Broker\nmeta
 
 #[test]
 fn the_ingress_takes_every_mode_and_refuses_bad_events_naming_the_attribute() {
-    let p = Platform::start();
+    let mut p = Platform::start();
     let url = p.apply("broker.yaml", BROKER);
     assert!(
         url.ends_with(&format!("\nhttp://{}/default/default\n", p.events)),
@@ -154,6 +154,26 @@ fn the_ingress_takes_every_mode_and_refuses_bad_events_naming_the_attribute() {
     let offsets =
         std::fs::read_dir(&topic).unwrap().filter_map(|e| e.ok()).filter(|e| e.metadata().unwrap().len() > 0).count();
     assert_eq!(offsets, 0, "the new log holds nothing of the old one");
+
+    // A log no Broker owns (its Broker went while weft up was down) is
+    // deleted at the next start; the live Broker's log and events are kept.
+    assert_eq!(binary(&p, "default", "kept", "t").0, 202);
+    assert!(p.stop());
+    let bytes = |dir: &std::path::Path| -> u64 {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    };
+    let kept = bytes(&topic);
+    assert!(kept > 0, "the event is in the log");
+    let orphan = p.state().join("events/default.gone");
+    std::fs::create_dir(&orphan).unwrap();
+    for entry in std::fs::read_dir(&topic).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), orphan.join(entry.file_name())).unwrap();
+    }
+    p.boot();
+    assert!(!orphan.exists(), "the orphaned log is gone");
+    assert_eq!(bytes(&topic), kept, "the live Broker's log stays as it was");
+    assert_eq!(binary(&p, "default", "after", "t").0, 202, "the live Broker still takes events");
 }
 
 #[test]

@@ -25,6 +25,7 @@ use weft_crds::eventing::{Broker, PingSource, Trigger};
 use weft_eventbus::config::TriggerConfig;
 use weft_eventbus::dispatch::{Dispatcher, Publish};
 use weft_eventbus::ingress::{BrokerLog, Ingress};
+use weft_eventbus::log::embedded::EmbeddedLog;
 use weft_eventbus::metrics::EventbusMetrics;
 use weft_eventbus::ping::{Ping, PingSink};
 use weft_eventbus::sender::Sender;
@@ -61,6 +62,35 @@ pub struct Running {
 
 fn key_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
     (meta.namespace.clone().unwrap_or_else(|| "default".into()), meta.name.clone().unwrap_or_default())
+}
+
+/// The embedded log's topic of a Broker.
+fn embedded_topic(ns: &str, name: &str) -> String {
+    format!("{ns}.{name}")
+}
+
+/// Deletes the embedded topics no Broker owns: a Broker deleted while weft up
+/// was down, or killed between the delete and the next pass, left its folder
+/// behind. Run once at start, before any dispatcher: locally the store is
+/// complete then, and this process is the log's only writer. Kafka topics are
+/// left alone, since a Kafka cluster may be shared.
+pub async fn prune_orphaned_logs(log: &EmbeddedLog, store: &dyn Resources) -> Result<Vec<String>, String> {
+    let owned: HashSet<String> = store
+        .brokers()?
+        .iter()
+        .filter(|b| b.spec.backend.as_deref() != Some("kafka"))
+        .map(|b| {
+            let (ns, name) = key_of(&b.metadata);
+            embedded_topic(&ns, &name)
+        })
+        .collect();
+    let mut pruned = Vec::new();
+    for topic in log.topics().into_iter().filter(|t| !owned.contains(t)) {
+        log.delete_topic(&topic).await.map_err(|e| format!("delete the orphaned log {topic}: {e}"))?;
+        tracing::info!(%topic, "deleted the log of a Broker that no longer exists");
+        pruned.push(topic);
+    }
+    Ok(pruned)
 }
 
 impl Eventing {
@@ -183,7 +213,7 @@ impl Eventing {
                 Some(k) => Ok((k.clone(), format!("weft.{ns}.{name}"))),
                 None => Err(("KafkaNotConfigured", "start weft with --kafka-bootstrap host:port".into())),
             },
-            _ => Ok((self.embedded.clone(), format!("{ns}.{name}"))),
+            _ => Ok((self.embedded.clone(), embedded_topic(ns, name))),
         }
     }
 

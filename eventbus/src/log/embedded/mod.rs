@@ -167,6 +167,13 @@ impl EmbeddedLog {
         Ok(log)
     }
 
+    /// The topics in the log (every one found at open, and made since).
+    pub fn topics(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.topics.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     fn open_topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = topics.get(name) {
