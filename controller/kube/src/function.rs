@@ -14,6 +14,11 @@ pub async fn reconcile(f: Arc<Function>, ctx: Arc<Context>) -> Result<Action, Er
 }
 
 async fn apply(f: &Function, ctx: &Context) -> Result<Action, Error> {
+    // Being deleted (e.g. foreground cascading): the garbage collector removes
+    // its Revisions, and a pass now would make a new one for it to remove.
+    if f.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let ns = namespace_of(f)?;
     let name = f.name_any();
     let revisions: Api<Revision> = Api::namespaced(ctx.client.clone(), &ns);

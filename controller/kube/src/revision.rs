@@ -24,6 +24,11 @@ pub async fn reconcile(rev: Arc<Revision>, ctx: Arc<Context>) -> Result<Action, 
 }
 
 async fn apply(rev: &Revision, ctx: &Context) -> Result<Action, Error> {
+    // Being deleted: its Deployment and Service go by owner reference, and an
+    // apply now would bring back what the garbage collector just removed.
+    if rev.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let ns = namespace_of(rev)?;
     let state = match workload(rev, ctx) {
         Ok((deployment, service)) => {

@@ -398,3 +398,47 @@ async fn a_stuck_rollout_fails_the_revision_with_the_deployments_reason() {
     let ready = condition(status, "Ready");
     assert_eq!((&ready["status"], &ready["reason"]), (&json!("False"), &json!("ProgressDeadlineExceeded")));
 }
+
+/// `o` with a deletion timestamp and the foreground-deletion finalizer, as
+/// the API server leaves an owner while its dependents are removed.
+fn being_deleted<T: serde::Serialize + serde::de::DeserializeOwned>(o: T) -> T {
+    let mut v = serde_json::to_value(o).unwrap();
+    v["metadata"]["deletionTimestamp"] = json!("2026-11-25T00:00:00Z");
+    v["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+    serde_json::from_value(v).unwrap()
+}
+
+/// Answers any call (there should be none), so a test can count them.
+fn no_calls_expected(mut api: ApiServer) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((req, send)) = api.next_request().await {
+            seen.push(format!("{} {}", req.method(), req.uri().path()));
+            send.send_response(Response::builder().status(StatusCode::NOT_FOUND).body(Body::from(vec![])).unwrap());
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+async fn a_function_being_deleted_is_left_to_the_garbage_collector() {
+    let (ctx, api, _) = context();
+    let f: Function = being_deleted(function(json!([]), Value::Null));
+    let server = no_calls_expected(api);
+    let action = bounded(function::reconcile(Arc::new(f), ctx.clone())).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = server.await.unwrap();
+    assert!(seen.is_empty(), "no revision made and no status written while its Revisions are removed: {seen:?}");
+}
+
+#[tokio::test]
+async fn a_revision_being_deleted_does_not_bring_back_its_deployment() {
+    let (ctx, api, _) = context();
+    let r: Revision = being_deleted(rev(json!({"wasm": {"url": "https://m.example.com/hello.wasm"}}), Value::Null));
+    let server = no_calls_expected(api);
+    bounded(revision::reconcile(Arc::new(r), ctx.clone())).await.unwrap();
+    drop(ctx);
+    let seen = server.await.unwrap();
+    assert!(seen.is_empty(), "its Deployment and Service go by owner reference: {seen:?}");
+}
