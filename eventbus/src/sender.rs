@@ -56,6 +56,9 @@ pub struct HttpSender {
 
 impl HttpSender {
     pub fn new() -> Result<Self, reqwest::Error> {
+        // reqwest's rustls (enabled in the workspace for OCI registries) takes
+        // the process's crypto provider and panics without one: ring, as kube.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .no_proxy()

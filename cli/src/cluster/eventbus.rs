@@ -370,6 +370,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let ingress = eventing.ingress.clone();
         tokio::spawn(async move { axum::serve(listener, ingress.router()).await });
+        crate::cluster::tls_provider();
         let resp = reqwest::Client::new()
             .post(format!("http://{addr}/default/default"))
             .header("ce-specversion", "1.0")

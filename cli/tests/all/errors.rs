@@ -41,7 +41,7 @@ fn bad_manifests_are_refused_with_the_field_named() {
     let cluster_only = function_yaml("hello", "hello", "", "")
         .replace(&format!("path: {}", guest("hello").display()), "url: https://modules.example.com/hello.wasm");
     let err = apply_err(&p, "cluster.yaml", &cluster_only);
-    assert!(err.contains("weft up runs modules from wasm.path") && err.contains("in a cluster"), "{err}");
+    assert!(err.contains("weft up runs modules uploaded by `weft apply`") && err.contains("in a cluster"), "{err}");
 
     // Nothing was stored by any of these.
     assert!(p.weft_ok(&["get", "fn", "-o", "json"]).trim() == "[]");

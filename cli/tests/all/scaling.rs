@@ -59,6 +59,8 @@ fn a_burst_of_1000_requests_at_zero_is_answered_in_full() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = format!("http://{}/default/hello/", p.gateway);
     let codes: Vec<u16> = rt.block_on(async {
+        // reqwest's rustls needs a process-wide provider (weft's main installs ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let calls = (0..1000).map(|_| {
             let (c, u) = (client.clone(), url.clone());
