@@ -50,7 +50,9 @@ const SCRIPT_NAME: HeaderName = HeaderName::from_static(SCRIPT_NAME_HEADER);
 const REPLICA: HeaderName = HeaderName::from_static(REPLICA_HEADER);
 
 mod admission;
+pub mod h1;
 pub use admission::{LeaseError, Refusal};
+pub(crate) use h1::H1;
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {

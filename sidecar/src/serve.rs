@@ -138,7 +138,13 @@ async fn detect_and_serve<F, Fut>(
         }
     };
     match detected {
-        Detected::Http => http.serve(Rewind::new(head, stream), watcher),
+        // Plain HTTP/1.1 requests take the gateway's fast path; the first one
+        // that is not (or an HTTP/2 preface) hands the connection to hyper.
+        Detected::Http => {
+            if let Some((stream, unread)) = rpc.h1().serve(stream, head, peer, &shutdown).await {
+                http.serve(Rewind::new(unread, stream), watcher);
+            }
+        }
         Detected::Rpc(codec) => rpc::downstream::serve(rpc, codec, stream, head, peer, shutdown).await,
         Detected::Unknown => {
             let labels = FrameErrorLabels { protocol: "unknown", reason: "unknown_protocol" };

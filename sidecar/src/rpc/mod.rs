@@ -44,6 +44,8 @@ pub struct RpcWorker {
     /// On a function's own address (interface-name addressing): the
     /// `(namespace, function)` that gets frames naming no declared interface.
     bound: Option<(String, String)>,
+    /// The HTTP/1.1 fast path of connections detected as HTTP on this worker.
+    h1: crate::gateway::H1,
 }
 
 /// How a request ended, for the caller and the metrics.
@@ -86,7 +88,8 @@ enum Step {
 impl RpcWorker {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let (codecs, metrics) = (crate::proto::codecs(), gateway.rpc_metrics().clone());
-        Self { gateway, codecs, pool: Pool::default(), metrics, series: Default::default(), bound: None }
+        let h1 = crate::gateway::H1::new(gateway.clone());
+        Self { gateway, codecs, pool: Pool::default(), metrics, series: Default::default(), bound: None, h1 }
     }
 
     /// A worker for function `name`'s own address: frames naming an interface
@@ -103,6 +106,10 @@ impl RpcWorker {
 
     pub fn metrics(&self) -> &RpcMetrics {
         &self.metrics
+    }
+
+    pub(crate) fn h1(&self) -> &crate::gateway::H1 {
+        &self.h1
     }
 
     /// Routes one request and sees it answered through `reply`: at once when

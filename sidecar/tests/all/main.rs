@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod dns;
+mod fast_path;
 mod gateway;
 mod grpc;
 mod instance_proxy;

@@ -1,0 +1,295 @@
+//! The gateway's HTTP/1.1 fast path. A plain HTTP/1.1 request is parsed with
+//! `httparse`, routed, admitted and leased exactly as on the hyper path, and
+//! relayed over a pooled instance connection by the client connection's own
+//! task: one read and one write on each side per request, as nginx does, with
+//! no task hop, channel or per-request allocation of hyper's client.
+//!
+//! Anything else — HTTP/1.0, upgrades, `Expect`, odd framing, unrouted paths
+//! (`/metrics`, the 404 text), the Dubbo bridge — hands the connection to
+//! hyper with its unread bytes, where it stays. So both paths give the same
+//! answers, and hyper remains the one place for the rare cases.
+
+pub mod chunked;
+pub mod head;
+mod pool;
+mod relay;
+
+use super::Gateway;
+use crate::endpoints::revision_key;
+use crate::http_util::{Body, error_reply};
+use crate::metrics::{RequestLabels, SeriesCache};
+use crate::routing::Resolved;
+use crate::trace::ensure_traceparent;
+use bytes::{Buf, BytesMut};
+use head::{Forwarding, Framing, Head, MAX_HEADERS};
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use httparse::EMPTY_HEADER;
+use relay::Left;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long a client may take to send a whole request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle keep-alive client connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One worker's fast path: its own instance connections and metric series.
+pub struct H1 {
+    gateway: Arc<Gateway>,
+    pool: pool::Pool,
+    series: SeriesCache<u16>,
+}
+
+/// A routed request, ready to be admitted and sent.
+struct Prepared {
+    head_len: usize,
+    framing: Framing,
+    close: bool,
+    head_request: bool,
+    resolved: Resolved,
+    revision: String,
+    trace_id: String,
+    /// The instance's request head so far (no final CRLF).
+    out: Vec<u8>,
+}
+
+/// Whether the client connection goes on after an exchange.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+impl H1 {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway, pool: pool::Pool::default(), series: SeriesCache::default() }
+    }
+
+    /// Serves `stream`'s requests (its first bytes are in `buf`) while they are
+    /// plain HTTP/1.1; returns the connection and its unread bytes as soon as
+    /// one is not, for hyper. `None`: the connection is done.
+    pub async fn serve(
+        &self,
+        mut stream: TcpStream,
+        mut buf: BytesMut,
+        peer: SocketAddr,
+        shutdown: &CancellationToken,
+    ) -> Option<(TcpStream, BytesMut)> {
+        let peer_ip = peer.ip().to_string();
+        let mut upstream_buf = BytesMut::with_capacity(8 * 1024);
+        loop {
+            let prepared = loop {
+                let mut headers = [EMPTY_HEADER; MAX_HEADERS];
+                match head::request(&buf, &mut headers) {
+                    Head::Unsupported => return Some((stream, buf)),
+                    Head::Done((h, n)) => match self.prepare(&h, &headers[..n], &peer_ip) {
+                        Some(p) => break p,
+                        None => return Some((stream, buf)),
+                    },
+                    Head::Partial => {}
+                }
+                if !read_more(&mut stream, &mut buf, shutdown).await {
+                    return None;
+                }
+            };
+            buf.advance(prepared.head_len);
+            let span = tracing::info_span!("gateway", namespace = %prepared.resolved.route.namespace, function = %prepared.resolved.route.name, revision = %prepared.revision, trace_id = %prepared.trace_id);
+            let next = self.exchange(&mut stream, &mut buf, &mut upstream_buf, prepared).instrument(span).await;
+            if next == Next::Close || shutdown.is_cancelled() {
+                let _ = stream.shutdown().await;
+                return None;
+            }
+        }
+    }
+
+    /// Routes a parsed request and writes the instance's head; `None` sends
+    /// the request to hyper (unrouted, the bridge, a bad path).
+    fn prepare(&self, h: &head::RequestHead<'_>, headers: &[httparse::Header<'_>], peer_ip: &str) -> Option<Prepared> {
+        if h.target.starts_with(crate::rpc::bridge::PREFIX) {
+            return None;
+        }
+        let routes = self.gateway.routes.load();
+        let path = h.target.split('?').next().unwrap_or("/");
+        let resolved = routes.resolve(Some(h.host), path)?;
+        let revision = resolved.pick_revision()?.to_string();
+        let prefix = resolved.prefix_len.min(h.target.len());
+        let rest = &h.target[prefix..];
+        let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+        let (traceparent, trace_id) = ensure_traceparent(h.traceparent);
+        let forwarding = Forwarding {
+            rest: &rest,
+            script_name: &h.target[..prefix],
+            host: h.host,
+            peer_ip,
+            traceparent: &traceparent,
+        };
+        let mut out = Vec::with_capacity(h.len + 256);
+        head::upstream_head(&mut out, h.method, headers, &forwarding);
+        Some(Prepared {
+            head_len: h.len,
+            framing: h.framing,
+            close: h.close,
+            head_request: h.method == "HEAD",
+            resolved,
+            revision,
+            trace_id,
+            out,
+        })
+    }
+
+    /// Admits, leases, relays one request and its response.
+    async fn exchange(
+        &self,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        upstream_buf: &mut BytesMut,
+        mut p: Prepared,
+    ) -> Next {
+        let start = Instant::now();
+        let route = p.resolved.route.clone();
+        let state = self.gateway.route_state(&route);
+        let refused = match self.gateway.guard(&route, state.as_deref()).await {
+            Err(refusal) => Some(refusal.reply()),
+            Ok(()) => None,
+        };
+        let ejected = Gateway::ejected(state.as_deref(), Instant::now());
+        let lease = match refused {
+            Some(reply) => Err(reply),
+            None => self.gateway.lease(&route.namespace, &p.revision, &ejected).await.map_err(|e| e.reply()),
+        };
+        let lease = match lease {
+            Ok(l) => l,
+            Err(reply) => return self.answer_locally(client, buf, &p, reply, start).await,
+        };
+        let target = lease.target();
+        if let Some(id) = target.replica {
+            p.out.extend_from_slice(format!("weft-replica: {id}\r\n").as_bytes());
+        }
+        p.out.extend_from_slice(b"\r\n");
+        let mut left = Left::of(p.framing);
+        let whole = match left.take_into(buf, &mut p.out) {
+            Ok(done) => done,
+            Err(e) => {
+                // Its framing is lost, so is the connection's.
+                let reply = error_reply(StatusCode::BAD_REQUEST, format!("bad request body: {e}"));
+                return self.answer(client, reply, false, &p, start).await;
+            }
+        };
+        let sent = relay::send(&self.pool, target.addr, &p.out, client, buf, left, whole, upstream_buf, p.head_request);
+        let sent = match route.policy.timeout {
+            Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
+            None => Ok(sent.await),
+        };
+        drop(lease);
+        let ok = matches!(&sent, Ok(Ok((_, h))) if h.status < 500);
+        Gateway::record_health(&route, state.as_deref(), &p.revision, target, ok);
+        let key = || revision_key(&route.namespace, &p.revision);
+        let (upstream, head) = match sent {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.error, instance = %target.addr, "forward to instance failed");
+                let msg = format!("instance {} of {} did not answer: {}", target.addr, key(), e.error);
+                let reply = error_reply(StatusCode::BAD_GATEWAY, msg);
+                return self.answer(client, reply, e.body_read, &p, start).await;
+            }
+            Err(t) => {
+                let msg = format!("instance {} of {} sent no response headers within {t:?}", target.addr, key());
+                // Part of the request may still be unread: the connection ends.
+                let reply = error_reply(StatusCode::GATEWAY_TIMEOUT, msg);
+                return self.answer(client, reply, false, &p, start).await;
+            }
+        };
+        self.record(&p, head.status, start);
+        let close = p.close || head.close;
+        match relay::respond(client, upstream, upstream_buf, head, close, &self.pool, target.addr).await {
+            Ok(()) if !close => Next::KeepAlive,
+            Ok(()) => Next::Close,
+            Err(e) => {
+                tracing::debug!(error = %e, instance = %target.addr, "response relay ended early");
+                Next::Close
+            }
+        }
+    }
+
+    /// Answers a request refused before it reached an instance: its body, if
+    /// all of it is here, is skipped so the connection can go on.
+    async fn answer_locally(
+        &self,
+        client: &mut TcpStream,
+        buf: &mut BytesMut,
+        p: &Prepared,
+        reply: Response<Body>,
+        start: Instant,
+    ) -> Next {
+        let mut skipped = Vec::new();
+        let whole = Left::of(p.framing).take_into(buf, &mut skipped).unwrap_or(false);
+        self.answer(client, reply, whole, p, start).await
+    }
+
+    /// Writes weft's own reply; the connection goes on only when `keep_alive`
+    /// (the request was read whole) and the client did not ask to close.
+    async fn answer(
+        &self,
+        client: &mut TcpStream,
+        reply: Response<Body>,
+        keep_alive: bool,
+        p: &Prepared,
+        start: Instant,
+    ) -> Next {
+        let close = p.close || !keep_alive;
+        self.record(p, reply.status().as_u16(), start);
+        let (parts, body) = reply.into_parts();
+        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let mut out =
+            format!("HTTP/1.1 {} {}\r\n", parts.status.as_u16(), parts.status.canonical_reason().unwrap_or(""));
+        for (name, value) in &parts.headers {
+            out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or_default()));
+        }
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+        if close {
+            out.push_str("connection: close\r\n");
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        if !p.head_request {
+            bytes.extend_from_slice(&body);
+        }
+        match client.write_all(&bytes).await {
+            Ok(()) if !close => Next::KeepAlive,
+            _ => Next::Close,
+        }
+    }
+
+    fn record(&self, p: &Prepared, code: u16, start: Instant) {
+        let (ns, name) = (p.resolved.route.namespace.as_str(), p.resolved.route.name.as_str());
+        self.series.record(ns, &p.revision, code, start.elapsed(), || {
+            let (namespace, function, revision) = (ns.to_string(), name.to_string(), p.revision.clone());
+            self.gateway.metrics.series(&RequestLabels { namespace, function, revision, code })
+        });
+    }
+}
+
+/// Reads more of a request head; false when the connection is done (closed,
+/// failed, silent too long, or idle at shutdown).
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, shutdown: &CancellationToken) -> bool {
+    use tokio::io::AsyncReadExt;
+    let idle = buf.is_empty();
+    let wait = if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT };
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(8 * 1024);
+    }
+    let read = async {
+        tokio::select! {
+            _ = shutdown.cancelled(), if idle => None,
+            r = tokio::time::timeout(wait, stream.read_buf(buf)) => r.ok().and_then(Result::ok),
+        }
+    };
+    matches!(read.await, Some(n) if n > 0)
+}
