@@ -348,4 +348,103 @@ mod tests {
         assert_eq!(pokes.try_recv().ok().as_deref(), Some("default/hello-00001"));
         shutdown.cancel();
     }
+
+    /// A mock API server that answers `/scale` patches and status reads of
+    /// Deployments, and reports each patch's body.
+    fn scale_api(
+        mut api: tower_test::mock::Handle<http::Request<kube::client::Body>, http::Response<kube::client::Body>>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some((req, send)) = api.next_request().await {
+                let path = req.uri().path().to_string();
+                let method = req.method().clone();
+                let body = http_body_util::BodyExt::collect(req.into_body()).await.unwrap().to_bytes();
+                let reply = if method == http::Method::PATCH {
+                    let patch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let n = patch["spec"]["replicas"].clone();
+                    let _ = tx.send((path, patch));
+                    json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "hello-00001"},
+                           "spec": {"replicas": n}, "status": {"replicas": n}})
+                } else {
+                    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello-00001"},
+                           "spec": {"selector": {}, "template": {}}, "status": {"replicas": 1}})
+                };
+                let reply = http::Response::new(kube::client::Body::from(serde_json::to_vec(&reply).unwrap()));
+                send.send_response(reply);
+            }
+        });
+        rx
+    }
+
+    /// Scale from zero in a cluster: a request for a revision with no ready
+    /// Pod is held, the autoscaler patches the Deployment's `/scale`, and the
+    /// request is answered once the revision's EndpointSlice shows a ready Pod.
+    #[tokio::test]
+    async fn a_request_at_zero_patches_scale_and_is_released_by_a_ready_endpoint() {
+        let (service, api) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let mut patches = scale_api(api);
+        let endpoints = Arc::new(Endpoints::new());
+        let mut registry = Registry::default();
+        let metrics = GatewayMetrics::register(&mut registry);
+        let scaler_metrics = AutoscalerMetrics::register(&mut registry);
+        let config = GatewayConfig { domain: "example.com".into() };
+        let gateway = Arc::new(Gateway::new(config, endpoints.clone(), metrics, Arc::new(registry)));
+        let (scaler, worker) = KubeScaler::new(Client::new(service, "default"));
+        tokio::spawn(worker);
+        let backend = Arc::new(ClusterBackend { scaler, instances: Mutex::default() });
+        let (autoscale, pokes) =
+            Autoscale::new(Defaults::default(), backend.clone(), endpoints.clone(), scaler_metrics);
+        gateway.set_activation(autoscale.clone());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(autoscale.clone().run(pokes, shutdown.clone()));
+        let sync = ClusterSync {
+            gateway: gateway.clone(),
+            autoscale,
+            backend,
+            endpoints,
+            defaults: Defaults::default(),
+            domain: "example.com".into(),
+        };
+        let (functions, mut fw) = store::<Function>();
+        let (revisions, mut rw): (Store<Revision>, Writer<Revision>) = store();
+        let (slices, mut sw) = store::<EndpointSlice>();
+        let stores = Stores { functions, revisions, slices };
+        fw.apply_watcher_event(&watcher::Event::Apply(function()));
+        rw.apply_watcher_event(&watcher::Event::Apply(revision()));
+        sync.apply(&stores); // no EndpointSlice yet: the revision is at zero
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (w, rpc) = (gateway.worker(), gateway.rpc_worker());
+        let serve = weft_sidecar::serve::serve_with(
+            listener,
+            move |req, peer| w.clone().handle(req, peer),
+            Some(rpc),
+            shutdown.clone(),
+        );
+        tokio::spawn(serve);
+        let held = tokio::spawn(get(addr, "hello.default.example.com"));
+
+        // The held request makes the autoscaler ask for one Pod.
+        let deadline = std::time::Duration::from_secs(10);
+        let (path, patch) = loop {
+            let (path, patch) = tokio::time::timeout(deadline, patches.recv()).await.unwrap().unwrap();
+            if patch["spec"]["replicas"] == 1 {
+                break (path, patch);
+            }
+        };
+        assert_eq!(path, "/apis/apps/v1/namespaces/default/deployments/hello-00001/scale");
+        assert_eq!(patch, json!({"spec": {"replicas": 1}}));
+        assert!(!held.is_finished(), "held until a Pod is ready");
+
+        // kubelet's part: the Pod turns ready in the Service's EndpointSlice.
+        let pod = pod("cold started").await;
+        sw.apply_watcher_event(&watcher::Event::Apply(slice(pod)));
+        sync.apply(&stores);
+        let reply = tokio::time::timeout(deadline, held).await.unwrap().unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("cold started"), "{reply}");
+        shutdown.cancel();
+    }
 }
