@@ -37,6 +37,11 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     fn err(&self, what: &'static str) -> HessianError {
         HessianError { what, at: self.pos }
     }

@@ -48,6 +48,10 @@ pub enum Kind {
     Response,
 }
 
+/// Header that pins a tagged revision, as the `<tag>-<function>` host does for
+/// HTTP: a Bolt header, a Dubbo attachment or gRPC metadata.
+pub const TAG_HEADER: &str = "weft-tag";
+
 /// The header of one frame, as far as routing needs it. Byte offsets are into
 /// the buffer the frame was decoded from, which starts at the frame.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,7 +66,10 @@ pub struct Frame {
     pub service: String,
     pub method: String,
     pub version: String,
-    /// Protocol headers or attachments the codec reads cheaply.
+    /// Protocol headers or attachments the codec reads cheaply. Dubbo's
+    /// attachments come after the arguments and are read only when the body
+    /// names [`TAG_HEADER`], the one routing uses (`dubbo::all_attachments`
+    /// reads them regardless).
     pub headers: Headers,
     /// A response's status in the protocol's own codes.
     pub status: u16,

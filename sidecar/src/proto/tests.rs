@@ -99,9 +99,11 @@ fn dubbo_requests_name_service_version_and_method() {
     assert_eq!(got, [(1, Kind::Request, "sayHello"), (2, Kind::Request, "plus")]);
     assert_eq!(reqs[0].0.service, "com.alibaba.dubbo.demo.DemoService");
     assert_eq!(reqs[0].0.version, "1.0.0");
-    for (f, _) in &reqs {
-        assert_eq!(f.header("application"), Some("dubbo2.js"), "attachments after the arguments: {:?}", f.headers);
-        assert_eq!(f.header("path"), Some("com.alibaba.dubbo.demo.DemoService"));
+    for (f, raw) in &reqs {
+        assert!(f.headers.is_empty(), "no weft-tag in the body: the arguments are not stepped over");
+        let all = dubbo::all_attachments(raw).unwrap();
+        assert_eq!(all.get("application"), Some("dubbo2.js"), "attachments after the arguments: {all:?}");
+        assert_eq!(all.get("path"), Some("com.alibaba.dubbo.demo.DemoService"));
     }
     let resps = frames(&dubbo::Dubbo, &s[1].1);
     assert_eq!(

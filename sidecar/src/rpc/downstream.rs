@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Requests one connection may have in flight; past it the sidecar stops
@@ -147,6 +148,9 @@ impl Conn {
         shutdown: &CancellationToken,
     ) -> Result<(), DecodeError> {
         let mut ahead = ReadAhead::default();
+        // When the bytes arrived: one clock read per read, shared by the
+        // frames it brought (a batch of pipelined requests arrives at once).
+        let mut arrived = Instant::now();
         loop {
             match self.codec.decode(&buf) {
                 Ok(frame) => {
@@ -154,7 +158,7 @@ impl Conn {
                     if frame.kind != Kind::Response && !frame.heartbeat {
                         self.room().await;
                     }
-                    self.dispatch(frame, raw);
+                    self.dispatch(frame, raw, arrived);
                     continue;
                 }
                 Err(DecodeError::Incomplete) => {}
@@ -169,7 +173,10 @@ impl Conn {
                 _ = shutdown.cancelled() => return Ok(()),
                 read = rd.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return Ok(()),
-                    Ok(n) => ahead.read(n),
+                    Ok(n) => {
+                        ahead.read(n);
+                        arrived = Instant::now();
+                    }
                 },
             }
         }
@@ -184,7 +191,7 @@ impl Conn {
     }
 
     /// Answers heartbeats here; routes requests.
-    fn dispatch(&self, frame: Frame, raw: Bytes) {
+    fn dispatch(&self, frame: Frame, raw: Bytes, arrived: Instant) {
         if frame.kind == Kind::Response {
             return tracing::debug!(protocol = self.codec.name(), "ignoring a response frame from a client");
         }
@@ -193,7 +200,7 @@ impl Conn {
             self.shared.sink.push_bytes(&self.codec.heartbeat_reply(&frame, &raw));
             return;
         }
-        self.worker.dispatch(&self.codec, frame, raw, Reply::new(&self.shared));
+        self.worker.dispatch(&self.codec, frame, raw, Reply::new(&self.shared), arrived);
     }
 
     /// Waits until every request read has been answered (or dropped).

@@ -29,13 +29,13 @@ impl Inline {
     }
 
     /// The instance answered (`None` for a one-way request once sent).
-    pub(super) fn answer(self: Box<Self>, resp: Option<&[u8]>) {
+    pub(super) fn answer(self: Box<Self>, resp: Option<&[u8]>, now: Instant) {
         let Inline { worker, call, lease, target, span, .. } = *self;
         let _in = span.enter();
         drop(lease);
         let route = &call.route;
         Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, true);
-        worker.finish_answered(call, resp);
+        worker.finish_answered(call, resp, now);
     }
 
     /// The try failed: the call is tried again elsewhere if the policy allows.

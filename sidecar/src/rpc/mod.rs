@@ -29,9 +29,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use upstream::{CallError, Pool};
 
-/// Header that pins a tagged revision, as the `<tag>-<function>` host does for
-/// HTTP: a Bolt header, a Dubbo attachment or gRPC metadata.
-pub const TAG_HEADER: &str = "weft-tag";
+pub use crate::proto::TAG_HEADER;
 
 /// One worker's RPC state: the shared gateway plus its own upstream pool.
 pub struct RpcWorker {
@@ -116,8 +114,7 @@ impl RpcWorker {
     /// the sidecar answers it itself; on the fast path (no task of its own)
     /// when an instance has room and a connection is open; else on a task
     /// that may wait — for a cold start, a connect, a fault's delay.
-    fn dispatch(self: &Arc<Self>, codec: &Arc<dyn Codec>, frame: Frame, raw: Bytes, reply: Reply) {
-        let start = Instant::now();
+    fn dispatch(self: &Arc<Self>, codec: &Arc<dyn Codec>, frame: Frame, raw: Bytes, reply: Reply, start: Instant) {
         let route = match self.route(codec, &frame) {
             Ok(route) => route,
             Err((status, msg)) => {
@@ -308,9 +305,10 @@ impl RpcWorker {
 
     /// Records a fast-path answer and copies it to the caller under the
     /// caller's request id (`None`: a one-way request was sent).
-    fn finish_answered(&self, call: Call, resp: Option<&[u8]>) {
+    /// `now`: when the answer was read (shared by the answers of one read).
+    fn finish_answered(&self, call: Call, resp: Option<&[u8]>, now: Instant) {
         let Call { codec, frame, route, start, reply, .. } = call;
-        self.record(&codec, &frame, Some(&route), "ok", start.elapsed());
+        self.record(&codec, &frame, Some(&route), "ok", now.saturating_duration_since(start));
         if let Some(resp) = resp {
             reply.send_with(|b| {
                 let at = b.len();

@@ -179,7 +179,7 @@ impl Upstream {
         if call.call.frame.kind == Kind::OneWay {
             return match self.send(&raw, id) {
                 Ok(()) => {
-                    call.answer(None);
+                    call.answer(None, Instant::now());
                     Ok(())
                 }
                 Err(_) => Err(call),
@@ -241,13 +241,15 @@ impl Upstream {
 async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
     let mut buf = BytesMut::new();
     let mut ahead = ReadAhead::default();
+    // One clock read per read, shared by the answers it brought.
+    let mut arrived = Instant::now();
     let why = loop {
         match up.codec.decode(&buf) {
             Ok(f) => {
                 let waiter = (f.kind == Kind::Response).then(|| up.lock().remove(f.request_id)).flatten();
                 let split_off = matches!(waiter, Some(Waiter::Task(_)));
                 match waiter {
-                    Some(Waiter::Inline(call)) => call.answer(Some(&buf[..f.len])),
+                    Some(Waiter::Inline(call)) => call.answer(Some(&buf[..f.len]), arrived),
                     // The caller may have given up.
                     Some(Waiter::Task(tx)) => drop(tx.send(buf.split_to(f.len))),
                     None if f.heartbeat && f.kind != Kind::Response => {
@@ -268,7 +270,10 @@ async fn read_loop(mut rd: OwnedReadHalf, up: Arc<Upstream>) {
         tokio::select! {
             read = rd.read_buf(&mut buf) => match read {
                 Ok(0) => break "closed by the instance".to_string(),
-                Ok(n) => ahead.read(n),
+                Ok(n) => {
+                    ahead.read(n);
+                    arrived = Instant::now();
+                }
                 Err(e) => break e.to_string(),
             },
             _ = up.closed.cancelled() => break "closed after a failed write".to_string(),

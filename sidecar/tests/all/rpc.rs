@@ -261,3 +261,60 @@ async fn injected_faults_abort_or_delay() {
     assert_eq!(c.recv().await.unwrap().1, "one:x");
     assert!(start.elapsed() >= Duration::from_millis(200), "delayed");
 }
+
+/// A Dubbo server that answers every request with its own name (as an error
+/// reply's message: all the test needs is who answered).
+async fn dubbo_server(name: &'static str) -> SocketAddr {
+    use weft_sidecar::proto::{Status, dubbo::Dubbo};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = bytes::BytesMut::new();
+                loop {
+                    while let Ok(f) = Dubbo.decode(&buf) {
+                        let raw = buf.split_to(f.len);
+                        let _ = s.write_all(&Dubbo.error_reply(&f, &raw, Status::Aborted, name)).await;
+                    }
+                    if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_dubbo_weft_tag_attachment_pins_the_tagged_revision() {
+    use weft_sidecar::proto::dubbo::{Dubbo, Invocation, request_frame};
+    use weft_sidecar::proto::{Headers, TAG_HEADER};
+    const STOCK: &str = "com.example.Stock";
+    let g = rpc_gateway(&[(STOCK, "dubbo")], 0, Duration::from_secs(10)).await;
+    g.endpoints.set("default/echo-00001", vec![dubbo_server("one").await], 0);
+    g.endpoints.set("default/echo-00002", vec![dubbo_server("two").await], 0);
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    let args = [serde_json::json!("apple")];
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "one"),
+        (&[(TAG_HEADER, "canary")], "two"),
+        (&[("Weft-Tag", "canary")], "two"),
+        (&[("weft-tagged", "no"), ("x", "weft-tag")], "one"),
+    ];
+    for (i, (attachments, want)) in cases.into_iter().enumerate() {
+        let attachments: Headers = attachments.iter().copied().collect();
+        let inv = Invocation { service: STOCK, version: "", method: "get", args: &args, attachments: &attachments };
+        s.write_all(&request_frame(&inv, i as u64)).await.unwrap();
+        let mut buf = bytes::BytesMut::new();
+        let answer = loop {
+            if let Ok(f) = Dubbo.decode(&buf) {
+                break buf.split_to(f.len);
+            }
+            assert!(s.read_buf(&mut buf).await.unwrap() > 0);
+        };
+        let who = String::from_utf8_lossy(&answer[16..]).into_owned();
+        assert!(who.ends_with(want), "case {i}: {attachments:?} answered by {who:?}");
+    }
+}
