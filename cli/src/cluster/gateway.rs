@@ -276,21 +276,36 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn watched_functions_revisions_and_slices_become_routes_instances_and_scale_targets() {
-        let (service, _api) =
+    /// `weft gateway`'s parts over empty reflector stores and a mock API.
+    struct Harness {
+        gateway: Arc<Gateway>,
+        endpoints: Arc<Endpoints>,
+        backend: Arc<ClusterBackend>,
+        autoscale: Arc<Autoscale>,
+        pokes: tokio::sync::mpsc::UnboundedReceiver<String>,
+        sync: ClusterSync,
+        stores: Stores,
+        functions: Writer<Function>,
+        revisions: Writer<Revision>,
+        slices: Writer<EndpointSlice>,
+    }
+
+    type ApiHandle = tower_test::mock::Handle<http::Request<kube::client::Body>, http::Response<kube::client::Body>>;
+
+    /// The harness, the API server's side of the mock, and the scale worker
+    /// (to spawn, when the test wants `/scale` patches sent).
+    fn harness() -> (Harness, ApiHandle, impl std::future::Future<Output = ()>) {
+        let (service, api) =
             tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
-        let client = Client::new(service, "default");
         let endpoints = Arc::new(Endpoints::new());
         let mut registry = Registry::default();
         let metrics = GatewayMetrics::register(&mut registry);
         let scaler_metrics = AutoscalerMetrics::register(&mut registry);
         let config = GatewayConfig { domain: "example.com".into() };
         let gateway = Arc::new(Gateway::new(config, endpoints.clone(), metrics, Arc::new(registry)));
-        let (scaler, _worker) = KubeScaler::new(client);
+        let (scaler, worker) = KubeScaler::new(Client::new(service, "default"));
         let backend = Arc::new(ClusterBackend { scaler, instances: Mutex::default() });
-        // The autoscaler pokes itself once per revision it starts to know.
-        let (autoscale, mut pokes) =
+        let (autoscale, pokes) =
             Autoscale::new(Defaults::default(), backend.clone(), endpoints.clone(), scaler_metrics);
         let sync = ClusterSync {
             gateway: gateway.clone(),
@@ -300,10 +315,41 @@ mod tests {
             defaults: Defaults::default(),
             domain: "example.com".into(),
         };
-        let (functions, mut fw) = store::<Function>();
-        let (revisions, mut rw): (Store<Revision>, Writer<Revision>) = store();
-        let (slices, mut sw) = store::<EndpointSlice>();
+        let (functions, fw) = store::<Function>();
+        let (revisions, rw): (Store<Revision>, Writer<Revision>) = store();
+        let (slices, sw) = store::<EndpointSlice>();
         let stores = Stores { functions, revisions, slices };
+        let h = Harness {
+            gateway,
+            endpoints,
+            backend,
+            autoscale,
+            pokes,
+            sync,
+            stores,
+            functions: fw,
+            revisions: rw,
+            slices: sw,
+        };
+        (h, api, worker)
+    }
+
+    #[tokio::test]
+    async fn watched_functions_revisions_and_slices_become_routes_instances_and_scale_targets() {
+        let (h, _api, _worker) = harness();
+        let Harness {
+            gateway,
+            endpoints,
+            backend,
+            mut pokes,
+            sync,
+            stores,
+            functions: mut fw,
+            revisions: mut rw,
+            slices: mut sw,
+            ..
+        } = h;
+        // The autoscaler pokes itself once per revision it starts to know.
         let pod = pod("from the pod").await;
         fw.apply_watcher_event(&watcher::Event::Apply(function()));
         rw.apply_watcher_event(&watcher::Event::Apply(revision()));
@@ -382,35 +428,24 @@ mod tests {
     /// request is answered once the revision's EndpointSlice shows a ready Pod.
     #[tokio::test]
     async fn a_request_at_zero_patches_scale_and_is_released_by_a_ready_endpoint() {
-        let (service, api) =
-            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let (h, api, worker) = harness();
         let mut patches = scale_api(api);
-        let endpoints = Arc::new(Endpoints::new());
-        let mut registry = Registry::default();
-        let metrics = GatewayMetrics::register(&mut registry);
-        let scaler_metrics = AutoscalerMetrics::register(&mut registry);
-        let config = GatewayConfig { domain: "example.com".into() };
-        let gateway = Arc::new(Gateway::new(config, endpoints.clone(), metrics, Arc::new(registry)));
-        let (scaler, worker) = KubeScaler::new(Client::new(service, "default"));
         tokio::spawn(worker);
-        let backend = Arc::new(ClusterBackend { scaler, instances: Mutex::default() });
-        let (autoscale, pokes) =
-            Autoscale::new(Defaults::default(), backend.clone(), endpoints.clone(), scaler_metrics);
+        let Harness {
+            gateway,
+            autoscale,
+            pokes,
+            sync,
+            stores,
+            functions: mut fw,
+            revisions: mut rw,
+            slices: mut sw,
+            ..
+        } = h;
+        // Requests held at zero poke the autoscaler, which runs here.
         gateway.set_activation(autoscale.clone());
         let shutdown = CancellationToken::new();
-        tokio::spawn(autoscale.clone().run(pokes, shutdown.clone()));
-        let sync = ClusterSync {
-            gateway: gateway.clone(),
-            autoscale,
-            backend,
-            endpoints,
-            defaults: Defaults::default(),
-            domain: "example.com".into(),
-        };
-        let (functions, mut fw) = store::<Function>();
-        let (revisions, mut rw): (Store<Revision>, Writer<Revision>) = store();
-        let (slices, mut sw) = store::<EndpointSlice>();
-        let stores = Stores { functions, revisions, slices };
+        tokio::spawn(autoscale.run(pokes, shutdown.clone()));
         fw.apply_watcher_event(&watcher::Event::Apply(function()));
         rw.apply_watcher_event(&watcher::Event::Apply(revision()));
         sync.apply(&stores); // no EndpointSlice yet: the revision is at zero
