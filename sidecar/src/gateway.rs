@@ -288,9 +288,8 @@ fn rewrite(
     grpc: bool,
 ) -> Result<Request<Incoming>, String> {
     let pq = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-    let rest = &pq[resolved.prefix_len.min(pq.len())..];
-    let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
-    let script_name = pq[..resolved.prefix_len.min(pq.len())].to_string();
+    let (rest, script_name) = split_target(pq, resolved.prefix_len);
+    let script_name = script_name.to_string();
     let host = request_host(&req).map(str::to_string);
     *req.uri_mut() =
         Uri::try_from(format!("http://{}{rest}", target.addr)).map_err(|e| format!("bad request path: {e}"))?;
@@ -316,6 +315,14 @@ fn rewrite(
     }
     h.insert(TRACEPARENT, HeaderValue::from_str(traceparent).map_err(|e| e.to_string())?);
     Ok(req)
+}
+
+/// Splits a request target at a path route's prefix: the path the function
+/// sees (always starting with `/`) and the prefix stripped (its SCRIPT_NAME).
+fn split_target(target: &str, prefix_len: usize) -> (String, &str) {
+    let (prefix, rest) = target.split_at(prefix_len.min(target.len()));
+    let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+    (rest, prefix)
 }
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {

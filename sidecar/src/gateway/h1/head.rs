@@ -2,7 +2,10 @@
 //! needs to be routed and relayed, whether the fast path can carry it at all
 //! (anything unusual goes to hyper), and the heads written on each side.
 
-use super::super::HOP_BY_HOP;
+use super::super::{
+    HOP_BY_HOP, REPLICA, SCRIPT_NAME, TRACEPARENT, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+};
+use http::{HeaderName, header};
 use httparse::{EMPTY_HEADER, Header, Status};
 
 /// Largest head accepted on the fast path (a larger one goes to hyper, which
@@ -111,9 +114,10 @@ pub struct Forwarding<'a> {
     pub traceparent: &'a str,
 }
 
-/// Headers the gateway sets itself, so a client's own are dropped.
-const SET_BY_GATEWAY: [&str; 6] =
-    ["host", "x-forwarded-host", "x-forwarded-proto", "traceparent", "weft-script-name", "weft-replica"];
+/// Headers the gateway sets itself, so a client's own are dropped (the names
+/// the hyper path replaces).
+const SET_BY_GATEWAY: [HeaderName; 6] =
+    [header::HOST, X_FORWARDED_HOST, X_FORWARDED_PROTO, TRACEPARENT, SCRIPT_NAME, REPLICA];
 
 /// Writes the instance's request head into `out`, without the final CRLF (the
 /// replica header, known once an instance is leased, may follow).
@@ -125,20 +129,20 @@ pub fn upstream_head(out: &mut Vec<u8>, method: &str, headers: &[Header<'_>], f:
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for h in headers {
         let drop = is_hop_by_hop(h.name)
-            || SET_BY_GATEWAY.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+            || SET_BY_GATEWAY.iter().any(|n| h.name.eq_ignore_ascii_case(n.as_str()))
             || named.iter().any(|n| h.name.eq_ignore_ascii_case(n));
         if !drop {
             header(out, h.name, h.value);
         }
     }
-    header(out, "host", f.host.as_bytes());
-    header(out, "x-forwarded-host", f.host.as_bytes());
-    header(out, "x-forwarded-for", f.peer_ip.as_bytes());
-    header(out, "x-forwarded-proto", b"http");
+    header(out, header::HOST.as_str(), f.host.as_bytes());
+    header(out, X_FORWARDED_HOST.as_str(), f.host.as_bytes());
+    header(out, X_FORWARDED_FOR.as_str(), f.peer_ip.as_bytes());
+    header(out, X_FORWARDED_PROTO.as_str(), b"http");
     if !f.script_name.is_empty() {
-        header(out, "weft-script-name", f.script_name.as_bytes());
+        header(out, SCRIPT_NAME.as_str(), f.script_name.as_bytes());
     }
-    header(out, "traceparent", f.traceparent.as_bytes());
+    header(out, TRACEPARENT.as_str(), f.traceparent.as_bytes());
 }
 
 /// What relaying a response needs.

@@ -119,17 +119,9 @@ impl H1 {
         let path = h.target.split('?').next().unwrap_or("/");
         let resolved = routes.resolve(Some(h.host), path)?;
         let revision = resolved.pick_revision()?.to_string();
-        let prefix = resolved.prefix_len.min(h.target.len());
-        let rest = &h.target[prefix..];
-        let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+        let (rest, script_name) = super::split_target(h.target, resolved.prefix_len);
         let (traceparent, trace_id) = ensure_traceparent(h.traceparent);
-        let forwarding = Forwarding {
-            rest: &rest,
-            script_name: &h.target[..prefix],
-            host: h.host,
-            peer_ip,
-            traceparent: &traceparent,
-        };
+        let forwarding = Forwarding { rest: &rest, script_name, host: h.host, peer_ip, traceparent: &traceparent };
         let mut out = Vec::with_capacity(h.len + 256);
         head::upstream_head(&mut out, h.method, headers, &forwarding);
         Some(Prepared {
@@ -170,7 +162,7 @@ impl H1 {
         };
         let target = lease.target();
         if let Some(id) = target.replica {
-            p.out.extend_from_slice(format!("weft-replica: {id}\r\n").as_bytes());
+            p.out.extend_from_slice(format!("{}: {id}\r\n", super::REPLICA).as_bytes());
         }
         p.out.extend_from_slice(b"\r\n");
         let mut left = Left::of(p.framing);
