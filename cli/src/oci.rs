@@ -50,14 +50,16 @@ pub async fn pull(m: &OciModule) -> Result<Vec<u8>> {
 }
 
 /// Pushes `module` as a wasm artifact to `reference` and returns the
-/// reference pinned to the manifest's digest.
-pub async fn push(module: Vec<u8>, reference: &str, insecure: &[String]) -> Result<String> {
+/// reference pinned to the manifest's digest. `insecure`: speak plain HTTP to
+/// its registry.
+pub async fn push(module: Vec<u8>, reference: &str, insecure: bool) -> Result<String> {
     if !module.starts_with(b"\0asm") {
         bail!("not a wasm module (it does not start with \\0asm)");
     }
     let reference = parse(reference)?;
     let auth = auth(&reference, docker_config().as_deref())?;
-    let client = client(&reference, insecure)?;
+    let plain: Vec<String> = insecure.then(|| reference.resolve_registry().to_string()).into_iter().collect();
+    let client = client(&reference, &plain)?;
     let layer = ImageLayer::new(module, WASM_LAYER.to_string(), None);
     let config = serde_json::json!({
         "created": jiff::Timestamp::now().to_string(),
@@ -100,7 +102,7 @@ fn wasm_layer(manifest: &OciImageManifest) -> Result<&OciDescriptor> {
 /// HTTPS, except to loopback registries (as Docker treats them) and the ones
 /// named insecure. Uses the process's rustls provider (ring).
 fn client(reference: &Reference, insecure: &[String]) -> Result<Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::cluster::tls_provider();
     let registry = reference.resolve_registry().to_string();
     let mut plain: Vec<String> = insecure.to_vec();
     if is_loopback(&registry) {

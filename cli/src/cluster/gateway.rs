@@ -295,6 +295,7 @@ mod tests {
     /// The harness, the API server's side of the mock, and the scale worker
     /// (to spawn, when the test wants `/scale` patches sent).
     fn harness() -> (Harness, ApiHandle, impl std::future::Future<Output = ()>) {
+        super::super::tls_provider(); // the autoscaler's scraper is a reqwest client
         let (service, api) =
             tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
         let endpoints = Arc::new(Endpoints::new());

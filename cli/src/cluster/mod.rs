@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 /// Installs ring as rustls's process-wide crypto provider, once, in `main`:
 /// kube's client builds its TLS config with the process default, and rustls
-/// refuses to guess when none is installed (see TOOLCHAIN.md).
+/// refuses to guess when none is installed (see TOOLCHAIN.md). Every reqwest
+/// client needs it too (oci-client turns on reqwest's rustls), so tests that
+/// build one without `main` call this first.
 pub fn tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -6,9 +6,7 @@ use std::path::Path;
 
 pub async fn run(module: &Path, reference: &str, insecure: bool) -> Result<()> {
     let bytes = std::fs::read(module).with_context(|| format!("read {}", module.display()))?;
-    let registry = reference.split('/').next().unwrap_or_default().to_string();
-    let plain = if insecure { vec![registry] } else { Vec::new() };
-    let pinned = crate::oci::push(bytes, reference, &plain).await.with_context(|| format!("{}", module.display()))?;
+    let pinned = crate::oci::push(bytes, reference, insecure).await.with_context(|| format!("{}", module.display()))?;
     println!("{pinned}");
     Ok(())
 }

@@ -125,7 +125,6 @@ impl Autoscale {
         metrics: AutoscalerMetrics,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<String>) {
         let (pokes, rx) = mpsc::unbounded_channel();
-        crate::cluster::tls_provider();
         let http = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT).build().unwrap_or_default();
         (
             Arc::new(Self {
