@@ -132,9 +132,9 @@ fn names_tag(bytes: &[u8]) -> bool {
 /// decoding skips unless the tag is named); `None` if they cannot be reached.
 pub fn all_attachments(frame: &[u8]) -> Option<Headers> {
     let mut r = Reader::new(frame.get(HEADER..)?);
-    r.skip_str().ok()?;
-    for _ in 0..3 {
-        r.string().ok()?;
+    // The Dubbo version, service path, service version and method.
+    for _ in 0..4 {
+        r.skip_str().ok()?;
     }
     attachments(&mut r)
 }
