@@ -163,16 +163,22 @@ pub async fn respond(
     pool: &Pool,
     addr: SocketAddr,
 ) -> io::Result<()> {
-    let mut out = Vec::with_capacity(response.len() + 32);
-    if head.rewrite || close {
-        head::client_head(&mut out, &response[..head.len], close).map_err(io::Error::other)?;
-    } else {
-        out.extend_from_slice(&response[..head.len]);
-    }
-    response.advance(head.len);
     let mut left = Left::of(head.framing);
-    let done = left.take_into(response, &mut out).map_err(io::Error::other)?;
-    client.write_all(&out).await?;
+    let done = if head.rewrite || close {
+        let mut out = Vec::with_capacity(response.len() + 32);
+        head::client_head(&mut out, &response[..head.len], close).map_err(io::Error::other)?;
+        response.advance(head.len);
+        let done = left.take_into(response, &mut out).map_err(io::Error::other)?;
+        client.write_all(&out).await?;
+        done
+    } else {
+        // The common case: the head goes as it came, so the head and the body
+        // bytes at hand are written straight from the read buffer, uncopied.
+        let (n, done) = left.take(&response[head.len..]).map_err(io::Error::other)?;
+        client.write_all(&response[..head.len + n]).await?;
+        response.advance(head.len + n);
+        done
+    };
     if !done {
         relay(&mut up, client, response, left).await?;
     }
