@@ -336,9 +336,7 @@ def main():
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the sink")
     p.add_argument("--settle", type=float, default=2, help="seconds to wait for late duplicates")
-    p.add_argument("--short", action="store_true", help="CI mode: 300 clicks, then --check")
-    p.add_argument("--check", action="store_true", help="exit 1 unless the report passes its assertions")
-    p.add_argument("--out", help="run folder (default: runs/<time>)")
+    weftdemo.add_run_args(p, "CI mode: 300 clicks, then --check")
     args = p.parse_args()
     if args.short:
         args.events, args.check, args.timeout = 300, True, 120

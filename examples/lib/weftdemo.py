@@ -132,6 +132,13 @@ class Sampler(threading.Thread):
         return self.samples
 
 
+def add_run_args(parser, short_help):
+    """The arguments every demo driver takes: --short (CI mode), --check and --out."""
+    parser.add_argument("--short", action="store_true", help=short_help)
+    parser.add_argument("--check", action="store_true", help="exit 1 unless the report passes its assertions")
+    parser.add_argument("--out", help="run folder (default: runs/<time>)")
+
+
 def run_folder(out, demo_dir):
     """The run's folder: `out`, else `runs/<time>` in the demo; it must be
     empty, or records of an earlier run would mix with this one's."""

@@ -253,9 +253,7 @@ def main():
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the side effects")
-    p.add_argument("--short", action="store_true", help="CI mode: 20 users, then --check")
-    p.add_argument("--check", action="store_true", help="exit 1 unless the report passes its assertions")
-    p.add_argument("--out", help="run folder (default: runs/<time>)")
+    weftdemo.add_run_args(p, "CI mode: 20 users, then --check")
     args = p.parse_args()
     if args.short:
         args.users, args.check = 20, True
