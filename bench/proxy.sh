@@ -147,6 +147,12 @@ run() {
   local rps p50 p99 n
   case "$1" in
     wrk_)
+      # wrk counts error replies as requests: a proxy answering 404 or 502
+      # would look fast. Such a case is reported as failed, not measured.
+      if grep -q "Non-2xx" "$work/out"; then
+        echo "$case failed: $(grep Non-2xx "$work/out")" >&2
+        return
+      fi
       rps=$(awk '/Requests\/sec/ {print $2}' "$work/out")
       p50=$(awk '$1=="50%" {print $2}' "$work/out"); p99=$(awk '$1=="99%" {print $2}' "$work/out")
       n=$(awk '/requests in/ {print $1}' "$work/out") ;;
