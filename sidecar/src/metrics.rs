@@ -119,6 +119,12 @@ pub(crate) struct Series {
 }
 
 impl Series {
+    /// A series in no registry (for tests).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        Self { requests: Counter::default(), duration: Histogram::new([1.0]) }
+    }
+
     pub(crate) fn record(&self, took: Duration) {
         self.requests.inc();
         self.duration.observe(took.as_secs_f64());

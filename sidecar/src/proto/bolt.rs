@@ -6,7 +6,7 @@
 //! the service; the method comes from the `SofaRequest` at the content's start.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Status, be, whole};
+use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Names, Status, be, whole};
 
 const NAME: &str = "bolt";
 const V1: u8 = 1;
@@ -195,13 +195,15 @@ fn take_str<'a>(b: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
 /// Service and version from the `service` header (`interface:version[:uniqueId]`),
 /// the method from the headers or the start of a Hessian `SofaRequest`.
 fn read_service(frame: &mut Frame, content: &[u8]) {
-    if let Some(s) = frame.header("service") {
-        let (iface, version) = s.split_once(':').unwrap_or((s, ""));
-        (frame.service, frame.version) = (iface.to_string(), version.to_string());
-    }
-    frame.method = match frame.header(METHOD_HEADER) {
-        Some(m) => m.to_string(),
-        None => Reader::new(content).method_name_field().ok().flatten().unwrap_or_default(),
+    let (iface, version) = match frame.header("service") {
+        Some(s) => s.split_once(':').unwrap_or((s, "")),
+        None => ("", ""),
+    };
+    frame.names = match frame.header(METHOD_HEADER) {
+        Some(m) => Names::new(iface, version, m),
+        None => {
+            Names::new(iface, version, &Reader::new(content).method_name_field().ok().flatten().unwrap_or_default())
+        }
     };
 }
 

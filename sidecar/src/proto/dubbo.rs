@@ -4,7 +4,7 @@
 //! strings; only those are read.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Status, TAG_HEADER, be, whole};
+use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Names, Status, TAG_HEADER, be, whole};
 
 const NAME: &str = "dubbo";
 const HEADER: usize = 16;
@@ -103,12 +103,13 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
     let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
     let mut r = Reader::new(body);
     r.skip_str().map_err(bad)?; // the Dubbo version
-    frame.service = r.string().map_err(bad)?.unwrap_or_default();
-    frame.version = r.string().map_err(bad)?.unwrap_or_default();
-    frame.method = r.string().map_err(bad)?.unwrap_or_default();
-    if frame.service.is_empty() {
+    let service = r.str().map_err(bad)?.unwrap_or_default();
+    let version = r.str().map_err(bad)?.unwrap_or_default();
+    let method = r.str().map_err(bad)?.unwrap_or_default();
+    if service.is_empty() {
         return Err(DecodeError::malformed(NAME, "request names no service path"));
     }
+    frame.names = Names::new(&service, &version, &method);
     // Reaching the attachments means stepping over every argument, which
     // costs more than the rest of the decode. Routing reads one attachment,
     // the tag, and a body whose bytes do not contain its name cannot carry it

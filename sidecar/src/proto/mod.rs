@@ -61,11 +61,10 @@ pub struct Frame {
     pub request_id: u64,
     pub kind: Kind,
     pub heartbeat: bool,
-    /// Interface or service name (`com.example.UserService`); empty if the
-    /// frame names none (responses, heartbeats).
-    pub service: String,
-    pub method: String,
-    pub version: String,
+    /// The interface or service name (`com.example.UserService`), its
+    /// version and the method; empty if the frame names none (responses,
+    /// heartbeats).
+    pub names: Names,
     /// Protocol headers or attachments the codec reads cheaply. Dubbo's
     /// attachments come after the arguments and are read only when the body
     /// names [`TAG_HEADER`], the one routing uses (`dubbo::all_attachments`
@@ -77,6 +76,18 @@ pub struct Frame {
 }
 
 impl Frame {
+    pub fn service(&self) -> &str {
+        self.names.service()
+    }
+
+    pub fn version(&self) -> &str {
+        self.names.version()
+    }
+
+    pub fn method(&self) -> &str {
+        self.names.method()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
@@ -84,6 +95,47 @@ impl Frame {
     /// Whether this is a request (two-way or one-way) rather than a response.
     pub fn is_request(&self) -> bool {
         self.kind != Kind::Response
+    }
+}
+
+/// A request's service, version and method in one string: one allocation
+/// per frame for its names, not three.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Names {
+    text: String,
+    service_end: usize,
+    version_end: usize,
+}
+
+impl Names {
+    pub fn new(service: &str, version: &str, method: &str) -> Self {
+        let mut text = String::with_capacity(service.len() + version.len() + method.len());
+        text.push_str(service);
+        text.push_str(version);
+        text.push_str(method);
+        Self { text, service_end: service.len(), version_end: service.len() + version.len() }
+    }
+
+    pub fn service(&self) -> &str {
+        &self.text[..self.service_end]
+    }
+
+    pub fn version(&self) -> &str {
+        &self.text[self.service_end..self.version_end]
+    }
+
+    pub fn method(&self) -> &str {
+        &self.text[self.version_end..]
+    }
+}
+
+impl std::fmt::Debug for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Names")
+            .field("service", &self.service())
+            .field("version", &self.version())
+            .field("method", &self.method())
+            .finish()
     }
 }
 

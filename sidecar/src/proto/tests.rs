@@ -41,10 +41,7 @@ fn bolt_v1_requests_name_service_version_and_method() {
     assert_eq!(reqs.len(), 2);
     let (f, _) = &reqs[0];
     assert_eq!((f.kind, f.heartbeat, f.request_id), (Kind::Request, false, 1));
-    assert_eq!(
-        (f.service.as_str(), f.version.as_str(), f.method.as_str()),
-        ("com.nodejs.test.TestService", "1.0", "plus")
-    );
+    assert_eq!((f.service(), f.version(), f.method()), ("com.nodejs.test.TestService", "1.0", "plus"));
     let resps = frames(&bolt::Bolt, &s[1].1);
     assert_eq!(
         resps.iter().map(|(f, _)| (f.kind, f.request_id, f.status)).collect::<Vec<_>>(),
@@ -60,7 +57,7 @@ fn bolt_v2_with_crc_and_heartbeats_several_per_read() {
     assert!(heartbeats >= 4, "{all:#?}");
     let v2: Vec<_> = frames(&bolt::Bolt, &s.iter().find(|(k, _)| k == "conn3 C->S").unwrap().1);
     assert_eq!(v2.len(), 2, "a request and a heartbeat in one read");
-    assert_eq!(v2[0].0.method, "echo");
+    assert_eq!(v2[0].0.method(), "echo");
     assert!(v2[1].0.heartbeat);
 }
 
@@ -95,10 +92,10 @@ fn bolt_replies_match_what_the_peer_sends() {
 fn dubbo_requests_name_service_version_and_method() {
     let s = streams(DUBBO);
     let reqs = frames(&dubbo::Dubbo, &s[0].1);
-    let got: Vec<_> = reqs.iter().map(|(f, _)| (f.request_id, f.kind, f.method.as_str())).collect();
+    let got: Vec<_> = reqs.iter().map(|(f, _)| (f.request_id, f.kind, f.method())).collect();
     assert_eq!(got, [(1, Kind::Request, "sayHello"), (2, Kind::Request, "plus")]);
-    assert_eq!(reqs[0].0.service, "com.alibaba.dubbo.demo.DemoService");
-    assert_eq!(reqs[0].0.version, "1.0.0");
+    assert_eq!(reqs[0].0.service(), "com.alibaba.dubbo.demo.DemoService");
+    assert_eq!(reqs[0].0.version(), "1.0.0");
     for (f, raw) in &reqs {
         assert!(f.headers.is_empty(), "no weft-tag in the body: the arguments are not stepped over");
         let all = dubbo::all_attachments(raw).unwrap();
@@ -163,7 +160,7 @@ fn malformed_frames_are_errors() {
 fn wrpc_frames_roundtrip() {
     let raw = wrpc::encode(wrpc::REQUEST, 0, 42, "com.example.Echo", "echo", b"hi");
     let f = wrpc::Wrpc.decode(&raw).unwrap();
-    assert_eq!((f.service.as_str(), f.method.as_str(), f.request_id), ("com.example.Echo", "echo", 42));
+    assert_eq!((f.service(), f.method(), f.request_id), ("com.example.Echo", "echo", 42));
     assert_eq!(&raw[f.body.clone()], b"hi");
     let err = wrpc::Wrpc.error_reply(&f, &raw, Status::Timeout, "late");
     let e = wrpc::Wrpc.decode(&err).unwrap();

@@ -13,7 +13,7 @@
 //! success; the sidecar's own failures use 1–6 with a UTF-8 message as body.
 //! All integers are big-endian.
 
-use super::{Codec, DecodeError, Detect, Frame, Kind, Status, be, whole};
+use super::{Codec, DecodeError, Detect, Frame, Kind, Names, Status, be, whole};
 
 const NAME: &str = "wrpc";
 /// Not ASCII, so it cannot be taken for the start of an HTTP request.
@@ -61,7 +61,7 @@ impl Codec for Wrpc {
             k => return Err(DecodeError::malformed(NAME, format!("unknown kind {k}"))),
         };
         let text = |range: std::ops::Range<usize>| {
-            std::str::from_utf8(&buf[range]).map(str::to_string).map_err(|_| DecodeError::malformed(NAME, "not UTF-8"))
+            std::str::from_utf8(&buf[range]).map_err(|_| DecodeError::malformed(NAME, "not UTF-8"))
         };
         let method_at = HEADER + service_len;
         Ok(Frame {
@@ -69,8 +69,7 @@ impl Codec for Wrpc {
             request_id: be::<4>(buf, 4).unwrap_or(0),
             kind,
             heartbeat,
-            service: text(HEADER..method_at)?,
-            method: text(method_at..method_at + method_len)?,
+            names: Names::new(text(HEADER..method_at)?, "", text(method_at..method_at + method_len)?),
             status: u16::from(buf[3]),
             body: method_at + method_len..len,
             ..Frame::default()
@@ -88,7 +87,7 @@ impl Codec for Wrpc {
     }
 
     fn error_reply(&self, req: &Frame, _raw: &[u8], status: Status, message: &str) -> Vec<u8> {
-        encode(RESPONSE, code(status), req.request_id as u32, &req.service, &req.method, message.as_bytes())
+        encode(RESPONSE, code(status), req.request_id as u32, req.service(), req.method(), message.as_bytes())
     }
 }
 

@@ -146,10 +146,7 @@ mod tests {
         };
         let raw = dubbo::request_frame(&inv, 9);
         let frame = crate::proto::dubbo::Dubbo.decode(&raw).unwrap();
-        assert_eq!(
-            (frame.service.as_str(), frame.version.as_str(), frame.method.as_str()),
-            ("com.x.Stock", "1.0.0", "reserve")
-        );
+        assert_eq!((frame.service(), frame.version(), frame.method()), ("com.x.Stock", "1.0.0", "reserve"));
         assert_eq!((frame.len, frame.request_id), (raw.len(), 9));
         assert_eq!(frame.header(TAG_HEADER), Some("canary"));
         assert_eq!(frame.header("interface"), Some("com.x.Stock"));

@@ -8,12 +8,13 @@
 pub mod bridge;
 pub mod downstream;
 mod inline;
+mod memo;
 pub mod metrics;
 mod read_ahead;
 mod sink;
 pub mod upstream;
 
-use crate::endpoints::{Target, revision_key};
+use crate::endpoints::Target;
 use crate::gateway::{Gateway, LeaseError, Refusal};
 use crate::proto::{Codec, Frame, Kind, Status};
 use crate::resilience::{Policy, RouteState};
@@ -44,6 +45,7 @@ pub struct RpcWorker {
     bound: Option<(String, String)>,
     /// The HTTP/1.1 fast path of connections detected as HTTP on this worker.
     h1: crate::gateway::H1,
+    memo: memo::Memo,
 }
 
 /// How a request ended, for the caller and the metrics.
@@ -56,7 +58,7 @@ enum Outcome {
 /// Where a routed request goes, under which policy.
 struct Route {
     function: Arc<FunctionRoute>,
-    revision: String,
+    revision: Arc<memo::Revision>,
     state: Option<Arc<RouteState>>,
 }
 
@@ -87,7 +89,16 @@ impl RpcWorker {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         let (codecs, metrics) = (crate::proto::codecs(), gateway.rpc_metrics().clone());
         let h1 = crate::gateway::H1::new(gateway.clone());
-        Self { gateway, codecs, pool: Pool::default(), metrics, series: Default::default(), bound: None, h1 }
+        Self {
+            gateway,
+            codecs,
+            pool: Pool::default(),
+            metrics,
+            series: Default::default(),
+            bound: None,
+            h1,
+            memo: Default::default(),
+        }
     }
 
     /// A worker for function `name`'s own address: frames naming an interface
@@ -145,8 +156,7 @@ impl RpcWorker {
             return Some(call); // a delay waits: the slow path
         }
         let avoid = Gateway::ejected(call.route.state.as_deref(), now);
-        let key = revision_key(&call.route.function.namespace, &call.route.revision);
-        let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&key, &avoid) else {
+        let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&call.route.revision.key, &avoid) else {
             return Some(call); // held in the activator: the slow path
         };
         let target = lease.target();
@@ -177,13 +187,13 @@ impl RpcWorker {
 
     fn span(&self, call: &Call) -> tracing::Span {
         let (frame, r) = (&call.frame, &call.route);
-        tracing::info_span!("rpc", protocol = call.codec.name(), service = %frame.service, method = %frame.method, namespace = %r.function.namespace, function = %r.function.name, revision = %r.revision)
+        tracing::info_span!("rpc", protocol = call.codec.name(), service = %frame.service(), method = %frame.method(), namespace = %r.function.namespace, function = %r.function.name, revision = %r.revision.name)
     }
 
     /// Resolves the service and picks a revision (by tag header or weight).
     fn route(&self, codec: &Arc<dyn Codec>, frame: &Frame) -> Result<Route, (Status, String)> {
         let routes = self.gateway.routes();
-        let resolved = match routes.resolve_service(&frame.service, codec.name(), frame.header(TAG_HEADER)) {
+        let resolved = match routes.resolve_service(frame.service(), codec.name(), frame.header(TAG_HEADER)) {
             Ok(r) => r,
             Err(e) => {
                 let fallback = self.bound.as_ref().filter(|_| matches!(e, ServiceError::Unknown(_)));
@@ -197,7 +207,8 @@ impl RpcWorker {
         let revision = resolved.pick_revision().ok_or_else(|| {
             (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
         })?;
-        Ok(Route { revision: revision.to_string(), state: self.gateway.route_state(r), function: r.clone() })
+        let (revision, state) = self.memo.revision(&routes, r, codec.name(), revision, self);
+        Ok(Route { revision, state, function: r.clone() })
     }
 
     /// Tries from try number `attempt` on, up to the policy's `attempts`: a
@@ -225,7 +236,7 @@ impl RpcWorker {
         let policy = call.route.policy();
         let (status, msg, again) = match failure {
             Failure::Unsent(e) => (Status::Unavailable, e.to_string(), true),
-            Failure::MaybeSent(status, msg) => (status, msg, policy.may_resend(&call.frame.method)),
+            Failure::MaybeSent(status, msg) => (status, msg, policy.may_resend(call.frame.method())),
             Failure::Final(status, msg) => return Step::Done(Outcome::Failed(status, msg)),
         };
         if !again || attempt >= policy.attempts.max(1) {
@@ -259,15 +270,15 @@ impl RpcWorker {
     async fn attempt(&self, call: &Call, avoid: &mut Vec<Target>) -> Result<Option<BytesMut>, Failure> {
         let route = &call.route;
         let lease =
-            self.gateway.lease(&route.function.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
+            self.gateway.lease(&route.function.namespace, &route.revision.name, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
         if target.replica.is_some() {
-            let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
+            let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision.name);
             return Err(Failure::Final(Status::BadRequest, msg));
         }
         let result = self.call(call, target, route.policy().rpc_timeout()).await;
         drop(lease);
-        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, result.is_ok());
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision.name, target, result.is_ok());
         if result.is_err() {
             avoid.push(target);
         }
@@ -322,7 +333,7 @@ impl RpcWorker {
         match outcome {
             Outcome::Answer(a) => a.map(BytesMut::freeze),
             Outcome::Failed(status, msg) => {
-                tracing::debug!(protocol = codec.name(), service = %frame.service, status = status.as_str(), error = %msg, "request failed");
+                tracing::debug!(protocol = codec.name(), service = %frame.service(), status = status.as_str(), error = %msg, "request failed");
                 (frame.kind == Kind::Request).then(|| Bytes::from(codec.error_reply(frame, raw, status, &msg)))
             }
         }
@@ -337,13 +348,31 @@ impl RpcWorker {
         took: Duration,
     ) {
         let (ns, function, revision) =
-            route.map_or(("", "", ""), |r| (&*r.function.namespace, &*r.function.name, &*r.revision));
-        self.series.record(ns, revision, (codec.name(), status), took, || {
-            let (namespace, function, revision) = (ns.to_string(), function.to_string(), revision.to_string());
-            self.metrics.series(&RpcLabels { protocol: codec.name(), namespace, function, revision, status })
-        });
-        tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service, method = %frame.method, revision, status, latency_ms = took.as_secs_f64() * 1e3);
+            route.map_or(("", "", ""), |r| (&*r.function.namespace, &*r.function.name, &*r.revision.name));
+        match route {
+            // The common case: the revision's series is at hand.
+            Some(r) if status == "ok" => r.revision.ok.record(took),
+            _ => self.series.record(ns, revision, (codec.name(), status), took, || {
+                self.metrics.series(&labels(codec.name(), ns, function, revision, status))
+            }),
+        }
+        tracing::info!(target: "weft::access", protocol = codec.name(), service = %frame.service(), method = %frame.method(), revision, status, latency_ms = took.as_secs_f64() * 1e3);
     }
+}
+
+impl memo::Fill for RpcWorker {
+    fn state(&self, route: &FunctionRoute) -> Option<Arc<RouteState>> {
+        self.gateway.route_state(route)
+    }
+
+    fn ok_series(&self, protocol: &'static str, route: &FunctionRoute, revision: &str) -> crate::metrics::Series {
+        self.metrics.series(&labels(protocol, &route.namespace, &route.name, revision, "ok"))
+    }
+}
+
+fn labels(protocol: &'static str, ns: &str, function: &str, revision: &str, status: &'static str) -> RpcLabels {
+    let (namespace, function, revision) = (ns.to_string(), function.to_string(), revision.to_string());
+    RpcLabels { protocol, namespace, function, revision, status }
 }
 
 /// A refusal by the route's rate limit or fault injection, as an outcome.
@@ -405,7 +434,11 @@ mod size {
             codec: crate::proto::codec("wrpc").unwrap(),
             frame: crate::proto::Frame::default(),
             raw: bytes::Bytes::new(),
-            route: super::Route { function: Default::default(), revision: String::new(), state: None },
+            route: super::Route {
+                function: Default::default(),
+                revision: super::memo::Revision::detached(),
+                state: None,
+            },
             start: tokio::time::Instant::now(),
             reply: super::downstream::Reply::detached(),
         };

@@ -39,12 +39,13 @@ async fn serve_conn(name: &'static str, s: TcpStream) {
             let body = format!("{name}:{}", String::from_utf8_lossy(&raw[f.body.clone()]));
             let wr = wr.clone();
             tokio::spawn(async move {
-                match f.method.as_str() {
+                match f.method() {
                     "hang" => return,
                     "slow" => tokio::time::sleep(Duration::from_millis(300)).await,
                     _ => {}
                 }
-                let out = wrpc::encode(wrpc::RESPONSE, 0, f.request_id as u32, &f.service, &f.method, body.as_bytes());
+                let out =
+                    wrpc::encode(wrpc::RESPONSE, 0, f.request_id as u32, f.service(), f.method(), body.as_bytes());
                 let _ = wr.lock().await.write_all(&out).await;
             });
         }
