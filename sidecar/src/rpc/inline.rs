@@ -34,7 +34,7 @@ impl Inline {
         let _in = span.enter();
         drop(lease);
         let route = &call.route;
-        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision.name, target, true);
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, true);
         worker.finish_answered(call, resp, now);
     }
 
@@ -44,7 +44,7 @@ impl Inline {
         let _in = span.enter();
         drop(lease);
         let route = &call.route;
-        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision.name, target, false);
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, false);
         worker.after_first_try(call, failure, target);
     }
 }

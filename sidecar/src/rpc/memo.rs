@@ -1,30 +1,38 @@
-//! What routing works out the same way for every request to one revision
-//! over one protocol — the revision's endpoints key, the function's route
-//! state, the `ok` request series — worked out once per route table on each
-//! worker. Per request that saves two string allocations (the revision's
-//! name and key), three hashed string lookups for the series and, for a
-//! stateful policy, the state map's lookup under the gateway's lock.
+//! Where a request goes, as far as it is the same for every request to one
+//! revision over one protocol — the function, its route state, the
+//! revision's endpoints key, the `ok` request series — worked out once per
+//! route table on each worker and shared by those requests. Per request that
+//! saves two string allocations (the revision's name and key), three hashed
+//! string lookups for the series and, for a stateful policy, the state map's
+//! lookup under the gateway's lock; one reference count covers it all.
 
 use crate::metrics::Series;
-use crate::resilience::RouteState;
+use crate::resilience::{Policy, RouteState};
 use crate::routing::{FunctionRoute, RouteTable};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 /// One revision of a function, as requests over one protocol see it.
-pub(super) struct Revision {
-    pub name: String,
+pub(super) struct Route {
+    pub function: Arc<FunctionRoute>,
+    pub state: Option<Arc<RouteState>>,
+    pub revision: String,
     /// The revision's key in the endpoints (`namespace/revision`).
     pub key: String,
     /// Requests the instance answered.
     pub ok: Series,
 }
 
-impl Revision {
-    /// A revision in no memo (for tests).
+impl Route {
+    pub fn policy(&self) -> &Policy {
+        &self.function.policy
+    }
+
+    /// A route in no memo (for tests).
     #[cfg(test)]
     pub(super) fn detached() -> Arc<Self> {
-        Arc::new(Self { name: String::new(), key: String::new(), ok: Series::detached() })
+        let (function, state) = (Arc::default(), None);
+        Arc::new(Self { function, state, revision: String::new(), key: String::new(), ok: Series::detached() })
     }
 }
 
@@ -32,7 +40,7 @@ impl Revision {
 struct Function {
     state: Option<Arc<RouteState>>,
     /// Few (those the split and tags name): a scan beats a map.
-    revisions: Vec<Arc<Revision>>,
+    revisions: Vec<Arc<Route>>,
 }
 
 #[derive(Default)]
@@ -58,16 +66,16 @@ pub(super) trait Fill {
 }
 
 impl Memo {
-    /// Revision `name` of `route` (a route of `table`) for `protocol`, with the
-    /// function's route state.
-    pub(super) fn revision(
+    /// The route to revision `name` of `route` (a route of `table`) for
+    /// `protocol`.
+    pub(super) fn route(
         &self,
         table: &Arc<RouteTable>,
         route: &Arc<FunctionRoute>,
         protocol: &'static str,
         name: &str,
         fill: &impl Fill,
-    ) -> (Arc<Revision>, Option<Arc<RouteState>>) {
+    ) -> Arc<Route> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if !inner.table.as_ref().is_some_and(|t| Arc::ptr_eq(t, table)) {
             inner.functions.clear();
@@ -76,19 +84,18 @@ impl Memo {
         let key = (Arc::as_ptr(route) as usize, protocol);
         let function =
             inner.functions.entry(key).or_insert_with(|| Function { state: fill.state(route), revisions: Vec::new() });
-        let revision = match function.revisions.iter().find(|r| r.name == name) {
-            Some(r) => r.clone(),
-            None => {
-                let r = Arc::new(Revision {
-                    name: name.to_string(),
-                    key: crate::endpoints::revision_key(&route.namespace, name),
-                    ok: fill.ok_series(protocol, route, name),
-                });
-                function.revisions.push(r.clone());
-                r
-            }
-        };
-        (revision, function.state.clone())
+        if let Some(r) = function.revisions.iter().find(|r| r.revision == name) {
+            return r.clone();
+        }
+        let r = Arc::new(Route {
+            function: route.clone(),
+            state: function.state.clone(),
+            revision: name.to_string(),
+            key: crate::endpoints::revision_key(&route.namespace, name),
+            ok: fill.ok_series(protocol, route, name),
+        });
+        function.revisions.push(r.clone());
+        r
     }
 }
 
@@ -135,13 +142,14 @@ mod tests {
         let t = table(&[("a", 50), ("b", 50)]);
         let r = route(&t);
         for _ in 0..3 {
-            let (a, _) = memo.revision(&t, &r, "dubbo", "a", &fill);
-            assert_eq!((a.name.as_str(), a.key.as_str()), ("a", "ns/a"));
+            let a = memo.route(&t, &r, "dubbo", "a", &fill);
+            assert_eq!((a.revision.as_str(), a.key.as_str()), ("a", "ns/a"));
+            assert!(Arc::ptr_eq(&a.function, &r));
         }
         assert_eq!((fill.states.get(), fill.series.get()), (1, 1));
-        memo.revision(&t, &r, "dubbo", "b", &fill);
+        memo.route(&t, &r, "dubbo", "b", &fill);
         assert_eq!((fill.states.get(), fill.series.get()), (1, 2), "a second revision: its own series");
-        memo.revision(&t, &r, "bolt", "a", &fill);
+        memo.route(&t, &r, "bolt", "a", &fill);
         assert_eq!((fill.states.get(), fill.series.get()), (2, 3), "another protocol: its own entry");
     }
 
@@ -149,9 +157,9 @@ mod tests {
     fn a_new_table_starts_the_memo_afresh() {
         let (memo, fill) = (Memo::default(), Counting::default());
         let old = table(&[("a", 100)]);
-        memo.revision(&old, &route(&old), "dubbo", "a", &fill);
+        memo.route(&old, &route(&old), "dubbo", "a", &fill);
         let new = table(&[("a", 100)]);
-        memo.revision(&new, &route(&new), "dubbo", "a", &fill);
+        memo.route(&new, &route(&new), "dubbo", "a", &fill);
         assert_eq!(fill.states.get(), 2, "the new table's route state is looked up again");
         assert_eq!(memo.inner.lock().unwrap().functions.len(), 1, "the old table's entries are gone");
     }

@@ -17,12 +17,13 @@ pub mod upstream;
 use crate::endpoints::Target;
 use crate::gateway::{Gateway, LeaseError, Refusal};
 use crate::proto::{Codec, Frame, Kind, Status};
-use crate::resilience::{Policy, RouteState};
+use crate::resilience::RouteState;
 use crate::routing::FunctionRoute;
 use crate::routing::ServiceError;
 use bytes::{Bytes, BytesMut};
 use downstream::Reply;
 use inline::Inline;
+use memo::Route;
 use metrics::{RpcLabels, RpcMetrics};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,25 +56,12 @@ enum Outcome {
     Failed(Status, String),
 }
 
-/// Where a routed request goes, under which policy.
-struct Route {
-    function: Arc<FunctionRoute>,
-    revision: Arc<memo::Revision>,
-    state: Option<Arc<RouteState>>,
-}
-
-impl Route {
-    fn policy(&self) -> &Policy {
-        &self.function.policy
-    }
-}
-
 /// One routed request from a caller, and the right to answer it.
 struct Call {
     codec: Arc<dyn Codec>,
     frame: Frame,
     raw: Bytes,
-    route: Route,
+    route: Arc<Route>,
     start: Instant,
     reply: Reply,
 }
@@ -156,19 +144,18 @@ impl RpcWorker {
             return Some(call); // a delay waits: the slow path
         }
         let avoid = Gateway::ejected(call.route.state.as_deref(), now);
-        let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&call.route.revision.key, &avoid) else {
+        let Ok(lease) = self.gateway.endpoints().acquire_avoiding(&call.route.key, &avoid) else {
             return Some(call); // held in the activator: the slow path
         };
         let target = lease.target();
-        let up = match target.replica {
-            None => self.pool.open(target.addr, &call.codec),
-            Some(_) => None, // refused on the slow path
-        };
-        let Some(up) = up else { return Some(call) };
+        if target.replica.is_some() {
+            return Some(call); // refused on the slow path
+        }
         let deadline = call.start + policy.rpc_timeout();
         let span = self.span(&call);
+        let protocol = call.codec.name();
         let fast = Box::new(Inline { worker: self.clone(), call, lease, target, deadline, span });
-        up.start(fast).err().map(|fast| fast.call)
+        self.pool.start(target.addr, protocol, fast).err().map(|fast| fast.call)
     }
 
     /// The slow path, on a task of its own (the rate limit was applied).
@@ -187,11 +174,11 @@ impl RpcWorker {
 
     fn span(&self, call: &Call) -> tracing::Span {
         let (frame, r) = (&call.frame, &call.route);
-        tracing::info_span!("rpc", protocol = call.codec.name(), service = %frame.service(), method = %frame.method(), namespace = %r.function.namespace, function = %r.function.name, revision = %r.revision.name)
+        tracing::info_span!("rpc", protocol = call.codec.name(), service = %frame.service(), method = %frame.method(), namespace = %r.function.namespace, function = %r.function.name, revision = %r.revision)
     }
 
     /// Resolves the service and picks a revision (by tag header or weight).
-    fn route(&self, codec: &Arc<dyn Codec>, frame: &Frame) -> Result<Route, (Status, String)> {
+    fn route(&self, codec: &Arc<dyn Codec>, frame: &Frame) -> Result<Arc<Route>, (Status, String)> {
         let routes = self.gateway.routes();
         let resolved = match routes.resolve_service(frame.service(), codec.name(), frame.header(TAG_HEADER)) {
             Ok(r) => r,
@@ -207,8 +194,7 @@ impl RpcWorker {
         let revision = resolved.pick_revision().ok_or_else(|| {
             (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
         })?;
-        let (revision, state) = self.memo.revision(&routes, r, codec.name(), revision, self);
-        Ok(Route { revision, state, function: r.clone() })
+        Ok(self.memo.route(&routes, r, codec.name(), revision, self))
     }
 
     /// Tries from try number `attempt` on, up to the policy's `attempts`: a
@@ -270,15 +256,15 @@ impl RpcWorker {
     async fn attempt(&self, call: &Call, avoid: &mut Vec<Target>) -> Result<Option<BytesMut>, Failure> {
         let route = &call.route;
         let lease =
-            self.gateway.lease(&route.function.namespace, &route.revision.name, avoid).await.map_err(Failure::from)?;
+            self.gateway.lease(&route.function.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
         if target.replica.is_some() {
-            let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision.name);
+            let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);
             return Err(Failure::Final(Status::BadRequest, msg));
         }
         let result = self.call(call, target, route.policy().rpc_timeout()).await;
         drop(lease);
-        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision.name, target, result.is_ok());
+        Gateway::record_health(&route.function, route.state.as_deref(), &route.revision, target, result.is_ok());
         if result.is_err() {
             avoid.push(target);
         }
@@ -348,10 +334,10 @@ impl RpcWorker {
         took: Duration,
     ) {
         let (ns, function, revision) =
-            route.map_or(("", "", ""), |r| (&*r.function.namespace, &*r.function.name, &*r.revision.name));
+            route.map_or(("", "", ""), |r| (&*r.function.namespace, &*r.function.name, &*r.revision));
         match route {
             // The common case: the revision's series is at hand.
-            Some(r) if status == "ok" => r.revision.ok.record(took),
+            Some(r) if status == "ok" => r.ok.record(took),
             _ => self.series.record(ns, revision, (codec.name(), status), took, || {
                 self.metrics.series(&labels(codec.name(), ns, function, revision, status))
             }),
@@ -434,11 +420,7 @@ mod size {
             codec: crate::proto::codec("wrpc").unwrap(),
             frame: crate::proto::Frame::default(),
             raw: bytes::Bytes::new(),
-            route: super::Route {
-                function: Default::default(),
-                revision: super::memo::Revision::detached(),
-                state: None,
-            },
+            route: super::Route::detached(),
             start: tokio::time::Instant::now(),
             reply: super::downstream::Reply::detached(),
         };

@@ -175,9 +175,8 @@ impl Upstream {
     /// connection has closed, so it can take the slow path.
     pub(super) fn start(&self, call: Box<Inline>) -> Result<(), Box<Inline>> {
         let id = self.next_id();
-        let raw = call.call.raw.clone();
         if call.call.frame.kind == Kind::OneWay {
-            return match self.send(&raw, id) {
+            return match self.send(&call.call.raw, id) {
                 Ok(()) => {
                     call.answer(None, Instant::now());
                     Ok(())
@@ -185,20 +184,19 @@ impl Upstream {
                 Err(_) => Err(call),
             };
         }
+        // Queued and entered under the pending lock, which the reader takes
+        // to find a call: it cannot see the answer before the entry. (A close
+        // meanwhile fails the entry once the lock is free.)
         let mut pending = self.lock();
+        if self.send(&call.call.raw, id).is_err() {
+            return Err(call); // closed before sending
+        }
         pending.by_id.insert(id, Waiter::Inline(call));
         pending.inline += 1;
         let first = pending.inline == 1;
         drop(pending);
         if first {
             self.armed.notify_one();
-        }
-        if self.send(&raw, id).is_err() {
-            // Closed before sending: unless the reader failed it meanwhile,
-            // the call goes back for the slow path.
-            if let Some(Waiter::Inline(call)) = self.lock().remove(id) {
-                return Err(call);
-            }
         }
         Ok(())
     }
@@ -327,10 +325,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// The open connection to `addr` for `codec`, if there is one now.
-    pub fn open(&self, addr: SocketAddr, codec: &Arc<dyn Codec>) -> Option<Arc<Upstream>> {
+    /// Starts a fast-path call on the open connection to `addr` for
+    /// `protocol`; gives the call back if there is none now (or it closed).
+    pub(super) fn start(&self, addr: SocketAddr, protocol: &'static str, call: Box<Inline>) -> Result<(), Box<Inline>> {
+        // Started under the pool's lock rather than on a clone of the
+        // connection: two reference-count updates less per request.
         let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        conns.get(&(addr, codec.name()))?.get().filter(|up| !up.is_closed()).cloned()
+        match conns.get(&(addr, protocol)).and_then(|slot| slot.get()) {
+            Some(up) if !up.is_closed() => up.start(call),
+            _ => Err(call),
+        }
     }
 
     /// The open connection to `addr` for `codec`, opening it if needed (also
