@@ -33,6 +33,6 @@ fn first_frame(protocol: &str, dir: &str) -> Result<Vec<u8>> {
 }
 
 /// The codec of `protocol`.
-pub fn codec_of(protocol: &str) -> Result<std::sync::Arc<dyn Codec>> {
+pub fn codec_of(protocol: &str) -> Result<&'static dyn Codec> {
     codec(protocol).with_context(|| format!("unknown protocol {protocol:?}"))
 }

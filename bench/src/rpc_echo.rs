@@ -8,7 +8,6 @@
 //! Usage: `rpc-echo 127.0.0.1:0` prints its address.
 
 use bytes::BytesMut;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use weft_bench::captured;
@@ -36,11 +35,11 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(mut s: TcpStream) -> anyhow::Result<()> {
     let all = codecs();
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let codec: Arc<dyn Codec> = loop {
+    let codec: &'static dyn Codec = loop {
         if s.read_buf(&mut buf).await? == 0 {
             return Ok(());
         }
-        match detect(&buf, &all) {
+        match detect(&buf, all) {
             Some(Detected::Rpc(c)) => break c,
             Some(_) => anyhow::bail!("not Dubbo or Bolt"),
             None => {}

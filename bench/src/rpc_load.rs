@@ -50,7 +50,7 @@ async fn main() -> Result<()> {
     let request = Arc::new(captured::request(&args.protocol)?);
     let until = Instant::now() + Duration::from_secs(args.seconds);
     let tasks: Vec<_> = (0..args.conns)
-        .map(|_| tokio::spawn(drive(args.addr.clone(), codec.clone(), request.clone(), args.depth, until)))
+        .map(|_| tokio::spawn(drive(args.addr.clone(), codec, request.clone(), args.depth, until)))
         .collect();
     let mut all = Tally::default();
     for t in tasks {
@@ -74,7 +74,7 @@ async fn main() -> Result<()> {
 /// One connection: `depth` requests in flight until `until`, then drain.
 async fn drive(
     addr: String,
-    codec: Arc<dyn Codec>,
+    codec: &'static dyn Codec,
     request: Arc<Vec<u8>>,
     depth: usize,
     until: Instant,

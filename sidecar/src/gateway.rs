@@ -63,6 +63,9 @@ pub struct GatewayConfig {
 /// State shared by all gateway workers: routes, endpoints and metrics.
 pub struct Gateway {
     routes: ArcSwap<RouteTable>,
+    /// Counts route-table updates: a connection that remembers where its
+    /// last request went checks this one number to know it still holds.
+    generation: std::sync::atomic::AtomicU64,
     endpoints: Arc<Endpoints>,
     metrics: GatewayMetrics,
     registry: Arc<Registry>,
@@ -97,7 +100,8 @@ impl Gateway {
     ) -> Self {
         let routes = ArcSwap::from_pointee(RouteTable::new(&config.domain, []));
         let (activator, activation, states) = (Activator::default(), OnceLock::new(), Default::default());
-        Self { routes, endpoints, metrics, registry, activator, activation, states }
+        let generation = Default::default();
+        Self { routes, generation, endpoints, metrics, registry, activator, activation, states }
     }
 
     /// Holds requests for revisions without a ready instance and tells `hook`.
@@ -113,6 +117,12 @@ impl Gateway {
         states.retain(|(ns, name), _| table.function(ns, name).is_some());
         drop(states);
         self.routes.store(Arc::new(table));
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Changes whenever the route table does (after the new one is in).
+    pub(crate) fn routes_generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub(crate) fn routes(&self) -> arc_swap::Guard<Arc<RouteTable>> {

@@ -32,6 +32,11 @@ impl WeightedSplit {
         Self { entries }
     }
 
+    /// `(revision, cumulative weight)`, ascending.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.entries.iter().map(|(r, cum)| (r.as_str(), *cum))
+    }
+
     pub fn total(&self) -> u32 {
         self.entries.last().map_or(0, |e| e.1)
     }

@@ -9,7 +9,7 @@ use weft_sidecar::proto::{codecs, detect, detect::MAX_HEAD};
 fuzz_target!(|data: &[u8]| {
     let all = codecs();
     let head = &data[..data.len().min(MAX_HEAD)];
-    if detect(head, &all).is_none() {
+    if detect(head, all).is_none() {
         assert!(head.len() < MAX_HEAD, "undecided after {MAX_HEAD} bytes");
     }
 });

@@ -173,22 +173,35 @@ fn kind(ty: u8) -> Result<Kind, DecodeError> {
     }
 }
 
-/// The header map: length-prefixed (4 bytes) key and value strings.
-fn header_map(mut b: &[u8]) -> Result<Headers, DecodeError> {
-    let mut out = Headers::default();
-    while !b.is_empty() {
-        let key = take_str(&mut b)?;
-        let value = take_str(&mut b)?;
+/// The header map: length-prefixed (4 bytes) key and value strings. Sized
+/// first, by a pass over the lengths alone, so that it is filled without
+/// reallocating.
+fn header_map(b: &[u8]) -> Result<Headers, DecodeError> {
+    let (mut rest, mut entries) = (b, 0);
+    while !rest.is_empty() {
+        take_bytes(&mut rest)?;
+        take_bytes(&mut rest)?;
+        entries += 1;
+    }
+    let mut out = Headers::with_capacity(b.len() - 8 * entries, entries);
+    let mut rest = b;
+    while !rest.is_empty() {
+        let key = text(take_bytes(&mut rest)?)?;
+        let value = text(take_bytes(&mut rest)?)?;
         out.push(key, value);
     }
     Ok(out)
 }
 
-fn take_str<'a>(b: &mut &'a [u8]) -> Result<&'a str, DecodeError> {
+fn take_bytes<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], DecodeError> {
     let bad = || DecodeError::malformed(NAME, "header map entry overruns the header");
     let len = usize::try_from(be::<4>(b, 0).ok_or_else(bad)?).map_err(|_| bad())?;
     let s = b.get(4..4usize.checked_add(len).ok_or_else(bad)?).ok_or_else(bad)?;
     *b = &b[4 + len..];
+    Ok(s)
+}
+
+fn text(s: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(s).map_err(|_| DecodeError::malformed(NAME, "header map entry is not UTF-8"))
 }
 

@@ -3,13 +3,12 @@
 //! every protocol.
 
 use super::{Codec, Detect};
-use std::sync::Arc;
 
 /// What a connection speaks.
 pub enum Detected {
     /// HTTP/1.x (a request line) or HTTP/2 (the `PRI * HTTP/2.0` preface).
     Http,
-    Rpc(Arc<dyn Codec>),
+    Rpc(&'static dyn Codec),
     /// Nothing weft speaks.
     Unknown,
 }
@@ -18,11 +17,11 @@ pub enum Detected {
 pub const MAX_HEAD: usize = 8;
 
 /// Decides from the connection's first bytes; `None` means read more.
-pub fn detect(head: &[u8], codecs: &[Arc<dyn Codec>]) -> Option<Detected> {
+pub fn detect(head: &[u8], codecs: &[&'static dyn Codec]) -> Option<Detected> {
     let mut undecided = false;
     for c in codecs {
         match c.detect(head) {
-            Detect::Match => return Some(Detected::Rpc(c.clone())),
+            Detect::Match => return Some(Detected::Rpc(*c)),
             Detect::NeedMore => undecided = true,
             Detect::NoMatch => {}
         }
@@ -42,7 +41,7 @@ mod tests {
     use crate::proto::codecs;
 
     fn name(head: &[u8]) -> Option<&'static str> {
-        detect(head, &codecs()).map(|d| match d {
+        detect(head, codecs()).map(|d| match d {
             Detected::Http => "http",
             Detected::Rpc(c) => c.name(),
             Detected::Unknown => "unknown",

@@ -187,7 +187,7 @@ impl<'a> Reader<'a> {
     /// The `methodName` of the object at the cursor when it is that object's
     /// first field, as in SOFA's `SofaRequest`. Reads the class definition
     /// (draft `O len type` or final `C string`) and the instance tag.
-    pub fn method_name_field(&mut self) -> Result<Option<String>, HessianError> {
+    pub fn method_name_field(&mut self) -> Result<Option<Cow<'a, str>>, HessianError> {
         match self.byte()? {
             b'O' => {
                 let len = usize::try_from(self.int()?).map_err(|_| self.err("negative type length"))?;
@@ -213,7 +213,7 @@ impl<'a> Reader<'a> {
         if !first_is_method {
             return Ok(None);
         }
-        self.string()
+        self.str()
     }
 }
 

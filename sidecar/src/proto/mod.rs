@@ -22,7 +22,6 @@ pub mod wrpc;
 pub use detect::{Detected, detect};
 
 use std::ops::Range;
-use std::sync::Arc;
 
 /// Largest frame accepted (header and body). A length field above it is taken
 /// as garbage rather than a reason to buffer gigabytes.
@@ -150,6 +149,11 @@ pub struct Headers {
 }
 
 impl Headers {
+    /// Room for `entries` keys and values of `text` bytes in all.
+    pub fn with_capacity(text: usize, entries: usize) -> Self {
+        Self { text: String::with_capacity(text), ends: Vec::with_capacity(entries) }
+    }
+
     pub fn push(&mut self, key: &str, value: &str) {
         self.text.push_str(key);
         let key_end = self.text.len();
@@ -286,13 +290,13 @@ pub trait Codec: Send + Sync + 'static {
 
 /// Every RPC protocol the sidecar speaks, in detection order. A new protocol
 /// is registered here and nowhere else.
-pub fn codecs() -> Vec<Arc<dyn Codec>> {
-    vec![Arc::new(dubbo::Dubbo), Arc::new(bolt::Bolt), Arc::new(wrpc::Wrpc)]
+pub fn codecs() -> &'static [&'static dyn Codec] {
+    &[&dubbo::Dubbo, &bolt::Bolt, &wrpc::Wrpc]
 }
 
 /// The codec named `name` (as in `spec.interfaces[].protocol`).
-pub fn codec(name: &str) -> Option<Arc<dyn Codec>> {
-    codecs().into_iter().find(|c| c.name() == name)
+pub fn codec(name: &str) -> Option<&'static dyn Codec> {
+    codecs().iter().copied().find(|c| c.name() == name)
 }
 
 /// Reads a big-endian integer of `N` bytes at `at`, if the buffer has them.

@@ -6,6 +6,7 @@
 //! the others on a multiplexed connection.
 
 use super::RpcWorker;
+use super::memo::Last;
 use super::metrics::{FrameErrorLabels, ProtocolLabels};
 use super::read_ahead::ReadAhead;
 use super::sink::{Sink, write_loop};
@@ -106,13 +107,13 @@ impl Drop for Reply {
 /// the drain timeout) for the answers of requests already read.
 pub async fn serve(
     worker: Arc<RpcWorker>,
-    codec: Arc<dyn Codec>,
+    codec: &'static dyn Codec,
     stream: TcpStream,
     head: BytesMut,
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let gauge = worker.metrics().connections.get_or_create(&ProtocolLabels::of(&codec)).clone();
+    let gauge = worker.metrics().connections.get_or_create(&ProtocolLabels::of(codec)).clone();
     gauge.inc();
     let _open = OnDrop::new(move || {
         gauge.dec();
@@ -134,7 +135,7 @@ pub async fn serve(
 
 struct Conn {
     worker: Arc<RpcWorker>,
-    codec: Arc<dyn Codec>,
+    codec: &'static dyn Codec,
     shared: Arc<Shared>,
 }
 
@@ -148,6 +149,7 @@ impl Conn {
         shutdown: &CancellationToken,
     ) -> Result<(), DecodeError> {
         let mut ahead = ReadAhead::default();
+        let mut last = Last::default();
         // When the bytes arrived: one clock read per read, shared by the
         // frames it brought (a batch of pipelined requests arrives at once).
         let mut arrived = Instant::now();
@@ -158,7 +160,7 @@ impl Conn {
                     if frame.kind != Kind::Response && !frame.heartbeat {
                         self.room().await;
                     }
-                    self.dispatch(frame, raw, arrived);
+                    self.dispatch(frame, raw, arrived, &mut last);
                     continue;
                 }
                 Err(DecodeError::Incomplete) => {}
@@ -191,16 +193,16 @@ impl Conn {
     }
 
     /// Answers heartbeats here; routes requests.
-    fn dispatch(&self, frame: Frame, raw: Bytes, arrived: Instant) {
+    fn dispatch(&self, frame: Frame, raw: Bytes, arrived: Instant, last: &mut Last) {
         if frame.kind == Kind::Response {
             return tracing::debug!(protocol = self.codec.name(), "ignoring a response frame from a client");
         }
         if frame.heartbeat {
-            self.worker.metrics().heartbeats.get_or_create(&ProtocolLabels::of(&self.codec)).inc();
+            self.worker.metrics().heartbeats.get_or_create(&ProtocolLabels::of(self.codec)).inc();
             self.shared.sink.push_bytes(&self.codec.heartbeat_reply(&frame, &raw));
             return;
         }
-        self.worker.dispatch(&self.codec, frame, raw, Reply::new(&self.shared), arrived);
+        self.worker.dispatch(self.codec, frame, raw, Reply::new(&self.shared), arrived, last);
     }
 
     /// Waits until every request read has been answered (or dropped).

@@ -11,7 +11,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
@@ -29,7 +28,7 @@ pub struct ProtocolLabels {
 }
 
 impl ProtocolLabels {
-    pub fn of(codec: &Arc<dyn Codec>) -> Self {
+    pub fn of(codec: &'static dyn Codec) -> Self {
         Self { protocol: codec.name() }
     }
 }

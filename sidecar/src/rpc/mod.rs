@@ -23,7 +23,7 @@ use crate::routing::ServiceError;
 use bytes::{Bytes, BytesMut};
 use downstream::Reply;
 use inline::Inline;
-use memo::Route;
+use memo::{Last, Route, Split};
 use metrics::{RpcLabels, RpcMetrics};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub use crate::proto::TAG_HEADER;
 /// One worker's RPC state: the shared gateway plus its own upstream pool.
 pub struct RpcWorker {
     gateway: Arc<Gateway>,
-    codecs: Vec<Arc<dyn Codec>>,
+    codecs: &'static [&'static dyn Codec],
     pool: Pool,
     metrics: RpcMetrics,
     /// Request series by (protocol, outcome).
@@ -58,7 +58,7 @@ enum Outcome {
 
 /// One routed request from a caller, and the right to answer it.
 struct Call {
-    codec: Arc<dyn Codec>,
+    codec: &'static dyn Codec,
     frame: Frame,
     raw: Bytes,
     route: Arc<Route>,
@@ -97,8 +97,8 @@ impl RpcWorker {
     }
 
     /// The protocols this worker detects and serves.
-    pub fn codecs(&self) -> &[Arc<dyn Codec>] {
-        &self.codecs
+    pub fn codecs(&self) -> &[&'static dyn Codec] {
+        self.codecs
     }
 
     pub fn metrics(&self) -> &RpcMetrics {
@@ -113,8 +113,16 @@ impl RpcWorker {
     /// the sidecar answers it itself; on the fast path (no task of its own)
     /// when an instance has room and a connection is open; else on a task
     /// that may wait — for a cold start, a connect, a fault's delay.
-    fn dispatch(self: &Arc<Self>, codec: &Arc<dyn Codec>, frame: Frame, raw: Bytes, reply: Reply, start: Instant) {
-        let route = match self.route(codec, &frame) {
+    fn dispatch(
+        self: &Arc<Self>,
+        codec: &'static dyn Codec,
+        frame: Frame,
+        raw: Bytes,
+        reply: Reply,
+        start: Instant,
+        last: &mut Last,
+    ) {
+        let route = match self.route(codec, &frame, last) {
             Ok(route) => route,
             Err((status, msg)) => {
                 self.record(codec, &frame, None, status.as_str(), start.elapsed());
@@ -124,7 +132,7 @@ impl RpcWorker {
                 return;
             }
         };
-        let call = Call { codec: codec.clone(), frame, raw, route, start, reply };
+        let call = Call { codec, frame, raw, route, start, reply };
         if let Some(call) = self.try_fast(call) {
             let worker = self.clone();
             tokio::spawn(async move { worker.run(call).await });
@@ -178,9 +186,18 @@ impl RpcWorker {
     }
 
     /// Resolves the service and picks a revision (by tag header or weight).
-    fn route(&self, codec: &Arc<dyn Codec>, frame: &Frame) -> Result<Arc<Route>, (Status, String)> {
+    /// A request with no tag to the service `last` remembers skips the
+    /// lookups; otherwise what it resolves to is remembered there.
+    fn route(&self, codec: &'static dyn Codec, frame: &Frame, last: &mut Last) -> Result<Arc<Route>, (Status, String)> {
+        let tag = frame.header(TAG_HEADER);
+        let generation = self.gateway.routes_generation();
+        if tag.is_none()
+            && let Some(picked) = last.split(generation, frame.service()).and_then(Split::pick)
+        {
+            return Ok(picked.clone());
+        }
         let routes = self.gateway.routes();
-        let resolved = match routes.resolve_service(frame.service(), codec.name(), frame.header(TAG_HEADER)) {
+        let resolved = match routes.resolve_service(frame.service(), codec.name(), tag) {
             Ok(r) => r,
             Err(e) => {
                 let fallback = self.bound.as_ref().filter(|_| matches!(e, ServiceError::Unknown(_)));
@@ -191,10 +208,18 @@ impl RpcWorker {
             }
         };
         let r = &resolved.route;
-        let revision = resolved.pick_revision().ok_or_else(|| {
-            (Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name))
-        })?;
-        Ok(self.memo.route(&routes, r, codec.name(), revision, self))
+        let key = memo::Key { table: &routes, route: r, protocol: codec.name() };
+        if let Some(revision) = &resolved.tag_revision {
+            return Ok(self.memo.route(key, revision, self));
+        }
+        let split = self.memo.split(key, self);
+        let Some(picked) = split.pick().cloned() else {
+            return Err((Status::Unavailable, format!("function {}/{} has no routable revision", r.namespace, r.name)));
+        };
+        if tag.is_none() {
+            last.remember(generation, frame.service(), split);
+        }
+        Ok(picked)
     }
 
     /// Tries from try number `attempt` on, up to the policy's `attempts`: a
@@ -229,7 +254,7 @@ impl RpcWorker {
             let msg = if attempt > 1 { format!("{attempt} tries failed, the last: {msg}") } else { msg };
             return Step::Done(Outcome::Failed(status, msg));
         }
-        self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(&call.codec)).inc();
+        self.metrics.retries.get_or_create(&metrics::ProtocolLabels::of(call.codec)).inc();
         Step::Again(msg)
     }
 
@@ -274,7 +299,7 @@ impl RpcWorker {
     /// Sends the request on the worker's connection to `target` and waits up
     /// to `timeout` for the answer, which gets the caller's request id back.
     async fn call(&self, call: &Call, target: Target, timeout: Duration) -> Result<Option<BytesMut>, Failure> {
-        let up = self.pool.get(target.addr, &call.codec).await.map_err(Failure::from)?;
+        let up = self.pool.get(target.addr, call.codec).await.map_err(Failure::from)?;
         let answer = match tokio::time::timeout(timeout, up.call(&call.raw, call.frame.kind)).await {
             Ok(r) => r.map_err(Failure::from)?,
             Err(_) => {
@@ -294,8 +319,8 @@ impl RpcWorker {
             Outcome::Answer(_) => "ok",
             Outcome::Failed(s, _) => s.as_str(),
         };
-        self.record(&call.codec, &call.frame, Some(&call.route), status, call.start.elapsed());
-        if let Some(bytes) = self.reply(&call.codec, &call.frame, &call.raw, outcome) {
+        self.record(call.codec, &call.frame, Some(&call.route), status, call.start.elapsed());
+        if let Some(bytes) = self.reply(call.codec, &call.frame, &call.raw, outcome) {
             call.reply.send(&bytes);
         }
     }
@@ -305,7 +330,7 @@ impl RpcWorker {
     /// `now`: when the answer was read (shared by the answers of one read).
     fn finish_answered(&self, call: Call, resp: Option<&[u8]>, now: Instant) {
         let Call { codec, frame, route, start, reply, .. } = call;
-        self.record(&codec, &frame, Some(&route), "ok", now.saturating_duration_since(start));
+        self.record(codec, &frame, Some(&route), "ok", now.saturating_duration_since(start));
         if let Some(resp) = resp {
             reply.send_with(|b| {
                 let at = b.len();
@@ -315,7 +340,7 @@ impl RpcWorker {
         }
     }
 
-    fn reply(&self, codec: &Arc<dyn Codec>, frame: &Frame, raw: &[u8], outcome: Outcome) -> Option<Bytes> {
+    fn reply(&self, codec: &'static dyn Codec, frame: &Frame, raw: &[u8], outcome: Outcome) -> Option<Bytes> {
         match outcome {
             Outcome::Answer(a) => a.map(BytesMut::freeze),
             Outcome::Failed(status, msg) => {
@@ -327,7 +352,7 @@ impl RpcWorker {
 
     fn record(
         &self,
-        codec: &Arc<dyn Codec>,
+        codec: &'static dyn Codec,
         frame: &Frame,
         route: Option<&Route>,
         status: &'static str,

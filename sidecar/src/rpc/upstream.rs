@@ -107,7 +107,7 @@ impl Pending {
 /// One connection to an instance.
 pub struct Upstream {
     addr: SocketAddr,
-    codec: Arc<dyn Codec>,
+    codec: &'static dyn Codec,
     out: Arc<Sink>,
     pending: Mutex<Pending>,
     /// Told when the first fast-path call starts waiting.
@@ -119,7 +119,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    async fn connect(addr: SocketAddr, codec: Arc<dyn Codec>) -> Result<Arc<Self>, CallError> {
+    async fn connect(addr: SocketAddr, codec: &'static dyn Codec) -> Result<Arc<Self>, CallError> {
         let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
         let stream = match connect {
             Ok(Ok(s)) => s,
@@ -340,14 +340,14 @@ impl Pool {
     /// The open connection to `addr` for `codec`, opening it if needed (also
     /// when the pooled one has closed since). Concurrent first callers share
     /// one connect.
-    pub async fn get(&self, addr: SocketAddr, codec: &Arc<dyn Codec>) -> Result<Arc<Upstream>, CallError> {
+    pub async fn get(&self, addr: SocketAddr, codec: &'static dyn Codec) -> Result<Arc<Upstream>, CallError> {
         let key = (addr, codec.name());
         loop {
             let cell = self.conns.lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
             let fresh = !cell.initialized();
             // Boxed: connecting is rare, and its state would otherwise sit in
             // every request's future.
-            let got = cell.get_or_try_init(|| Box::pin(Upstream::connect(addr, codec.clone()))).await;
+            let got = cell.get_or_try_init(|| Box::pin(Upstream::connect(addr, codec))).await;
             match got {
                 Ok(up) if !up.is_closed() => return Ok(up.clone()),
                 Ok(_) => {

@@ -4,7 +4,7 @@
 //! the protocol — none of it written for wrpc. A small server of the protocol
 //! stands for the function (wrpc is our own protocol; this is its real peer).
 
-use crate::support::{metric, rpc_gateway, rpc_gateway_with};
+use crate::support::{echo_routes, metric, rpc_gateway, rpc_gateway_with};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +110,26 @@ async fn one_multiplexed_connection_is_split_per_request_and_ids_are_kept() {
     assert!((150..=250).contains(&two), "{two} of {n} to the 20 % revision");
     let requests = metric(&g.registry, "weft_rpc_requests_total{protocol=\"wrpc\"");
     assert_eq!(requests, f64::from(n));
+}
+
+#[tokio::test]
+async fn a_new_split_applies_from_the_next_request_on_an_open_connection() {
+    let g = rpc_gateway(&[(ECHO, "wrpc")], 0, Duration::from_secs(10)).await;
+    g.endpoints.set("default/echo-00001", vec![server("one").await], 0);
+    g.endpoints.set("default/echo-00002", vec![server("two").await], 0);
+    let mut c = Client::connect(g.addr).await;
+    let mut ask = async |id| {
+        c.send(wrpc::REQUEST, id, ECHO, "echo", "x").await;
+        c.recv().await.unwrap().1
+    };
+    for id in 0..20 {
+        assert_eq!(ask(id).await, "one:x", "the whole split goes to echo-00001");
+    }
+    let policy = Policy { timeout: Some(Duration::from_secs(10)), ..Policy::default() };
+    g.gateway.set_routes(echo_routes(&[(ECHO, "wrpc")], 100, policy));
+    for id in 20..40 {
+        assert_eq!(ask(id).await, "two:x", "the connection's remembered route gave way to the new table");
+    }
 }
 
 #[tokio::test]

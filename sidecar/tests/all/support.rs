@@ -51,6 +51,7 @@ pub async fn get(
 
 pub struct Setup {
     pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
     pub endpoints: Arc<Endpoints>,
     pub registry: Arc<Registry>,
     _stop: tokio_util::sync::DropGuard,
@@ -71,7 +72,21 @@ pub async fn rpc_gateway_with(interfaces: &[(&str, &str)], split: u32, policy: P
     let registry = Arc::new(registry);
     let config = GatewayConfig { domain: "localhost".into() };
     let gw = Arc::new(Gateway::new(config, endpoints.clone(), metrics, registry.clone()));
-    gw.set_routes(RouteTable::new(
+    gw.set_routes(echo_routes(interfaces, split, policy));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let rpc = gw.rpc_worker();
+    let (http, gateway) = (gw.worker(), gw.clone());
+    let token = CancellationToken::new();
+    let serve =
+        weft_sidecar::serve::serve_with(listener, move |r, p| http.clone().handle(r, p), Some(rpc), token.clone());
+    tokio::spawn(serve);
+    Setup { addr, gateway, endpoints, registry, _stop: token.drop_guard() }
+}
+
+/// The routes of [`rpc_gateway_with`]: `split` percent to `echo-00002`.
+pub fn echo_routes(interfaces: &[(&str, &str)], split: u32, policy: Policy) -> RouteTable {
+    RouteTable::new(
         "localhost",
         [FunctionRoute {
             namespace: "default".into(),
@@ -81,16 +96,7 @@ pub async fn rpc_gateway_with(interfaces: &[(&str, &str)], split: u32, policy: P
             interfaces: interfaces.iter().map(|(i, p)| (i.to_string(), p.to_string())).collect(),
             policy: Arc::new(policy),
         }],
-    ));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let rpc = gw.rpc_worker();
-    let http = gw.worker();
-    let token = CancellationToken::new();
-    let serve =
-        weft_sidecar::serve::serve_with(listener, move |r, p| http.clone().handle(r, p), Some(rpc), token.clone());
-    tokio::spawn(serve);
-    Setup { addr, endpoints, registry, _stop: token.drop_guard() }
+    )
 }
 
 /// The sum of the samples whose line starts with `prefix`.
