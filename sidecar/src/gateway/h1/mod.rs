@@ -11,6 +11,7 @@
 
 pub mod chunked;
 pub mod head;
+mod idle;
 mod pool;
 mod relay;
 
@@ -84,6 +85,7 @@ impl H1 {
     ) -> Option<(TcpStream, BytesMut)> {
         let peer_ip = peer.ip().to_string();
         let mut upstream_buf = BytesMut::with_capacity(8 * 1024);
+        let mut waits = idle::Waits::new(shutdown);
         loop {
             let prepared = loop {
                 let mut headers = [EMPTY_HEADER; MAX_HEADERS];
@@ -95,7 +97,7 @@ impl H1 {
                     },
                     Head::Partial => {}
                 }
-                if !read_more(&mut stream, &mut buf, shutdown).await {
+                if !read_more(&mut stream, &mut buf, &mut waits).await {
                     return None;
                 }
             };
@@ -270,18 +272,16 @@ impl H1 {
 
 /// Reads more of a request head; false when the connection is done (closed,
 /// failed, silent too long, or idle at shutdown).
-async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, shutdown: &CancellationToken) -> bool {
+async fn read_more(stream: &mut TcpStream, buf: &mut BytesMut, waits: &mut idle::Waits) -> bool {
     use tokio::io::AsyncReadExt;
     let idle = buf.is_empty();
-    let wait = if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT };
+    waits.start(if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT });
     if buf.capacity() - buf.len() < 4096 {
         buf.reserve(8 * 1024);
     }
-    let read = async {
-        tokio::select! {
-            _ = shutdown.cancelled(), if idle => None,
-            r = tokio::time::timeout(wait, stream.read_buf(buf)) => r.ok().and_then(Result::ok),
-        }
-    };
-    matches!(read.await, Some(n) if n > 0)
+    tokio::select! {
+        biased;
+        r = stream.read_buf(buf) => matches!(r, Ok(n) if n > 0),
+        _ = waits.ended(idle) => false,
+    }
 }
