@@ -25,6 +25,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 
+mod balance;
+use balance::{Balance, Held, Placed, Seat};
+
 /// How long shutdown waits for requests in flight before closing connections.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a new connection may stay silent before its protocol is known.
@@ -50,14 +53,36 @@ pub async fn serve_with<F, Fut>(
     F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
+    serve_seated(listener, handle, rpc, shutdown, None).await
+}
+
+/// [`serve_with`] as one of several workers sharing `listener`: with a
+/// `seat`, connections are spread evenly over the workers.
+async fn serve_seated<F, Fut>(
+    listener: TcpListener,
+    handle: F,
+    rpc: Option<Arc<RpcWorker>>,
+    shutdown: CancellationToken,
+    mut seat: Option<Seat>,
+) where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<Body>> + Send + 'static,
+{
     let builder = Arc::new(Builder::new(TokioExecutor::new()));
     let graceful = GracefulShutdown::new();
     let rpc_conns = TaskTracker::new();
     loop {
-        let (stream, peer) = tokio::select! {
+        let (stream, peer, held) = tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some((stream, peer, held)) = handed(&mut seat) => (stream, peer, Some(held)),
             accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+                Ok((stream, peer)) => match &seat {
+                    None => (stream, peer, None),
+                    Some(seat) => match seat.place(stream, peer) {
+                        Placed::Here(stream, held) => (stream, peer, Some(held)),
+                        Placed::Away => continue,
+                    },
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!(error = %e, "accept failed");
@@ -67,7 +92,7 @@ pub async fn serve_with<F, Fut>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let http = Http { builder: builder.clone(), handle: handle.clone(), peer };
+        let http = Http { builder: builder.clone(), handle: handle.clone(), peer, held };
         match &rpc {
             None => http.serve(stream, graceful.watcher()),
             Some(rpc) => {
@@ -82,11 +107,21 @@ pub async fn serve_with<F, Fut>(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
 }
 
+/// The next connection another worker handed to this one; never, without a seat.
+async fn handed(seat: &mut Option<Seat>) -> Option<(TcpStream, SocketAddr, Held)> {
+    match seat {
+        Some(seat) => seat.handed().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What serving one HTTP connection needs.
 struct Http<F> {
     builder: Arc<Builder<TokioExecutor>>,
     handle: F,
     peer: SocketAddr,
+    /// The worker's count of this connection, dropped when it ends.
+    held: Option<Held>,
 }
 
 impl<F, Fut> Http<F>
@@ -98,7 +133,7 @@ where
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let (h, peer) = (self.handle, self.peer);
+        let (h, peer, held) = (self.handle, self.peer, self.held);
         let svc = service_fn(move |req| {
             let h = h.clone();
             async move { Ok::<_, Infallible>(h(req, peer).await) }
@@ -107,6 +142,7 @@ where
         let conn = watcher.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(held);
         });
     }
 }
@@ -181,8 +217,9 @@ where
     Fut: Future<Output = http::Response<Body>> + Send + 'static,
 {
     let mut threads = Vec::new();
+    let mut seats = Balance::seats(listeners.len()).into_iter();
     for (i, listener) in listeners.into_iter().enumerate() {
-        let ((handle, rpc), token) = (make(), shutdown.clone());
+        let ((handle, rpc), token, seat) = (make(), shutdown.clone(), seats.next());
         let spawned = std::thread::Builder::new().name(format!("weft-worker-{i}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -190,7 +227,7 @@ where
             };
             rt.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(l) => serve_with(l, handle, rpc, token).await,
+                    Ok(l) => serve_seated(l, handle, rpc, token, seat).await,
                     Err(e) => tracing::error!(error = %e, "worker listener"),
                 }
             });
