@@ -7,6 +7,10 @@
 #   gRPC unary (h2load): weft | envoy (2 workers), same h2c upstream
 #   Dubbo (rpc-load):    direct | weft | envoy's dubbo_proxy (2 workers)
 #   Bolt (rpc-load):     direct | weft (2 workers)
+#   Dubbo, Bolt pinned:  the same with the proxy (1 worker) alone on core 1 and
+#                        rpc-load + rpc-echo on core 0, so the ratio says what
+#                        the proxy carries, not what it takes from the client
+#                        and server on shared cores (see bench/README.md)
 #
 # plus each proxy's resident memory after its run and CPU seconds per 10k
 # requests. Upstreams: bare-hello (HTTP/1.1 and h2c) and rpc-echo (answers
@@ -34,7 +38,7 @@ source bench/lib.sh
 # --- upstreams -------------------------------------------------------------
 "$bin/bare-hello" 127.0.0.1:0 > "$work/up1" & pids+=($!)
 "$bin/bare-hello" 127.0.0.1:0 > "$work/up2" & pids+=($!)
-"$bin/rpc-echo" 127.0.0.1:0 > "$work/rpc" & pids+=($!)
+"$bin/rpc-echo" 127.0.0.1:0 > "$work/rpc" & rpc_pid=$!; pids+=($rpc_pid)
 wait_file "$work/up1"; wait_file "$work/up2"; wait_file "$work/rpc"
 up1=$(cat "$work/up1"); up2=$(cat "$work/up2"); rpc=$(cat "$work/rpc")
 p1=${up1##*:}; p2=${up2##*:}; prpc=${rpc##*:}
@@ -183,6 +187,14 @@ h2_() {
   h2load -c"$conns" -m8 -D"$secs" -d "$grpc_body" -H 'content-type: application/grpc' -H 'te: trailers' \
           "http://$1/weft.bench.Hello/Say" ; }
 rpc_() { "$bin/rpc-load" "$1" "$2" 8 32 "$secs"; }
+pinned_() { taskset -c 0 "$bin/rpc-load" "$1" "$2" 8 32 "$secs"; }
+# Pins the RPC server to core 0 and the 1-worker proxies to core 1 (every
+# thread), or gives them all cores back.
+pin() {
+  taskset -apc 0 "$rpc_pid" > /dev/null
+  for p in weft-1 envoy-1; do taskset -apc 1 "${pidof[$p]}" > /dev/null; done
+}
+unpin() { for p in "$rpc_pid" "${pidof[weft-1]}" "${pidof[envoy-1]}"; do taskset -apc "0-$(($(nproc) - 1))" "$p" > /dev/null; done; }
 
 echo "weft sidecar vs reference proxies: ${secs}s per run, $rounds rounds, $conns connections, $(nproc) cores, $(date -u +%FT%TZ)"
 for r in $(seq "$rounds"); do
@@ -197,6 +209,15 @@ for r in $(seq "$rounds"); do
   run dubbo-envoy-2 envoy-2 rpc_ dubbo "${addr[envoy-dubbo-2]}"
   run bolt-direct - rpc_ bolt "$rpc"
   run bolt-weft-2 weft-2 rpc_ bolt "${addr[weft-2]}"
+  if [ "$(nproc)" -ge 2 ]; then
+    pin
+    run dubbo-direct-pin - pinned_ dubbo "$rpc"
+    run dubbo-weft-pin weft-1 pinned_ dubbo "${addr[weft-1]}"
+    run dubbo-envoy-pin envoy-1 pinned_ dubbo "${addr[envoy-dubbo-1]}"
+    run bolt-direct-pin - pinned_ bolt "$rpc"
+    run bolt-weft-pin weft-1 pinned_ bolt "${addr[weft-1]}"
+    unpin
+  fi
   echo "round $r done" >&2
 done
 
@@ -224,7 +245,11 @@ for n in (1, 2):
     ratio(f"http-weft-{n}", f"http-haproxy-{n}")
 ratio("http-weft-2", "direct")
 ratio("grpc-weft-2", "grpc-envoy-2")
-ratio("dubbo-weft-2", "dubbo-direct", "(target >= 0.8)")
-ratio("dubbo-weft-2", "dubbo-envoy-2", "(target >= 1.0)")
-ratio("bolt-weft-2", "bolt-direct", "(target >= 0.8)")
+ratio("dubbo-weft-pin", "dubbo-direct-pin", "(target >= 0.8)")
+ratio("dubbo-weft-pin", "dubbo-envoy-pin", "(target >= 1.0)")
+ratio("bolt-weft-pin", "bolt-direct-pin", "(target >= 0.8)")
+# On shared cores the proxy's CPU comes out of the client's and server's.
+ratio("dubbo-weft-2", "dubbo-direct", "(shared cores)")
+ratio("dubbo-weft-2", "dubbo-envoy-2", "(shared cores)")
+ratio("bolt-weft-2", "bolt-direct", "(shared cores)")
 PY

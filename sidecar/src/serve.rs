@@ -193,7 +193,8 @@ async fn detect_and_serve<F, Fut>(
 /// One listening socket on `addr` (bound exclusively: a second platform on the
 /// same port fails instead of silently sharing it) and `n - 1` duplicates of it,
 /// one per worker. Every worker accepts from the same socket; with one thread per
-/// core the wake-up of an idle worker that finds nothing is cheap.
+/// core the wake-up of an idle worker that finds nothing is cheap. Which worker
+/// serves a connection is then settled by [`balance`] (the fewest served).
 pub fn bind_workers(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let first = std::net::TcpListener::bind(addr)?;
     first.set_nonblocking(true)?;
