@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing weft needs on a fresh Debian 12 machine:
 # the WASI guest toolchains (no rustup wasm target can be downloaded here, so Rust
-# guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc),
-# wrk for the benchmarks, procps (pgrep) for the tests and docker-registry (the
+# guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc +
+# the wasm32 compiler-rt builtins), wrk for the benchmarks, procps (pgrep) for the tests and docker-registry (the
 # CNCF distribution registry) for the OCI module tests. Skips what is
 # already installed.
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 want=${1:-all}
 
-packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14)
+packages=(rustc-web cargo-web rust-web-src lld-22 wasi-libc clang-14 lld-14 libclang-rt-14-dev-wasm32)
 [ "$want" = all ] && packages+=(wrk procps docker-registry)
 [ "$want" = tansu ] && packages=()
 missing=()

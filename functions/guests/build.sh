@@ -4,7 +4,8 @@
 #
 # Rust guests: with rustup's wasm32-wasip1 target when it is installed; otherwise
 # with Debian's rustc-web and -Zbuild-std (rust-web-src), because this machine
-# cannot download the rustup target. C guests: clang-14 and Debian's wasi-libc.
+# cannot download the rustup target. C guests: clang-14, Debian's wasi-libc and
+# its wasm32 compiler-rt builtins (libclang-rt-14-dev-wasm32).
 # The apt packages come from scripts/install-deps.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
