@@ -3,18 +3,28 @@
 //! namespaces, functions and revisions that exist, and status codes.
 
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rustc_hash::FxHashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod sharded;
+pub(crate) use sharded::{Shard, ShardedCounter, ShardedHistogram};
+
 /// 0.5 ms to ~16 s.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.0005, 2.0, 16)
+}
+
 fn latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(latency_buckets())
+}
+
+fn latency_shards() -> ShardedHistogram {
+    ShardedHistogram::new(latency_buckets())
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,10 +43,11 @@ pub struct RevisionLabels {
 
 /// A request count and latency histogram by labels `L`: what every role
 /// (the HTTP ones by [`RequestLabels`], RPC by its own) records per request.
+/// Sharded per thread (see [`sharded`]): the workers record the same series.
 #[derive(Clone)]
 pub(crate) struct RequestMetrics<L> {
-    requests: Family<L, Counter>,
-    duration: Family<L, Histogram, fn() -> Histogram>,
+    requests: Family<L, ShardedCounter>,
+    duration: Family<L, ShardedHistogram, fn() -> ShardedHistogram>,
 }
 
 impl<L> RequestMetrics<L>
@@ -56,7 +67,7 @@ where
         reg: &mut Registry,
         requests_help: &str,
         duration_help: &str,
-        histogram: fn() -> Histogram,
+        histogram: fn() -> ShardedHistogram,
     ) -> Self {
         let requests = Family::default();
         let duration = Family::new_with_constructor(histogram);
@@ -70,11 +81,12 @@ where
         self.duration.get_or_create(labels).observe(took.as_secs_f64());
     }
 
-    /// The series of `labels`, to record into without looking them up again.
+    /// The calling thread's shards of the series of `labels`, to record
+    /// into without looking them up again.
     pub(crate) fn series(&self, labels: &L) -> Series {
         Series {
-            requests: self.requests.get_or_create(labels).clone(),
-            duration: self.duration.get_or_create(labels).clone(),
+            requests: self.requests.get_or_create(labels).shard(),
+            duration: self.duration.get_or_create(labels).shard(),
         }
     }
 }
@@ -111,18 +123,19 @@ impl<K: std::hash::Hash + Eq + Copy> SeriesCache<K> {
     }
 }
 
-/// One label set's request count and latency histogram.
+/// One label set's request count and latency histogram: one thread's
+/// shards of them (so that thread should be the one recording).
 #[derive(Clone)]
 pub(crate) struct Series {
-    requests: Counter,
-    duration: Histogram,
+    requests: Arc<Shard>,
+    duration: Arc<Shard>,
 }
 
 impl Series {
     /// A series in no registry (for tests).
     #[cfg(test)]
     pub(crate) fn detached() -> Self {
-        Self { requests: Counter::default(), duration: Histogram::new([1.0]) }
+        Self { requests: ShardedCounter::default().shard(), duration: ShardedHistogram::new([1.0]).shard() }
     }
 
     pub(crate) fn record(&self, took: Duration) {
@@ -153,7 +166,7 @@ impl GatewayMetrics {
             registry.sub_registry_with_prefix("weft_gateway"),
             "Requests routed, by function, revision and status code",
             "Time to the response headers, by function, revision and status code",
-            latency_histogram,
+            latency_shards,
         );
         let act = registry.sub_registry_with_prefix("weft_activator");
         let held = Family::default();
@@ -190,7 +203,7 @@ impl InstanceMetrics {
             reg,
             "Requests handled, by status code",
             "Request latency including queueing",
-            latency_histogram,
+            latency_shards,
         );
         let (inflight, queued) = (Gauge::default(), Gauge::default());
         reg.register("inflight_requests", "Requests being handled now", inflight.clone());

@@ -3,13 +3,13 @@
 //! protocols are the registered codecs, functions and revisions those that
 //! exist (empty for a request that resolved to none), outcomes a fixed set.
 
-use crate::metrics::{RequestMetrics, Series};
+use crate::metrics::{RequestMetrics, Series, ShardedHistogram};
 use crate::proto::Codec;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,8 +41,8 @@ pub struct FrameErrorLabels {
 }
 
 /// 0.1 ms to ~13 s: RPC answers are often well under a millisecond.
-fn rpc_latency_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 2.0, 18))
+fn rpc_latency_histogram() -> ShardedHistogram {
+    ShardedHistogram::new(exponential_buckets(0.0001, 2.0, 18))
 }
 
 #[derive(Clone)]
