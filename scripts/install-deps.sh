@@ -2,9 +2,9 @@
 # Installs what building and testing weft needs on a fresh Debian 12 machine:
 # the WASI guest toolchains (no rustup wasm target can be downloaded here, so Rust
 # guests use Debian's rustc-web with -Zbuild-std, C guests clang-14 + wasi-libc +
-# the wasm32 compiler-rt builtins), wrk for the benchmarks, procps (pgrep) for the tests and docker-registry (the
-# CNCF distribution registry) for the OCI module tests. Skips what is
-# already installed.
+# the wasm32 compiler-rt builtins), wrk for the benchmarks, procps (pgrep) for
+# the tests and docker-registry (the CNCF distribution registry) for the OCI
+# module tests. Skips what is already installed.
 #
 #   install-deps.sh            everything the tests need
 #   install-deps.sh guests     only the guest toolchains (what the demos need)
