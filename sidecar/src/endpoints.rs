@@ -100,7 +100,10 @@ pub struct Endpoints {
 pub struct Lease {
     instance: Arc<Instance>,
     capacity: usize,
-    wake: Arc<Notify>,
+    /// With a limit only: who is woken when this frees a full instance. Not
+    /// cloned otherwise, as its count would be one more cache line every
+    /// worker writes on every request.
+    wake: Option<Arc<Notify>>,
     meter: Option<Arc<Stats>>,
 }
 
@@ -120,8 +123,10 @@ impl Drop for Lease {
             m.finish(Instant::now());
         }
         let before = self.instance.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if self.capacity > 0 && before >= self.capacity {
-            self.wake.notify_one(); // a full instance has room again: next in line
+        if let Some(wake) = &self.wake
+            && before >= self.capacity
+        {
+            wake.notify_one(); // a full instance has room again: next in line
         }
     }
 }
@@ -205,7 +210,8 @@ impl Endpoints {
         if let Some(m) = &rev.meter {
             m.start(Instant::now());
         }
-        Ok(Lease { instance, capacity: rev.capacity, wake: rev.wake.clone(), meter: rev.meter.clone() })
+        let wake = (rev.capacity > 0).then(|| rev.wake.clone());
+        Ok(Lease { instance, capacity: rev.capacity, wake, meter: rev.meter.clone() })
     }
 
     /// Measures the load of revision `key` here, from the leases taken on its
@@ -281,6 +287,20 @@ mod tests {
         drop(a);
         assert!(futures_now(woken), "a freed slot wakes a held request");
         assert_eq!(e.acquire("ns/r").unwrap().addr(), addr(1));
+    }
+
+    #[test]
+    fn only_a_lease_under_a_limit_holds_the_revisions_waker() {
+        let e = Arc::new(Endpoints::new());
+        e.set("ns/free", vec![addr(1)], 0);
+        e.set("ns/limited", vec![addr(2)], 1);
+        let (free, limited) = (e.waker("ns/free"), e.waker("ns/limited"));
+        let before = (Arc::strong_count(&free), Arc::strong_count(&limited));
+        let leases = [e.acquire("ns/free").unwrap(), e.acquire("ns/limited").unwrap()];
+        assert_eq!(Arc::strong_count(&free), before.0, "no limit: nobody to wake");
+        assert_eq!(Arc::strong_count(&limited), before.1 + 1);
+        drop(leases);
+        assert_eq!(e.acquire("ns/limited").unwrap().addr(), addr(2), "the slot is free again");
     }
 
     #[test]
