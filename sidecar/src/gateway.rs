@@ -9,7 +9,7 @@ use crate::http_util::{Body, error_reply, full, request_host};
 use crate::metrics::{GatewayMetrics, RequestLabels, encode};
 use crate::resilience::RouteState;
 use crate::routing::{Resolved, RouteTable};
-use crate::trace::ensure_traceparent;
+use crate::trace::{ensure_traceparent, trace_id};
 use arc_swap::ArcSwap;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version, header};
@@ -194,9 +194,8 @@ impl GatewayWorker {
                 format!("function {ns}/{name} has no routable revision"),
             );
         };
-        let (traceparent, trace_id) =
-            ensure_traceparent(req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
-        let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id);
+        let traceparent = ensure_traceparent(req.headers().get("traceparent").and_then(|v| v.to_str().ok()));
+        let span = tracing::info_span!("gateway", namespace = %ns, function = %name, revision = %revision, trace_id = %trace_id(&traceparent));
         let resp = self.forward(req, peer, &resolved, revision, &traceparent, grpc).instrument(span).await;
         let code = resp.status().as_u16();
         self.series.record(ns, revision, code, start.elapsed(), || {
@@ -223,11 +222,11 @@ impl GatewayWorker {
         let ejected = Gateway::ejected(state.as_deref(), Instant::now());
         // Held until the response headers arrive: the instance's slot is taken
         // for as long as it works on this request.
-        let lease = match self.gateway.lease(&route.namespace, revision, &ejected).await {
+        let key = revision_key(&route.namespace, revision);
+        let lease = match self.gateway.lease(&route.namespace, revision, &key, &ejected).await {
             Ok(l) => l,
             Err(e) => return e.reply(),
         };
-        let key = revision_key(&resolved.route.namespace, revision);
         let target = lease.target();
         let addr = target.addr;
         let req = match rewrite(req, target, peer, resolved, traceparent, grpc) {
@@ -329,9 +328,11 @@ fn rewrite(
 
 /// Splits a request target at a path route's prefix: the path the function
 /// sees (always starting with `/`) and the prefix stripped (its SCRIPT_NAME).
-fn split_target(target: &str, prefix_len: usize) -> (String, &str) {
+/// `(the rest, the prefix)` of a target whose first `prefix_len` bytes a
+/// path route strips; the rest is borrowed unless a `/` must be put in front.
+fn split_target(target: &str, prefix_len: usize) -> (std::borrow::Cow<'_, str>, &str) {
     let (prefix, rest) = target.split_at(prefix_len.min(target.len()));
-    let rest = if rest.starts_with('/') { rest.to_string() } else { format!("/{rest}") };
+    let rest = if rest.starts_with('/') { rest.into() } else { format!("/{rest}").into() };
     (rest, prefix)
 }
 

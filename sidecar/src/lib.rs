@@ -27,6 +27,7 @@ pub mod grpc;
 pub mod guard;
 pub mod http_util;
 pub mod instance_proxy;
+mod memo;
 pub mod metrics;
 pub mod proto;
 pub mod resilience;

@@ -1,10 +1,13 @@
 //! Where a request goes, as far as it is the same for every request to one
 //! revision over one protocol — the function, its route state, the
-//! revision's endpoints key, the `ok` request series — worked out once per
-//! route table on each worker and shared by those requests. Per request that
-//! saves two string allocations (the revision's name and key), three hashed
-//! string lookups for the series and, for a stateful policy, the state map's
-//! lookup under the gateway's lock; one reference count covers it all.
+//! revision's endpoints key, the request series of its usual outcome (`ok`
+//! for RPC, 200 for HTTP) — worked out once per route table on each worker
+//! and shared by those requests: the RPC workers' and the HTTP/1.1 fast
+//! path's. Per request that saves two string allocations (the revision's
+//! name and key), three hashed string lookups for the series and, for a
+//! stateful policy, the state map's lookup under the gateway's lock; one
+//! reference count covers it all, and it is the worker's own — the shared
+//! route's count, written by every worker, is not touched.
 
 use crate::metrics::Series;
 use crate::resilience::{Policy, RouteState};
@@ -13,7 +16,7 @@ use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex};
 
 /// One revision of a function, as requests over one protocol see it.
-pub(super) struct Route {
+pub(crate) struct Route {
     pub function: Arc<FunctionRoute>,
     pub state: Option<Arc<RouteState>>,
     pub revision: String,
@@ -30,7 +33,7 @@ impl Route {
 
     /// A route in no memo (for tests).
     #[cfg(test)]
-    pub(super) fn detached() -> Arc<Self> {
+    pub(crate) fn detached() -> Arc<Self> {
         let (function, state) = (Arc::default(), None);
         Arc::new(Self { function, state, revision: String::new(), key: String::new(), ok: Series::detached() })
     }
@@ -38,14 +41,14 @@ impl Route {
 
 /// A function's revisions by weight, for one protocol: what a request with
 /// no tag picks from.
-pub(super) struct Split {
+pub(crate) struct Split {
     /// `(route, cumulative weight)`, ascending; no zero weights.
     routes: Vec<(Arc<Route>, u32)>,
 }
 
 impl Split {
     /// A revision with probability proportional to its weight.
-    pub(super) fn pick(&self) -> Option<&Arc<Route>> {
+    pub(crate) fn pick(&self) -> Option<&Arc<Route>> {
         let total = self.routes.last()?.1;
         let roll = fastrand::u32(0..total);
         let i = self.routes.partition_point(|(_, cum)| *cum <= roll);
@@ -58,7 +61,7 @@ impl Split {
 /// is the same, its next request to that service picks from the same split
 /// with no lookup at all.
 #[derive(Default)]
-pub(super) struct Last {
+pub(crate) struct Last {
     /// The route-table generation it holds for.
     generation: u64,
     service: String,
@@ -67,11 +70,11 @@ pub(super) struct Last {
 
 impl Last {
     /// The split of `service`, if this remembers it for `generation`.
-    pub(super) fn split(&self, generation: u64, service: &str) -> Option<&Split> {
+    pub(crate) fn split(&self, generation: u64, service: &str) -> Option<&Split> {
         self.split.as_deref().filter(|_| self.generation == generation && self.service == service)
     }
 
-    pub(super) fn remember(&mut self, generation: u64, service: &str, split: Arc<Split>) {
+    pub(crate) fn remember(&mut self, generation: u64, service: &str, split: Arc<Split>) {
         self.generation = generation;
         self.service.clear();
         self.service.push_str(service);
@@ -100,18 +103,18 @@ struct Inner {
 
 /// A worker's memo (its own: the lock is never contended).
 #[derive(Default)]
-pub(super) struct Memo {
+pub(crate) struct Memo {
     inner: Mutex<Inner>,
 }
 
 /// What the memo needs to fill an entry the first time.
-pub(super) trait Fill {
+pub(crate) trait Fill {
     fn state(&self, route: &FunctionRoute) -> Option<Arc<RouteState>>;
     fn ok_series(&self, protocol: &'static str, route: &FunctionRoute, revision: &str) -> Series;
 }
 
 /// Which function, over which protocol, of which table.
-pub(super) struct Key<'a> {
+pub(crate) struct Key<'a> {
     pub table: &'a Arc<RouteTable>,
     pub route: &'a Arc<FunctionRoute>,
     pub protocol: &'static str,
@@ -119,14 +122,14 @@ pub(super) struct Key<'a> {
 
 impl Memo {
     /// The route to revision `name` of the function.
-    pub(super) fn route(&self, key: Key<'_>, name: &str, fill: &impl Fill) -> Arc<Route> {
+    pub(crate) fn route(&self, key: Key<'_>, name: &str, fill: &impl Fill) -> Arc<Route> {
         let mut inner = self.lock(key.table);
         let function = inner.function(&key, fill);
         function.revision(&key, name, fill)
     }
 
     /// The function's revisions by weight.
-    pub(super) fn split(&self, key: Key<'_>, fill: &impl Fill) -> Arc<Split> {
+    pub(crate) fn split(&self, key: Key<'_>, fill: &impl Fill) -> Arc<Split> {
         let mut inner = self.lock(key.table);
         let function = inner.function(&key, fill);
         if let Some(split) = &function.split {

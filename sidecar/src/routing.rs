@@ -81,6 +81,24 @@ pub struct Resolved {
     pub prefix_len: usize,
 }
 
+/// A lookup's outcome borrowed from the table, for the per-request paths:
+/// no reference count of the shared route is touched (each would bounce its
+/// cache line between the worker threads) and no string is copied.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'a> {
+    pub route: &'a Arc<FunctionRoute>,
+    pub tag_revision: Option<&'a str>,
+    /// As in [`Resolved::prefix_len`].
+    pub prefix_len: usize,
+}
+
+impl Found<'_> {
+    pub fn owned(self) -> Resolved {
+        let (route, tag_revision) = (self.route.clone(), self.tag_revision.map(str::to_string));
+        Resolved { route, tag_revision, prefix_len: self.prefix_len }
+    }
+}
+
 impl Resolved {
     /// The revision to send this request to.
     pub fn pick_revision(&self) -> Option<&str> {
@@ -106,7 +124,8 @@ struct InterfaceEntry {
 pub struct RouteTable {
     domain: String,
     hosts: HashMap<String, HostEntry>,
-    paths: HashMap<(String, String), Arc<FunctionRoute>>,
+    /// By namespace, then name: looked up with the request's `&str`s.
+    paths: HashMap<String, HashMap<String, Arc<FunctionRoute>>>,
     interfaces: HashMap<String, InterfaceEntry>,
 }
 
@@ -146,7 +165,7 @@ impl RouteTable {
             for (tag, rev) in &r.tags {
                 table.hosts.insert(format!("{tag}-{name}.{ns}.{domain}"), HostEntry::Tag(r.clone(), rev.clone()));
             }
-            table.paths.insert((ns.clone(), name.clone()), r);
+            table.paths.entry(ns.clone()).or_default().insert(name.clone(), r);
         }
         table
     }
@@ -157,7 +176,12 @@ impl RouteTable {
 
     /// Looks up by host first (port and case ignored), then by path.
     pub fn resolve(&self, host: Option<&str>, path: &str) -> Option<Resolved> {
-        self.resolve_host(host).or_else(|| self.resolve_path(path))
+        self.find(host, path).map(Found::owned)
+    }
+
+    /// [`Self::resolve`], borrowed from the table.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<Found<'_>> {
+        self.find_host(host).or_else(|| self.find_path(path))
     }
 
     /// Looks up an RPC service by interface name, for a frame of `protocol`;
@@ -180,7 +204,7 @@ impl RouteTable {
 
     /// Every function with a route.
     pub fn functions(&self) -> impl Iterator<Item = &Arc<FunctionRoute>> {
-        self.paths.values()
+        self.paths.values().flat_map(|names| names.values())
     }
 
     /// The function that gets requests for interface `name`: `(namespace, function)`.
@@ -190,30 +214,31 @@ impl RouteTable {
 
     /// Function `name` in `namespace`, as a route with no tag pinned.
     pub fn function(&self, namespace: &str, name: &str) -> Option<Resolved> {
-        let route = self.paths.get(&(namespace.to_string(), name.to_string()))?.clone();
+        let route = self.paths.get(namespace)?.get(name)?.clone();
         Some(Resolved { route, tag_revision: None, prefix_len: 0 })
     }
 
-    fn resolve_host(&self, host: Option<&str>) -> Option<Resolved> {
-        let host = host?.to_ascii_lowercase();
-        let bare = host
-            .rsplit_once(':')
-            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host.as_str(), |(h, _)| h);
+    fn find_host(&self, host: Option<&str>) -> Option<Found<'_>> {
+        let host = host?;
+        // Hosts are usually lower case already: then nothing is allocated.
+        let lower: std::borrow::Cow<'_, str> =
+            if host.bytes().any(|b| b.is_ascii_uppercase()) { host.to_ascii_lowercase().into() } else { host.into() };
+        let bare =
+            lower.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(&*lower, |(h, _)| h);
         let (route, tag_revision) = match self.hosts.get(bare.trim_end_matches('.'))? {
-            HostEntry::Function(r) => (r.clone(), None),
-            HostEntry::Tag(r, rev) => (r.clone(), Some(rev.clone())),
+            HostEntry::Function(r) => (r, None),
+            HostEntry::Tag(r, rev) => (r, Some(rev.as_str())),
         };
-        Some(Resolved { route, tag_revision, prefix_len: 0 })
+        Some(Found { route, tag_revision, prefix_len: 0 })
     }
 
-    fn resolve_path(&self, path: &str) -> Option<Resolved> {
+    fn find_path(&self, path: &str) -> Option<Found<'_>> {
         let rest = path.strip_prefix('/')?;
         let (ns, rest) = rest.split_once('/')?;
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let name = &rest[..end];
-        let route = self.paths.get(&(ns.to_string(), name.to_string()))?.clone();
-        Some(Resolved { route, tag_revision: None, prefix_len: 1 + ns.len() + 1 + name.len() })
+        let route = self.paths.get(ns)?.get(name)?;
+        Some(Found { route, tag_revision: None, prefix_len: 1 + ns.len() + 1 + name.len() })
     }
 }
 

@@ -1,10 +1,10 @@
 //! W3C Trace Context: pass `traceparent` through, or start a trace when a request
 //! arrives without a valid one, so every hop logs the same trace id.
 
-/// Returns a valid `traceparent` for the request and its trace id.
-pub fn ensure_traceparent(incoming: Option<&str>) -> (String, String) {
+/// Returns a valid `traceparent` for the request (its [`trace_id`] is in it).
+pub fn ensure_traceparent(incoming: Option<&str>) -> String {
     if let Some(tp) = incoming.filter(|t| is_valid(t)) {
-        return (tp.to_string(), tp[3..35].to_string());
+        return tp.to_string();
     }
     // Per request without a traceparent: hex by hand, not through `format!`.
     let mut tp = String::with_capacity(55);
@@ -14,8 +14,13 @@ pub fn ensure_traceparent(incoming: Option<&str>) -> (String, String) {
     tp.push('-');
     push_hex(&mut tp, fastrand::u64(1..));
     tp.push_str("-01");
-    let trace_id = tp[3..35].to_string();
-    (tp, trace_id)
+    tp
+}
+
+/// The trace id of a `traceparent` from [`ensure_traceparent`] (only such a
+/// one is valid, and so long enough).
+pub fn trace_id(traceparent: &str) -> &str {
+    traceparent.get(3..35).unwrap_or_default()
 }
 
 /// Appends `v` as 16 lowercase hex digits.
@@ -48,10 +53,11 @@ mod tests {
     #[test]
     fn keeps_valid_and_replaces_invalid() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(ensure_traceparent(Some(tp)), (tp.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736".to_string()));
-        let (new, id) = ensure_traceparent(Some("00-0000-bad"));
-        assert!(is_valid(&new) && new.contains(&id));
+        assert_eq!(ensure_traceparent(Some(tp)), tp);
+        assert_eq!(trace_id(tp), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let new = ensure_traceparent(Some("00-0000-bad"));
+        assert!(is_valid(&new) && trace_id(&new).len() == 32 && trace_id(&new) != "0".repeat(32));
         assert!(!is_valid("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-        assert!(is_valid(&ensure_traceparent(None).0));
+        assert!(is_valid(&ensure_traceparent(None)));
     }
 }

@@ -5,7 +5,7 @@
 
 use super::Gateway;
 use crate::activator::HoldError;
-use crate::endpoints::{Lease, NoLease, Target, revision_key};
+use crate::endpoints::{Lease, NoLease, Target};
 use crate::guard::OnDrop;
 use crate::http_util::{Body, error_reply};
 use crate::metrics::RevisionLabels;
@@ -18,14 +18,20 @@ use tokio::time::Instant;
 impl Gateway {
     /// A lease on an instance of `revision`: at once if one has room, else
     /// after holding the request in the activator until one has.
+    /// `key` is the revision's [`crate::endpoints::revision_key`] (the memo keeps it made);
     /// `avoid` lists instances a retried request already failed on.
-    pub(crate) async fn lease(&self, ns: &str, revision: &str, avoid: &[Target]) -> Result<Lease, LeaseError> {
-        let key = revision_key(ns, revision);
-        match self.endpoints.acquire_avoiding(&key, avoid) {
+    pub(crate) async fn lease(
+        &self,
+        ns: &str,
+        revision: &str,
+        key: &str,
+        avoid: &[Target],
+    ) -> Result<Lease, LeaseError> {
+        match self.endpoints.acquire_avoiding(key, avoid) {
             Ok(l) => Ok(l),
             // Boxed: the hold is the cold path, and its state would otherwise
             // grow every request's future (moved on each spawn) by its size.
-            Err(why) => Box::pin(self.activate(ns, revision, &key, why)).await,
+            Err(why) => Box::pin(self.activate(ns, revision, key, why)).await,
         }
     }
 

@@ -99,3 +99,19 @@ fn the_names_weft_dns_answers_are_host_routes_too() {
     }
     assert!(t.resolve(Some("com.example.rpc"), "/").is_none(), "an RPC interface is not an HTTP host");
 }
+
+#[test]
+fn find_borrows_what_resolve_copies() {
+    let t = RouteTable::new("localhost", [hello(&[("hello-00001", 100)], &[("canary", "hello-00002")])]);
+    let route = t.function("default", "hello").unwrap().route;
+    let count = Arc::strong_count(&route);
+    let by_tag = t.find(Some("canary-hello.default.localhost"), "/").unwrap();
+    let by_path = t.find(Some("127.0.0.1:8080"), "/default/hello/x").unwrap();
+    assert_eq!(Arc::strong_count(&route), count, "no reference taken");
+    assert!(Arc::ptr_eq(by_tag.route, &route) && Arc::ptr_eq(by_path.route, &route));
+    assert_eq!((by_tag.tag_revision, by_tag.prefix_len), (Some("hello-00002"), 0));
+    assert_eq!((by_path.tag_revision, by_path.prefix_len), (None, 14));
+    let owned = by_tag.owned();
+    assert_eq!((owned.tag_revision.as_deref(), Arc::strong_count(&route)), (Some("hello-00002"), count + 1));
+    assert!(t.find(Some("HELLO.DEFAULT.LOCALHOST."), "/").is_some(), "case and a final dot ignored");
+}

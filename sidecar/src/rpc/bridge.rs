@@ -107,7 +107,7 @@ impl RpcWorker {
         let codec = codec.ok_or_else(|| (StatusCode::NOT_FOUND, format!("no {protocol} codec")))?;
         let frame = codec.decode(&raw).map_err(|e| (StatusCode::BAD_REQUEST, format!("the call: {e}")))?;
         let (local, reply) = Local::new();
-        let mut last = super::memo::Last::default(); // one request: nothing to remember
+        let mut last = crate::memo::Last::default(); // one request: nothing to remember
         self.dispatch(codec, frame, raw, reply, tokio::time::Instant::now(), &mut last);
         let answer = local.answer().await;
         if answer.is_empty() {

@@ -6,11 +6,11 @@
 //! the others on a multiplexed connection.
 
 use super::RpcWorker;
-use super::memo::Last;
 use super::metrics::{FrameErrorLabels, ProtocolLabels};
 use super::read_ahead::ReadAhead;
 use super::sink::{Sink, write_loop};
 use crate::guard::OnDrop;
+use crate::memo::Last;
 use crate::proto::{Codec, DecodeError, Frame, Kind};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;

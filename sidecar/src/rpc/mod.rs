@@ -8,7 +8,6 @@
 pub mod bridge;
 pub mod downstream;
 mod inline;
-mod memo;
 pub mod metrics;
 mod read_ahead;
 mod sink;
@@ -16,6 +15,7 @@ pub mod upstream;
 
 use crate::endpoints::Target;
 use crate::gateway::{Gateway, LeaseError, Refusal};
+use crate::memo::{self, Last, Route, Split};
 use crate::proto::{Codec, Frame, Kind, Status};
 use crate::resilience::RouteState;
 use crate::routing::FunctionRoute;
@@ -23,7 +23,6 @@ use crate::routing::ServiceError;
 use bytes::{Bytes, BytesMut};
 use downstream::Reply;
 use inline::Inline;
-use memo::{Last, Route, Split};
 use metrics::{RpcLabels, RpcMetrics};
 use std::sync::Arc;
 use std::time::Duration;
@@ -280,8 +279,8 @@ impl RpcWorker {
     /// call. The outcome counts towards the instance's health.
     async fn attempt(&self, call: &Call, avoid: &mut Vec<Target>) -> Result<Option<BytesMut>, Failure> {
         let route = &call.route;
-        let lease =
-            self.gateway.lease(&route.function.namespace, &route.revision, avoid).await.map_err(Failure::from)?;
+        let (ns, revision) = (&route.function.namespace, &route.revision);
+        let lease = self.gateway.lease(ns, revision, &route.key, avoid).await.map_err(Failure::from)?;
         let target = lease.target();
         if target.replica.is_some() {
             let msg = format!("revision {} serves HTTP only (a wasm function)", route.revision);

@@ -252,3 +252,48 @@ async fn a_client_that_stops_mid_body_leaves_the_gateway_serving() {
     let got = read_response(&mut s, &mut buf, false).await;
     assert_eq!((got.status, got.header("connection")), (400, Some("close")));
 }
+
+/// Answers every request with `name`.
+async fn named(name: &'static str) -> SocketAddr {
+    serve(move |_: http::Request<hyper::body::Incoming>, _| async move { Response::new(full(name)) }).await.0
+}
+
+async fn get_from(s: &mut TcpStream, buf: &mut Vec<u8>, host: &str) -> Got {
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    read_response(s, buf, false).await
+}
+
+/// The requests of `revision` answered `code`.
+fn requests(g: &Setup, revision: &str, code: u16) -> f64 {
+    let labels = format!("namespace=\"default\",function=\"echo\",revision=\"{revision}\",code=\"{code}\"");
+    metric(&g.registry, &format!("weft_gateway_requests_total{{{labels}}}"))
+}
+
+#[tokio::test]
+async fn split_tags_and_a_new_route_table_on_one_connection() {
+    let g = rpc_gateway_with(&[], 30, Default::default()).await;
+    g.endpoints.set("default/echo-00001", vec![named("one").await], 0);
+    g.endpoints.set("default/echo-00002", vec![named("two").await], 0);
+    let mut s = TcpStream::connect(g.addr).await.unwrap();
+    let mut buf = Vec::new();
+    let mut two = 0;
+    for _ in 0..400 {
+        two += usize::from(get_from(&mut s, &mut buf, "echo.default.localhost").await.body == "two");
+    }
+    // 30 % of 400 is 120, one standard deviation 9.2: this is over four.
+    assert!((80..160).contains(&two), "{two} of 400 to echo-00002");
+    for _ in 0..20 {
+        assert_eq!(get_from(&mut s, &mut buf, "Canary-Echo.default.localhost").await.body, "two", "the tag pins");
+    }
+    // A new table sends everything to echo-00001: nothing of the old one sticks.
+    g.gateway.set_routes(echo_routes(&[], 0, Default::default()));
+    for _ in 0..50 {
+        assert_eq!(get_from(&mut s, &mut buf, "echo.default.localhost").await.body, "one");
+    }
+    let (one, two) = (400 - two as u32 + 50, two as u32 + 20);
+    assert_eq!((requests(&g, "echo-00001", 200), requests(&g, "echo-00002", 200)), (one.into(), two.into()));
+    // Another status has a series of its own.
+    g.endpoints.set("default/echo-00001", Vec::<SocketAddr>::new(), 0);
+    assert_eq!(get_from(&mut s, &mut buf, "echo.default.localhost").await.status, 503);
+    assert_eq!(requests(&g, "echo-00001", 503), 1.0);
+}

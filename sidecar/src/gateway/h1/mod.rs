@@ -16,11 +16,12 @@ mod pool;
 mod relay;
 
 use super::Gateway;
-use crate::endpoints::revision_key;
 use crate::http_util::{Body, error_reply};
-use crate::metrics::{RequestLabels, SeriesCache};
-use crate::routing::Resolved;
-use crate::trace::ensure_traceparent;
+use crate::memo::{self, Memo, Route};
+use crate::metrics::{RequestLabels, Series, SeriesCache};
+use crate::resilience::RouteState;
+use crate::routing::{Found, FunctionRoute, RouteTable};
+use crate::trace::{ensure_traceparent, trace_id};
 use bytes::{Buf, BytesMut};
 use head::{Forwarding, Framing, Head, MAX_HEADERS};
 use http::{Response, StatusCode};
@@ -41,10 +42,14 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an idle keep-alive client connection is kept.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// One worker's fast path: its own instance connections and metric series.
+/// One worker's fast path: its own instance connections, routes and metric
+/// series.
 pub struct H1 {
     gateway: Arc<Gateway>,
     pool: pool::Pool,
+    /// Per revision: its key, route state and 200 series (see [`memo`]).
+    memo: Memo,
+    /// Series of the other status codes.
     series: SeriesCache<u16>,
 }
 
@@ -54,9 +59,8 @@ struct Prepared {
     framing: Framing,
     close: bool,
     head_request: bool,
-    resolved: Resolved,
-    revision: String,
-    trace_id: String,
+    route: Arc<Route>,
+    traceparent: String,
     /// The instance's request head so far (no final CRLF).
     out: Vec<u8>,
 }
@@ -70,7 +74,7 @@ enum Next {
 
 impl H1 {
     pub fn new(gateway: Arc<Gateway>) -> Self {
-        Self { gateway, pool: pool::Pool::default(), series: SeriesCache::default() }
+        Self { gateway, pool: pool::Pool::default(), memo: Memo::default(), series: SeriesCache::default() }
     }
 
     /// Serves `stream`'s requests (its first bytes are in `buf`) while they are
@@ -102,7 +106,8 @@ impl H1 {
                 }
             };
             buf.advance(prepared.head_len);
-            let span = tracing::info_span!("gateway", namespace = %prepared.resolved.route.namespace, function = %prepared.resolved.route.name, revision = %prepared.revision, trace_id = %prepared.trace_id);
+            let (function, revision) = (&prepared.route.function, &prepared.route.revision);
+            let span = tracing::info_span!("gateway", namespace = %function.namespace, function = %function.name, revision = %revision, trace_id = %trace_id(&prepared.traceparent));
             let next = self.exchange(&mut stream, &mut buf, &mut upstream_buf, prepared).instrument(span).await;
             if next == Next::Close || shutdown.is_cancelled() {
                 let _ = stream.shutdown().await;
@@ -117,12 +122,12 @@ impl H1 {
         if h.target.starts_with(crate::rpc::bridge::PREFIX) {
             return None;
         }
-        let routes = self.gateway.routes.load();
+        let routes = self.gateway.routes();
         let path = h.target.split('?').next().unwrap_or("/");
-        let resolved = routes.resolve(Some(h.host), path)?;
-        let revision = resolved.pick_revision()?.to_string();
-        let (rest, script_name) = super::split_target(h.target, resolved.prefix_len);
-        let (traceparent, trace_id) = ensure_traceparent(h.traceparent);
+        let found = routes.find(Some(h.host), path)?;
+        let route = self.pick(&routes, found)?;
+        let (rest, script_name) = super::split_target(h.target, found.prefix_len);
+        let traceparent = ensure_traceparent(h.traceparent);
         let forwarding = Forwarding { rest: &rest, script_name, host: h.host, peer_ip, traceparent: &traceparent };
         let mut out = Vec::with_capacity(h.len + 256);
         head::upstream_head(&mut out, h.method, headers, &forwarding);
@@ -131,11 +136,20 @@ impl H1 {
             framing: h.framing,
             close: h.close,
             head_request: h.method == "HEAD",
-            resolved,
-            revision,
-            trace_id,
+            route,
+            traceparent,
             out,
         })
+    }
+
+    /// The revision a request to `found` goes to: its tag's, else one by
+    /// weight. `None`: the function has no routable revision.
+    fn pick(&self, routes: &Arc<RouteTable>, found: Found<'_>) -> Option<Arc<Route>> {
+        let key = memo::Key { table: routes, route: found.route, protocol: "http" };
+        match found.tag_revision {
+            Some(revision) => Some(self.memo.route(key, revision, self)),
+            None => self.memo.split(key, self).pick().cloned(),
+        }
     }
 
     /// Admits, leases, relays one request and its response.
@@ -147,16 +161,19 @@ impl H1 {
         mut p: Prepared,
     ) -> Next {
         let start = Instant::now();
-        let route = p.resolved.route.clone();
-        let state = self.gateway.route_state(&route);
-        let refused = match self.gateway.guard(&route, state.as_deref()).await {
+        let route = p.route.clone();
+        let (function, state) = (&route.function, route.state.as_deref());
+        let refused = match self.gateway.guard(function, state).await {
             Err(refusal) => Some(refusal.reply()),
             Ok(()) => None,
         };
-        let ejected = Gateway::ejected(state.as_deref(), Instant::now());
+        let ejected = Gateway::ejected(state, Instant::now());
         let lease = match refused {
             Some(reply) => Err(reply),
-            None => self.gateway.lease(&route.namespace, &p.revision, &ejected).await.map_err(|e| e.reply()),
+            None => {
+                let leased = self.gateway.lease(&function.namespace, &route.revision, &route.key, &ejected).await;
+                leased.map_err(|e| e.reply())
+            }
         };
         let lease = match lease {
             Ok(l) => l,
@@ -177,24 +194,24 @@ impl H1 {
             }
         };
         let sent = relay::send(&self.pool, target.addr, &p.out, client, buf, left, whole, upstream_buf, p.head_request);
-        let sent = match route.policy.timeout {
+        let sent = match route.policy().timeout {
             Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
             None => Ok(sent.await),
         };
         drop(lease);
         let ok = matches!(&sent, Ok(Ok((_, h))) if h.status < 500);
-        Gateway::record_health(&route, state.as_deref(), &p.revision, target, ok);
-        let key = || revision_key(&route.namespace, &p.revision);
+        Gateway::record_health(function, state, &route.revision, target, ok);
+        let key = &route.key;
         let (upstream, head) = match sent {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e.error, instance = %target.addr, "forward to instance failed");
-                let msg = format!("instance {} of {} did not answer: {}", target.addr, key(), e.error);
+                let msg = format!("instance {} of {key} did not answer: {}", target.addr, e.error);
                 let reply = error_reply(StatusCode::BAD_GATEWAY, msg);
                 return self.answer(client, reply, e.body_read, &p, start).await;
             }
             Err(t) => {
-                let msg = format!("instance {} of {} sent no response headers within {t:?}", target.addr, key());
+                let msg = format!("instance {} of {key} sent no response headers within {t:?}", target.addr);
                 // Part of the request may still be unread: the connection ends.
                 let reply = error_reply(StatusCode::GATEWAY_TIMEOUT, msg);
                 return self.answer(client, reply, false, &p, start).await;
@@ -262,12 +279,29 @@ impl H1 {
     }
 
     fn record(&self, p: &Prepared, code: u16, start: Instant) {
-        let (ns, name) = (p.resolved.route.namespace.as_str(), p.resolved.route.name.as_str());
-        self.series.record(ns, &p.revision, code, start.elapsed(), || {
-            let (namespace, function, revision) = (ns.to_string(), name.to_string(), p.revision.clone());
-            self.gateway.metrics.series(&RequestLabels { namespace, function, revision, code })
-        });
+        let (r, took) = (&p.route, start.elapsed());
+        if code == 200 {
+            return r.ok.record(took); // the usual case: the series is at hand
+        }
+        let (ns, name) = (r.function.namespace.as_str(), r.function.name.as_str());
+        self.series
+            .record(ns, &r.revision, code, took, || self.gateway.metrics.series(&labels(ns, name, &r.revision, code)));
     }
+}
+
+impl memo::Fill for H1 {
+    fn state(&self, route: &FunctionRoute) -> Option<Arc<RouteState>> {
+        self.gateway.route_state(route)
+    }
+
+    fn ok_series(&self, _: &'static str, route: &FunctionRoute, revision: &str) -> Series {
+        self.gateway.metrics.series(&labels(&route.namespace, &route.name, revision, 200))
+    }
+}
+
+fn labels(ns: &str, function: &str, revision: &str, code: u16) -> RequestLabels {
+    let (namespace, function, revision) = (ns.to_string(), function.to_string(), revision.to_string());
+    RequestLabels { namespace, function, revision, code }
 }
 
 /// Reads more of a request head; false when the connection is done (closed,
