@@ -16,7 +16,7 @@
 # requests. Upstreams: bare-hello (HTTP/1.1 and h2c) and rpc-echo (answers
 # Dubbo/Bolt with frames captured from real peers). Each case runs `rounds`
 # times, interleaved; medians are printed, then the ratios the sidecar issue
-# sets targets for. Usage:
+# sets targets for, each with the range of its per-round ratios. Usage:
 #   bash bench/proxy.sh [seconds-per-run] [rounds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -237,13 +237,25 @@ for case, rs in rows.items():
     print(f"{case:16} {m:15.0f} {mid[1]:>9} {mid[2]:>9} {mem:>8} {mid[4]:>9}  {len(rs)}")
 def ratio(a, b, target=""):
     if a in med and b in med and med[b]:
-        print(f"{a}/{b} = {med[a] / med[b]:.2f} {target}")
+        # Rounds interleave the cases, so round i of a and of b ran minutes
+        # apart at most: their ratios show how far this machine moves it.
+        per = sorted(x[0] / y[0] for x, y in zip(rows[a], rows[b]) if y[0])
+        spread = f"rounds {per[0]:.2f}-{per[-1]:.2f}" if len(per) > 1 else ""
+        print(f"{a}/{b} = {med[a] / med[b]:.2f} {target} {spread}")
 print()
 for n in (1, 2):
     ratio(f"http-weft-{n}", f"http-nginx-{n}", "(target >= 1.0)")
     ratio(f"http-weft-{n}", f"http-envoy-{n}", "(target >= 2.0)")
     ratio(f"http-weft-{n}", f"http-haproxy-{n}")
 ratio("http-weft-2", "direct")
+def cost(a, b):
+    # CPU per request is steadier than throughput on shared cores: > 1 means
+    # b spent more of it than a per request.
+    cpu = lambda c: statistics.median(float(r[4]) for r in rows[c]) if c in rows and rows[c][0][4] != "-" else 0
+    if cpu(a) and cpu(b):
+        print(f"CPU per request {b}/{a} = {cpu(b) / cpu(a):.2f}")
+for n in (1, 2):
+    cost(f"http-weft-{n}", f"http-nginx-{n}")
 ratio("grpc-weft-2", "grpc-envoy-2")
 ratio("dubbo-weft-pin", "dubbo-direct-pin", "(target >= 0.8)")
 ratio("dubbo-weft-pin", "dubbo-envoy-pin", "(target >= 1.0)")
