@@ -199,8 +199,7 @@ impl GatewayWorker {
         let resp = self.forward(req, peer, &resolved, revision, &traceparent, grpc).instrument(span).await;
         let code = resp.status().as_u16();
         self.series.record(ns, revision, code, start.elapsed(), || {
-            let (namespace, function, revision) = (ns.to_string(), name.to_string(), revision.to_string());
-            self.gateway.metrics.series(&RequestLabels { namespace, function, revision, code })
+            self.gateway.metrics.series(&RequestLabels::new(ns, name, revision, code))
         });
         resp
     }
@@ -327,9 +326,8 @@ fn rewrite(
 }
 
 /// Splits a request target at a path route's prefix: the path the function
-/// sees (always starting with `/`) and the prefix stripped (its SCRIPT_NAME).
-/// `(the rest, the prefix)` of a target whose first `prefix_len` bytes a
-/// path route strips; the rest is borrowed unless a `/` must be put in front.
+/// sees (always starting with `/`; borrowed unless the `/` must be added)
+/// and the prefix stripped (its SCRIPT_NAME).
 fn split_target(target: &str, prefix_len: usize) -> (std::borrow::Cow<'_, str>, &str) {
     let (prefix, rest) = target.split_at(prefix_len.min(target.len()));
     let rest = if rest.starts_with('/') { rest.into() } else { format!("/{rest}").into() };

@@ -35,6 +35,13 @@ pub struct RequestLabels {
     pub code: u16,
 }
 
+impl RequestLabels {
+    pub fn new(namespace: &str, function: &str, revision: &str, code: u16) -> Self {
+        let (namespace, function, revision) = (namespace.to_string(), function.to_string(), revision.to_string());
+        Self { namespace, function, revision, code }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RevisionLabels {
     pub namespace: String,

@@ -284,8 +284,9 @@ impl H1 {
             return r.ok.record(took); // the usual case: the series is at hand
         }
         let (ns, name) = (r.function.namespace.as_str(), r.function.name.as_str());
-        self.series
-            .record(ns, &r.revision, code, took, || self.gateway.metrics.series(&labels(ns, name, &r.revision, code)));
+        self.series.record(ns, &r.revision, code, took, || {
+            self.gateway.metrics.series(&RequestLabels::new(ns, name, &r.revision, code))
+        });
     }
 }
 
@@ -295,13 +296,8 @@ impl memo::Fill for H1 {
     }
 
     fn ok_series(&self, _: &'static str, route: &FunctionRoute, revision: &str) -> Series {
-        self.gateway.metrics.series(&labels(&route.namespace, &route.name, revision, 200))
+        self.gateway.metrics.series(&RequestLabels::new(&route.namespace, &route.name, revision, 200))
     }
-}
-
-fn labels(ns: &str, function: &str, revision: &str, code: u16) -> RequestLabels {
-    let (namespace, function, revision) = (ns.to_string(), function.to_string(), revision.to_string());
-    RequestLabels { namespace, function, revision, code }
 }
 
 /// Reads more of a request head; false when the connection is done (closed,
