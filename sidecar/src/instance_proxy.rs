@@ -99,12 +99,8 @@ impl<H: Handler> InstanceProxy<H> {
         let trace = req.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let span = tracing::info_span!("instance", namespace = %self.config.namespace, function = %self.config.function, revision = %self.config.revision, traceparent = %trace);
         let resp = self.admit(req, peer).instrument(span).await;
-        let labels = RequestLabels {
-            namespace: self.config.namespace.clone(),
-            function: self.config.function.clone(),
-            revision: self.config.revision.clone(),
-            code: resp.status().as_u16(),
-        };
+        let c = &self.config;
+        let labels = RequestLabels::new(&c.namespace, &c.function, &c.revision, resp.status().as_u16());
         self.metrics.record(&labels, start.elapsed());
         resp
     }
