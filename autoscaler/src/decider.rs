@@ -87,7 +87,8 @@ impl Decider {
     }
 }
 
-fn excess_burst_capacity(spec: &ScalingSpec, ready: u32, panic: f64) -> Option<f64> {
+/// Capacity left over a burst of `targetBurstCapacity`; `None` with TBC -1.
+pub(crate) fn excess_burst_capacity(spec: &ScalingSpec, ready: u32, panic: f64) -> Option<f64> {
     match spec.target_burst_capacity {
         t if t < 0.0 => None,
         0.0 => Some(0.0),

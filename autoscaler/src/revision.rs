@@ -86,8 +86,14 @@ impl RevisionAutoscaler {
         let observed = metric
             .average(now, self.spec.stable_window)
             .map(|stable| (stable, metric.average(now, self.spec.panic_window).unwrap_or(0.0)));
-        let (mut desired, mut panicking, mut ebc) = (self.last, false, Some(0.0));
+        // Before any report the load is taken as zero, but the burst capacity is
+        // still computed: the activator stays in front of a new revision's first
+        // instance until it can absorb a burst on its own (a burst right after
+        // the first instance got ready was otherwise sent past the activator and
+        // overflowed that instance's queue).
         let (stable, panic) = observed.unwrap_or((0.0, 0.0));
+        let ebc = crate::decider::excess_burst_capacity(&self.spec, ready, panic);
+        let (mut desired, mut panicking, mut ebc) = (self.last, false, ebc);
         if observed.is_some() {
             let r = self.decider.scale(&self.spec, stable, panic, ready, reachable, now);
             (desired, panicking, ebc) = (r.desired, r.panicking, r.excess_burst_capacity);

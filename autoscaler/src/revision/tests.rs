@@ -131,6 +131,17 @@ fn activator_path_follows_target_burst_capacity() {
 }
 
 #[test]
+fn before_any_report_the_activator_stays_in_front_of_a_small_revision() {
+    // A tick between the first instance getting ready and its first report: no
+    // load observed, yet 1 ready x 1 - 200 < 0, so a burst must still be held.
+    let t0 = Instant::now();
+    let mut one = autoscaler(&[("target", "1")], t0);
+    assert!(one.tick(t0, 1, true).activator_in_path);
+    let mut only_at_zero = autoscaler(&[("target-burst-capacity", "0")], t0);
+    assert!(!only_at_zero.tick(t0, 1, true).activator_in_path);
+}
+
+#[test]
 fn retention_and_disabled_scale_to_zero() {
     let t0 = Instant::now();
     let mut a = autoscaler(&[("scale-to-zero-pod-retention-period", "2m")], t0);
