@@ -145,6 +145,14 @@ impl Controller {
         }
         // Plan again with the revisions' fresh status for the function's status.
         let plan = plan_function(&function, &revisions, &self.base, &now);
+        // Routes first, then the status: a client that waits for Ready (`weft
+        // apply`) must find the route in place. Published after the status,
+        // a request sent at once could get a 404.
+        if function.status.as_ref().map(|s| &s.traffic) != Some(&plan.status.traffic) {
+            let mut routed = function.clone();
+            routed.status = Some(plan.status.clone());
+            self.publish_routes_with(Some(&routed));
+        }
         self.store.update_status::<Function>(ns, name, &plan.status)?;
         Ok(())
     }
@@ -222,8 +230,24 @@ impl Controller {
     }
 
     fn publish_routes(&self) {
+        self.publish_routes_with(None);
+    }
+
+    /// Publishes the routes of every stored Function, with `updated` in place
+    /// of its stored copy (a status about to be written).
+    fn publish_routes_with(&self, updated: Option<&Function>) {
         match self.store.list::<Function>(None) {
-            Ok(fns) => {
+            Ok(mut fns) => {
+                if let Some(u) = updated {
+                    let same = |f: &Function| {
+                        f.metadata.namespace == u.metadata.namespace && f.metadata.name == u.metadata.name
+                    };
+                    // In place, so the table is built in the store's order.
+                    match fns.iter_mut().find(|f| same(f)) {
+                        Some(f) => *f = u.clone(),
+                        None => fns.push(u.clone()),
+                    }
+                }
                 let table = routes::table(&self.base.domain, &fns);
                 self.services.update(&table);
                 self.gateway.set_routes(table);

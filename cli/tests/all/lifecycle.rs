@@ -145,3 +145,17 @@ fn a_crashed_instance_is_restarted() {
     });
     assert!(!alive(before[0]) && alive(after[1]), "{before:?} -> {after:?}");
 }
+
+#[test]
+fn a_function_is_routable_as_soon_as_apply_reports_it_ready() {
+    // `weft apply` waits for Ready; the route must already be in place then
+    // (it was published after the status, so a request sent at once could
+    // get a 404). A race: each round is one more chance to hit it.
+    let p = Platform::start();
+    for i in 0..5 {
+        let name = format!("hello{i}");
+        p.apply(&format!("{name}.yaml"), &function_yaml(&name, "hello", "", ""));
+        let (code, body) = p.get(None, &format!("/default/{name}/"));
+        assert_eq!(code, 200, "{name} right after apply: {body}");
+    }
+}
