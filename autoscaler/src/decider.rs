@@ -20,8 +20,6 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScaleResult {
     pub desired: u32,
-    /// `None` when the activator must stay in the path regardless (TBC -1).
-    pub excess_burst_capacity: Option<f64>,
     pub panicking: bool,
 }
 
@@ -68,11 +66,7 @@ impl Decider {
         if let Some(w) = self.delay.as_mut() {
             desired = w.record(now, desired);
         }
-        ScaleResult {
-            desired,
-            excess_burst_capacity: excess_burst_capacity(spec, ready, panic),
-            panicking: self.panic_since.is_some(),
-        }
+        ScaleResult { desired, panicking: self.panic_since.is_some() }
     }
 
     fn update_panic(&mut self, over: bool, spec: &ScalingSpec, now: Instant) {
@@ -87,7 +81,9 @@ impl Decider {
     }
 }
 
-/// Capacity left over a burst of `targetBurstCapacity`; `None` with TBC -1.
+/// Capacity left over a burst of `targetBurstCapacity` (Knative's rule: ready x
+/// per-instance capacity - TBC - panic-window load); `None` with TBC -1, when
+/// the activator stays in the path regardless.
 pub(crate) fn excess_burst_capacity(spec: &ScalingSpec, ready: u32, panic: f64) -> Option<f64> {
     match spec.target_burst_capacity {
         t if t < 0.0 => None,

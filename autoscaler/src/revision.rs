@@ -14,7 +14,7 @@
 //! A request to a revision at zero is held by the activator, which records it as
 //! load here ([`RevisionAutoscaler::record`]) and asks for a tick at once.
 
-use crate::decider::Decider;
+use crate::decider::{Decider, excess_burst_capacity};
 use crate::spec::{Metric, ScalingSpec};
 use crate::window::Buckets;
 use tokio::time::Instant;
@@ -86,18 +86,16 @@ impl RevisionAutoscaler {
         let observed = metric
             .average(now, self.spec.stable_window)
             .map(|stable| (stable, metric.average(now, self.spec.panic_window).unwrap_or(0.0)));
-        // Before any report the load is taken as zero, but the burst capacity is
-        // still computed: the activator stays in front of a new revision's first
-        // instance until it can absorb a burst on its own (a burst right after
-        // the first instance got ready was otherwise sent past the activator and
-        // overflowed that instance's queue).
+        let (mut desired, mut panicking) = (self.last, false);
         let (stable, panic) = observed.unwrap_or((0.0, 0.0));
-        let ebc = crate::decider::excess_burst_capacity(&self.spec, ready, panic);
-        let (mut desired, mut panicking, mut ebc) = (self.last, false, ebc);
         if observed.is_some() {
             let r = self.decider.scale(&self.spec, stable, panic, ready, reachable, now);
-            (desired, panicking, ebc) = (r.desired, r.panicking, r.excess_burst_capacity);
+            (desired, panicking) = (r.desired, r.panicking);
         }
+        // Also before any report (load then zero): the activator stays in front
+        // of a new revision's first instance until it can absorb a burst on its
+        // own (a burst in that window otherwise overflowed the instance's queue).
+        let ebc = excess_burst_capacity(&self.spec, ready, panic);
         // A revision counts as active from its first ready instance, so even one
         // that never gets traffic waits a stable window + grace before zero.
         if ready > 0 && self.active_since.is_none() && self.inactive_since.is_none() {

@@ -92,13 +92,10 @@ fn scale_down_delay_holds_the_higher_count() {
 
 #[test]
 fn excess_burst_capacity_follows_target_burst_capacity() {
-    let t0 = Instant::now();
     let spec = spec_with(&[]);
     // 3 ready x 100 capacity - 200 burst - 50 in flight.
-    assert_eq!(Decider::new(&spec).scale(&spec, 50.0, 50.0, 3, true, t0).excess_burst_capacity, Some(50.0));
-    assert_eq!(Decider::new(&spec).scale(&spec, 150.0, 150.0, 3, true, t0).excess_burst_capacity, Some(-50.0));
-    let always = spec_with(&[("target-burst-capacity", "-1")]);
-    assert_eq!(Decider::new(&always).scale(&always, 0.0, 0.0, 3, true, t0).excess_burst_capacity, None);
-    let never = spec_with(&[("target-burst-capacity", "0")]);
-    assert_eq!(Decider::new(&never).scale(&never, 500.0, 500.0, 1, true, t0).excess_burst_capacity, Some(0.0));
+    assert_eq!(excess_burst_capacity(&spec, 3, 50.0), Some(50.0));
+    assert_eq!(excess_burst_capacity(&spec, 3, 150.0), Some(-50.0));
+    assert_eq!(excess_burst_capacity(&spec_with(&[("target-burst-capacity", "-1")]), 3, 0.0), None);
+    assert_eq!(excess_burst_capacity(&spec_with(&[("target-burst-capacity", "0")]), 1, 500.0), Some(0.0));
 }

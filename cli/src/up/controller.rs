@@ -147,8 +147,9 @@ impl Controller {
         let plan = plan_function(&function, &revisions, &self.base, &now);
         // Routes first, then the status: a client that waits for Ready (`weft
         // apply`) must find the route in place. Published after the status,
-        // a request sent at once could get a 404.
-        if function.status.as_ref().map(|s| &s.traffic) != Some(&plan.status.traffic) {
+        // a request sent at once could get a 404. Any change counts (traffic,
+        // or a new generation whose spec changed its hosts or interfaces).
+        if function.status.as_ref() != Some(&plan.status) {
             let mut routed = function.clone();
             routed.status = Some(plan.status.clone());
             self.publish_routes_with(Some(&routed));
