@@ -4,7 +4,7 @@
 //! strings; only those are read.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Names, Status, TAG_HEADER, be, whole};
+use super::{Codec, DecodeError, DecodeMemo, Detect, Frame, Headers, Kind, Names, Status, TAG_HEADER, be, whole};
 
 const NAME: &str = "dubbo";
 const HEADER: usize = 16;
@@ -39,28 +39,11 @@ impl Codec for Dubbo {
     }
 
     fn decode(&self, buf: &[u8]) -> Result<Frame, DecodeError> {
-        if buf.len() < HEADER {
-            return Err(DecodeError::Incomplete);
-        }
-        if buf[..2] != [0xda, 0xbb] {
-            return Err(DecodeError::malformed(NAME, "bad magic"));
-        }
-        let body_len = be::<4>(buf, 12).unwrap_or(0);
-        let len = whole(NAME, buf, HEADER as u64 + body_len)?;
-        let flag = buf[2];
-        let mut frame = Frame {
-            len,
-            request_id: be::<8>(buf, 4).unwrap_or(0),
-            kind: kind(flag),
-            heartbeat: flag & FLAG_EVENT != 0,
-            status: u16::from(buf[3]),
-            body: HEADER..len,
-            ..Frame::default()
-        };
-        if frame.is_request() && !frame.heartbeat {
-            read_invocation(&mut frame, flag, &buf[HEADER..len])?;
-        }
-        Ok(frame)
+        decode(buf, None)
+    }
+
+    fn decode_with(&self, buf: &[u8], memo: &mut DecodeMemo) -> Result<Frame, DecodeError> {
+        decode(buf, Some(memo))
     }
 
     fn set_request_id(&self, frame: &mut [u8], id: u64) {
@@ -84,6 +67,33 @@ impl Codec for Dubbo {
     }
 }
 
+/// Reads a frame's header, and a request's names (from `memo` when they are
+/// written as the connection's last request wrote them).
+fn decode(buf: &[u8], memo: Option<&mut DecodeMemo>) -> Result<Frame, DecodeError> {
+    if buf.len() < HEADER {
+        return Err(DecodeError::Incomplete);
+    }
+    if buf[..2] != [0xda, 0xbb] {
+        return Err(DecodeError::malformed(NAME, "bad magic"));
+    }
+    let body_len = be::<4>(buf, 12).unwrap_or(0);
+    let len = whole(NAME, buf, HEADER as u64 + body_len)?;
+    let flag = buf[2];
+    let mut frame = Frame {
+        len,
+        request_id: be::<8>(buf, 4).unwrap_or(0),
+        kind: kind(flag),
+        heartbeat: flag & FLAG_EVENT != 0,
+        status: u16::from(buf[3]),
+        body: HEADER..len,
+        ..Frame::default()
+    };
+    if frame.is_request() && !frame.heartbeat {
+        read_invocation(&mut frame, flag, &buf[HEADER..len], memo)?;
+    }
+    Ok(frame)
+}
+
 fn kind(flag: u8) -> Kind {
     match (flag & FLAG_REQUEST != 0, flag & FLAG_TWO_WAY != 0) {
         (true, true) => Kind::Request,
@@ -95,21 +105,27 @@ fn kind(flag: u8) -> Kind {
 /// Reads the service path, version and method from a request body, and the
 /// attachments after the arguments when they can be reached (arguments in
 /// encodings this reader does not know just leave the attachments unread).
-fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), DecodeError> {
+fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8], memo: Option<&mut DecodeMemo>) -> Result<(), DecodeError> {
     let ser = flag & SERIALIZATION_MASK;
     if ser != HESSIAN2 {
         return Err(DecodeError::malformed(NAME, format!("serialization {ser} is not supported (only hessian2)")));
     }
-    let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
-    let mut r = Reader::new(body);
-    r.skip_str().map_err(bad)?; // the Dubbo version
-    let service = r.str().map_err(bad)?.unwrap_or_default();
-    let version = r.str().map_err(bad)?.unwrap_or_default();
-    let method = r.str().map_err(bad)?.unwrap_or_default();
-    if service.is_empty() {
-        return Err(DecodeError::malformed(NAME, "request names no service path"));
-    }
-    frame.names = Names::new(&service, &version, &method);
+    // Hessian strings delimit themselves, so a body that starts with the
+    // bytes of the last request's four strings starts with those strings.
+    let mut r = match memo.as_deref().and_then(|m| m.recall(body)) {
+        Some((names, at)) => {
+            frame.names = names.clone();
+            Reader::at(body, at)
+        }
+        None => {
+            let mut r = Reader::new(body);
+            frame.names = read_names(&mut r)?;
+            if let Some(m) = memo {
+                m.remember(&body[..r.position()], &frame.names);
+            }
+            r
+        }
+    };
     // Reaching the attachments means stepping over every argument, which
     // costs more than the rest of the decode. Routing reads one attachment,
     // the tag, and a body whose bytes do not contain its name cannot carry it
@@ -119,6 +135,19 @@ fn read_invocation(frame: &mut Frame, flag: u8, body: &[u8]) -> Result<(), Decod
         frame.headers = attachments(&mut r).unwrap_or_default();
     }
     Ok(())
+}
+
+/// The Dubbo version (skipped), service path, service version and method.
+fn read_names(r: &mut Reader<'_>) -> Result<Names, DecodeError> {
+    let bad = |e: hessian::HessianError| DecodeError::malformed(NAME, e.to_string());
+    r.skip_str().map_err(bad)?;
+    let service = r.str().map_err(bad)?.unwrap_or_default();
+    let version = r.str().map_err(bad)?.unwrap_or_default();
+    let method = r.str().map_err(bad)?.unwrap_or_default();
+    if service.is_empty() {
+        return Err(DecodeError::malformed(NAME, "request names no service path"));
+    }
+    Ok(Names::new(&service, &version, &method))
 }
 
 /// Whether `bytes` contain the tag's name, ASCII case ignored: candidates

@@ -37,6 +37,11 @@ impl<'a> Reader<'a> {
         Self { buf, pos: 0 }
     }
 
+    /// A cursor at byte `pos` of `buf` (past values read earlier).
+    pub fn at(buf: &'a [u8], pos: usize) -> Self {
+        Self { buf, pos: pos.min(buf.len()) }
+    }
+
     /// Bytes read so far.
     pub fn position(&self) -> usize {
         self.pos

@@ -138,6 +138,37 @@ impl std::fmt::Debug for Names {
     }
 }
 
+/// What a connection's last request named, and the bytes that named it. A
+/// client calls the same few methods again and again; when a request's
+/// names are written exactly as the last one's, they need not be read again.
+#[derive(Default)]
+pub struct DecodeMemo {
+    /// The encoded names (empty: nothing remembered).
+    prefix: Vec<u8>,
+    names: Names,
+}
+
+impl DecodeMemo {
+    /// Encoded names longer than this are not remembered (a hostile client
+    /// could otherwise make every connection hold a large copy).
+    const MAX_PREFIX: usize = 512;
+
+    /// The names last read from bytes that `bytes` start with, and how many
+    /// bytes they took.
+    fn recall(&self, bytes: &[u8]) -> Option<(&Names, usize)> {
+        (!self.prefix.is_empty() && bytes.starts_with(&self.prefix)).then(|| (&self.names, self.prefix.len()))
+    }
+
+    /// Remembers `names`, read from `prefix`.
+    fn remember(&mut self, prefix: &[u8], names: &Names) {
+        self.prefix.clear();
+        if prefix.len() <= Self::MAX_PREFIX {
+            self.prefix.extend_from_slice(prefix);
+            self.names.clone_from(names);
+        }
+    }
+}
+
 /// A frame's headers (Bolt's header map, Dubbo's attachments): every key and
 /// value in one string, so a frame costs two allocations for its headers, not
 /// two per header.
@@ -273,6 +304,17 @@ pub trait Codec: Send + Sync + 'static {
     /// [`DecodeError::Malformed`] if it is not a frame of this protocol.
     fn decode(&self, buf: &[u8]) -> Result<Frame, DecodeError>;
 
+    /// Like [`Self::decode`], with what one connection's earlier requests left
+    /// in `memo`: a codec may use it to skip reading what the last request
+    /// already named. The result must equal `decode`'s.
+    ///
+    /// # Errors
+    /// As [`Self::decode`].
+    fn decode_with(&self, buf: &[u8], memo: &mut DecodeMemo) -> Result<Frame, DecodeError> {
+        let _ = memo;
+        self.decode(buf)
+    }
+
     /// Writes `id` as the request id of `frame` (the bytes of one decoded frame).
     fn set_request_id(&self, frame: &mut [u8], id: u64);
 
@@ -316,6 +358,11 @@ fn whole(protocol: &'static str, buf: &[u8], len: u64) -> Result<usize, DecodeEr
 /// The invariants every codec keeps on any input, checked by the fuzz targets
 /// (`sidecar/fuzz/`) and the tests; panics when one is broken.
 pub fn check_codec(codec: &dyn Codec, data: &[u8]) {
+    // A memo filled by the same bytes, then hit by them, changes nothing.
+    let mut memo = DecodeMemo::default();
+    for _ in 0..2 {
+        assert_eq!(codec.decode_with(data, &mut memo), codec.decode(data), "decode_with differs from decode");
+    }
     let frame = match codec.decode(data) {
         Ok(f) => f,
         Err(DecodeError::Incomplete) => return assert!(data.len() < MAX_FRAME, "incomplete past MAX_FRAME"),

@@ -110,6 +110,46 @@ fn dubbo_requests_name_service_version_and_method() {
 }
 
 #[test]
+fn a_connections_decode_memo_gives_what_decoding_afresh_gives() {
+    let captured: Vec<Vec<u8>> = frames(&dubbo::Dubbo, &streams(DUBBO)[0].1).into_iter().map(|(_, raw)| raw).collect();
+    let call = |service: &str, version: &str, method: &str, tag: Option<&str>| {
+        let attachments: Headers = tag.map(|t| (TAG_HEADER, t)).into_iter().collect();
+        let args = [serde_json::json!("x")];
+        let inv = dubbo::Invocation { service, version, method, args: &args, attachments: &attachments };
+        dubbo::request_frame(&inv, 7)
+    };
+    let svc = "com.alibaba.dubbo.demo.DemoService";
+    let sequence = [
+        captured[0].clone(),
+        captured[0].clone(), // the same names: recalled
+        captured[1].clone(), // another method
+        call(svc, "", "sayHello", None),
+        call(svc, "", "sayHello", Some("canary")), // recalled, and the tag still read
+        call(&format!("{svc}X"), "", "sayHello", None), // a longer service name
+        call(svc, "1.0.1", "sayHello", Some("canary")),
+        call("", "", "sayHello", None), // names no service: an error
+        captured[0].clone(),
+    ];
+    let mut memo = DecodeMemo::default();
+    for (i, raw) in sequence.iter().enumerate() {
+        assert_eq!(dubbo::Dubbo.decode_with(raw, &mut memo), dubbo::Dubbo.decode(raw), "frame {i}");
+    }
+    let tagged = dubbo::Dubbo.decode_with(&sequence[4], &mut memo).unwrap();
+    assert_eq!((tagged.service(), tagged.header(TAG_HEADER)), (svc, Some("canary")));
+    assert_eq!(dubbo::Dubbo.decode_with(&sequence[5], &mut memo).unwrap().service(), format!("{svc}X"));
+    assert!(dubbo::Dubbo.decode_with(&sequence[7], &mut memo).is_err());
+
+    // The names are recalled, not read: a memo holding other names for the
+    // same bytes gives those.
+    let mut memo = DecodeMemo::default();
+    dubbo::Dubbo.decode_with(&captured[0], &mut memo).unwrap();
+    assert!(memo.recall(&captured[0][16..]).is_some_and(|(n, _)| n.method() == "sayHello"));
+    assert!(memo.recall(&captured[1][16..]).is_none(), "another method's bytes differ");
+    memo.names = Names::new("a.B", "", "c");
+    assert_eq!(dubbo::Dubbo.decode_with(&captured[0], &mut memo).unwrap().method(), "c");
+}
+
+#[test]
 fn dubbo_id_rewrite_heartbeat_and_error_reply() {
     let (req, mut raw) = frames(&dubbo::Dubbo, &streams(DUBBO)[0].1).remove(0);
     dubbo::Dubbo.set_request_id(&mut raw, u64::MAX - 1);

@@ -11,7 +11,7 @@ use super::read_ahead::ReadAhead;
 use super::sink::{Sink, write_loop};
 use crate::guard::OnDrop;
 use crate::memo::Last;
-use crate::proto::{Codec, DecodeError, Frame, Kind};
+use crate::proto::{Codec, DecodeError, DecodeMemo, Frame, Kind};
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,11 +150,12 @@ impl Conn {
     ) -> Result<(), DecodeError> {
         let mut ahead = ReadAhead::default();
         let mut last = Last::default();
+        let mut names = DecodeMemo::default();
         // When the bytes arrived: one clock read per read, shared by the
         // frames it brought (a batch of pipelined requests arrives at once).
         let mut arrived = Instant::now();
         loop {
-            match self.codec.decode(&buf) {
+            match self.codec.decode_with(&buf, &mut names) {
                 Ok(frame) => {
                     let raw = buf.split_to(frame.len).freeze();
                     if frame.kind != Kind::Response && !frame.heartbeat {
