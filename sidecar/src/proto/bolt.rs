@@ -6,7 +6,7 @@
 //! the service; the method comes from the `SofaRequest` at the content's start.
 
 use super::hessian::{self, Reader};
-use super::{Codec, DecodeError, Detect, Frame, Headers, Kind, Names, Status, be, whole};
+use super::{Codec, DecodeError, DecodeMemo, Detect, Frame, Headers, Kind, Names, Status, be, whole};
 
 const NAME: &str = "bolt";
 const V1: u8 = 1;
@@ -104,40 +104,11 @@ impl Codec for Bolt {
     }
 
     fn decode(&self, buf: &[u8]) -> Result<Frame, DecodeError> {
-        if buf.len() < 2 {
-            return Err(DecodeError::Incomplete);
-        }
-        let l = Layout::of(buf)?;
-        if buf.len() < l.header_len() {
-            return Err(DecodeError::Incomplete);
-        }
-        let class_len = be::<2>(buf, l.lengths()).unwrap_or(0);
-        let header_len = be::<2>(buf, l.lengths() + 2).unwrap_or(0);
-        let content_len = be::<4>(buf, l.lengths() + 4).unwrap_or(0);
-        let crc = l.crc(buf);
-        let total = l.header_len() as u64 + class_len + header_len + content_len + if crc { 4 } else { 0 };
-        let len = whole(NAME, buf, total)?;
-        if crc && !crc_ok(&buf[..len]) {
-            return Err(DecodeError::malformed(NAME, "CRC32 does not match"));
-        }
-        let cmd = be::<2>(buf, l.cmd()).unwrap_or(0);
-        let mut frame = Frame {
-            len,
-            request_id: be::<4>(buf, l.id()).unwrap_or(0),
-            kind: kind(buf[l.ty()])?,
-            heartbeat: cmd == u64::from(CMD_HEARTBEAT),
-            status: if l.response { be::<2>(buf, l.timeout_or_status()).unwrap_or(0) as u16 } else { 0 },
-            ..Frame::default()
-        };
-        let headers_at = l.header_len() + class_len as usize;
-        let content_at = headers_at + header_len as usize;
-        frame.body = content_at..content_at + content_len as usize;
-        if frame.is_request() && !frame.heartbeat {
-            frame.headers = header_map(&buf[headers_at..content_at])?;
-            let content = &buf[frame.body.clone()];
-            read_service(&mut frame, content);
-        }
-        Ok(frame)
+        decode(buf, None)
+    }
+
+    fn decode_with(&self, buf: &[u8], memo: &mut DecodeMemo) -> Result<Frame, DecodeError> {
+        decode(buf, Some(memo))
     }
 
     fn set_request_id(&self, frame: &mut [u8], id: u64) {
@@ -162,6 +133,45 @@ impl Codec for Bolt {
         hessian::write_draft_object(&mut content, ERROR_CLASS, &fields);
         response(req, raw, CMD_RESPONSE, code(status), ERROR_CLASS.as_bytes(), &content)
     }
+}
+
+/// Reads a frame's header, and a request's names (the method from `memo`
+/// when the content starts as the connection's last request's did).
+fn decode(buf: &[u8], memo: Option<&mut DecodeMemo>) -> Result<Frame, DecodeError> {
+    if buf.len() < 2 {
+        return Err(DecodeError::Incomplete);
+    }
+    let l = Layout::of(buf)?;
+    if buf.len() < l.header_len() {
+        return Err(DecodeError::Incomplete);
+    }
+    let class_len = be::<2>(buf, l.lengths()).unwrap_or(0);
+    let header_len = be::<2>(buf, l.lengths() + 2).unwrap_or(0);
+    let content_len = be::<4>(buf, l.lengths() + 4).unwrap_or(0);
+    let crc = l.crc(buf);
+    let total = l.header_len() as u64 + class_len + header_len + content_len + if crc { 4 } else { 0 };
+    let len = whole(NAME, buf, total)?;
+    if crc && !crc_ok(&buf[..len]) {
+        return Err(DecodeError::malformed(NAME, "CRC32 does not match"));
+    }
+    let cmd = be::<2>(buf, l.cmd()).unwrap_or(0);
+    let mut frame = Frame {
+        len,
+        request_id: be::<4>(buf, l.id()).unwrap_or(0),
+        kind: kind(buf[l.ty()])?,
+        heartbeat: cmd == u64::from(CMD_HEARTBEAT),
+        status: if l.response { be::<2>(buf, l.timeout_or_status()).unwrap_or(0) as u16 } else { 0 },
+        ..Frame::default()
+    };
+    let headers_at = l.header_len() + class_len as usize;
+    let content_at = headers_at + header_len as usize;
+    frame.body = content_at..content_at + content_len as usize;
+    if frame.is_request() && !frame.heartbeat {
+        frame.headers = header_map(&buf[headers_at..content_at])?;
+        let content = &buf[frame.body.clone()];
+        read_service(&mut frame, content, memo);
+    }
+    Ok(frame)
 }
 
 fn kind(ty: u8) -> Result<Kind, DecodeError> {
@@ -207,16 +217,29 @@ fn text(s: &[u8]) -> Result<&str, DecodeError> {
 
 /// Service and version from the `service` header (`interface:version[:uniqueId]`),
 /// the method from the headers or the start of a Hessian `SofaRequest`.
-fn read_service(frame: &mut Frame, content: &[u8]) {
+fn read_service(frame: &mut Frame, content: &[u8], memo: Option<&mut DecodeMemo>) {
     let (iface, version) = match frame.header("service") {
         Some(s) => s.split_once(':').unwrap_or((s, "")),
         None => ("", ""),
     };
     frame.names = match frame.header(METHOD_HEADER) {
         Some(m) => Names::new(iface, version, m),
-        None => {
-            Names::new(iface, version, &Reader::new(content).method_name_field().ok().flatten().unwrap_or_default())
-        }
+        // The content's class definition and method are the same bytes in
+        // every call of one method, while the header map may not be (trace
+        // ids): only the content is remembered. Hessian values delimit
+        // themselves, so content that starts with the bytes the last method
+        // was read from names that method.
+        None => match memo.as_deref().and_then(|m| m.recall(content)) {
+            Some((known, _)) => Names::new(iface, version, known.method()),
+            None => {
+                let mut r = Reader::new(content);
+                let method = r.method_name_field().ok().flatten();
+                if let (Some(m), Some(method)) = (memo, &method) {
+                    m.remember(&content[..r.position()], &Names::new("", "", method));
+                }
+                Names::new(iface, version, &method.unwrap_or_default())
+            }
+        },
     };
 }
 

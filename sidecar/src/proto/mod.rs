@@ -145,6 +145,7 @@ impl std::fmt::Debug for Names {
 pub struct DecodeMemo {
     /// The encoded names (empty: nothing remembered).
     prefix: Vec<u8>,
+    /// What those bytes name (Bolt's content names only the method).
     names: Names,
 }
 

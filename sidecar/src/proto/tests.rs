@@ -50,6 +50,35 @@ fn bolt_v1_requests_name_service_version_and_method() {
 }
 
 #[test]
+fn bolt_decode_memo_recalls_the_method_only_for_the_same_content_start() {
+    let all: Vec<Vec<u8>> = [BOLT_SOFA, BOLT_V2]
+        .iter()
+        .flat_map(|c| streams(c))
+        .flat_map(|(_, b)| frames(&bolt::Bolt, &b))
+        .map(|(_, raw)| raw)
+        .collect();
+    let mut memo = DecodeMemo::default();
+    for (i, raw) in all.iter().chain(all.iter().rev()).enumerate() {
+        assert_eq!(bolt::Bolt.decode_with(raw, &mut memo), bolt::Bolt.decode(raw), "frame {i}");
+    }
+    let sofa = frames(&bolt::Bolt, &streams(BOLT_SOFA)[0].1).remove(0);
+    let content = &sofa.1[sofa.0.body.clone()];
+    let mut memo = DecodeMemo::default();
+    bolt::Bolt.decode_with(&sofa.1, &mut memo).unwrap();
+    assert!(memo.recall(content).is_some_and(|(n, _)| n.method() == "plus"));
+    // Another method of the same length: the content's start differs.
+    let at = sofa.1.windows(4).position(|w| w == b"plus").unwrap();
+    let mut plux = sofa.1.clone();
+    plux[at..at + 4].copy_from_slice(b"plux");
+    assert_eq!(bolt::Bolt.decode_with(&plux, &mut memo).unwrap().method(), "plux");
+    // Recalled, not read: a memo holding another method for these bytes gives it.
+    bolt::Bolt.decode_with(&sofa.1, &mut memo).unwrap();
+    memo.names = Names::new("", "", "c");
+    let f = bolt::Bolt.decode_with(&sofa.1, &mut memo).unwrap();
+    assert_eq!((f.service(), f.version(), f.method()), ("com.nodejs.test.TestService", "1.0", "c"));
+}
+
+#[test]
 fn bolt_v2_with_crc_and_heartbeats_several_per_read() {
     let s = streams(BOLT_V2);
     let all: Vec<Frame> = s.iter().flat_map(|(_, b)| frames(&bolt::Bolt, b)).map(|(f, _)| f).collect();
