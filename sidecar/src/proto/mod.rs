@@ -157,7 +157,7 @@ impl DecodeMemo {
     /// The names last read from bytes that `bytes` start with, and how many
     /// bytes they took.
     fn recall(&self, bytes: &[u8]) -> Option<(&Names, usize)> {
-        (!self.prefix.is_empty() && bytes.starts_with(&self.prefix)).then(|| (&self.names, self.prefix.len()))
+        (!self.prefix.is_empty() && bytes.starts_with(&self.prefix)).then_some((&self.names, self.prefix.len()))
     }
 
     /// Remembers `names`, read from `prefix`.
