@@ -137,11 +137,7 @@ ENVOY
 done
 
 # --- measuring ----------------------------------------------------------------
-# CPU ticks and RSS (KiB) of a process and its children (nginx's workers).
-tree() { echo "$1"; pgrep -P "$1" || true; }
-ticks() { local t=0; for p in $(tree "$1"); do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
-rss() { local k=0; for p in $(tree "$1"); do [ -r "/proc/$p/status" ] && k=$((k + $(awk '/VmRSS/ {print $2}' "/proc/$p/status"))); done; echo $k; }
-hz=$(getconf CLK_TCK)
+# (ticks, rss and hz come from bench/lib.sh)
 
 # run CASE PROXY-NAME COMMAND...: prints "case rps p50 p99 rss_kib cpu_s_per_10k" into results.
 run() {

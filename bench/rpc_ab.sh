@@ -28,9 +28,6 @@ for v in A B; do
   pid[$v]=$!
   wait_file "$work/$v"
 done
-# CPU ticks (user + system) a process has used.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 
 echo "$protocol through A=$a and B=$b: ${secs}s x $rounds rounds, $(date -u +%FT%TZ)"
 for _ in $(seq "$rounds"); do

@@ -51,7 +51,6 @@ for k, v in rows.items():
 # cancels the host's slow drifts in speed; its median is the steadier figure.
 for p in ("dubbo", "bolt"):
     rounds = [w / d for w, d in zip(rows[p + "-weft"], rows[p + "-direct"])]
-    pairs = sorted(rounds)
     print(f"{p}-weft/{p}-direct = {med[p + '-weft'] / med[p + '-direct']:.2f}  (target >= 0.8)"
-          f"   per-round median {statistics.median(pairs):.2f}, rounds {' '.join(f'{x:.2f}' for x in rounds)}")
+          f"   per-round median {statistics.median(rounds):.2f}, rounds {' '.join(f'{x:.2f}' for x in rounds)}")
 PY

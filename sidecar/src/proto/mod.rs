@@ -311,8 +311,7 @@ pub trait Codec: Send + Sync + 'static {
     ///
     /// # Errors
     /// As [`Self::decode`].
-    fn decode_with(&self, buf: &[u8], memo: &mut DecodeMemo) -> Result<Frame, DecodeError> {
-        let _ = memo;
+    fn decode_with(&self, buf: &[u8], _memo: &mut DecodeMemo) -> Result<Frame, DecodeError> {
         self.decode(buf)
     }
 
